@@ -1,0 +1,1 @@
+"""The `dianabot` command line (Typer + rich)."""

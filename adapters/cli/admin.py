@@ -1,0 +1,109 @@
+"""`dianabot admin ...`: operator commands. Every act is recorded as events with actor admin:ID."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from adapters.cli.common import report, services
+from application.points import CONSOLE_ADMIN_ID
+from application.results import Origin
+from domain.badge import BadgeSpec
+
+admin_app = typer.Typer(
+    help="Administrative commands (grant, deduct, badges).", no_args_is_help=True
+)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+AdminId = Annotated[
+    int, typer.Option("--admin", help="Acting admin's Telegram id (0 = server console).")
+]
+Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (recorded in the event).")]
+
+
+@admin_app.command()
+def grant(
+    user: Annotated[int, typer.Argument(help="Telegram user id.")],
+    amount: Annotated[int, typer.Argument(help="Besitos to give (positive).")],
+    reason: Reason,
+    admin: AdminId = CONSOLE_ADMIN_ID,
+    as_json: AsJson = False,
+) -> None:
+    """Give besitos to a user (they count towards lifetime and level)."""
+    with services() as wired:
+        result = wired.app.grant_points(admin, user, amount, reason, Origin.admin(admin))
+    report(result, as_json, f"granted {amount} besitos to {user}")
+
+
+@admin_app.command()
+def deduct(
+    user: Annotated[int, typer.Argument(help="Telegram user id.")],
+    amount: Annotated[int, typer.Argument(help="Besitos to take (positive).")],
+    reason: Reason,
+    admin: AdminId = CONSOLE_ADMIN_ID,
+    as_json: AsJson = False,
+) -> None:
+    """Take besitos from a user; refused if the balance would go below zero."""
+    with services() as wired:
+        result = wired.app.deduct_points(admin, user, amount, reason, Origin.admin(admin))
+    report(result, as_json, f"deducted {amount} besitos from {user}")
+
+
+@admin_app.command("define-badge")
+def define_badge(
+    slug: Annotated[str, typer.Argument(help="Identifier, e.g. 'fiel-100'.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    description: Annotated[str, typer.Option(help="What it rewards.")],
+    icon: Annotated[str, typer.Option(help="An emoji.")] = "🏅",
+    criteria: Annotated[
+        str, typer.Option(help='JSON, e.g. {"kind": "lifetime_besitos", "threshold": 2000}')
+    ] = '{"kind": "manual"}',
+    admin: AdminId = CONSOLE_ADMIN_ID,
+    as_json: AsJson = False,
+) -> None:
+    """Define a new badge."""
+    try:
+        parsed = json.loads(criteria)
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"criteria is not valid JSON: {error}") from None
+    spec = BadgeSpec(slug, name, description, icon, parsed)
+    with services() as wired:
+        result = wired.app.define_badge(spec, Origin.admin(admin))
+    report(result, as_json, f"badge {slug} defined")
+
+
+@admin_app.command("retire-badge")
+def retire_badge(
+    slug: str, reason: Reason, admin: AdminId = CONSOLE_ADMIN_ID, as_json: AsJson = False
+) -> None:
+    """Retire a badge: it is awarded no more (existing holdings stay in history)."""
+    with services() as wired:
+        result = wired.app.retire_badge(slug, reason, Origin.admin(admin))
+    report(result, as_json, f"badge {slug} retired")
+
+
+@admin_app.command("award-badge")
+def award_badge(
+    slug: str,
+    user: int,
+    reason: Reason,
+    admin: AdminId = CONSOLE_ADMIN_ID,
+    as_json: AsJson = False,
+) -> None:
+    """Award a badge by hand; the evidence is this admin act."""
+    origin = Origin.admin(admin)
+    with services() as wired:
+        result = wired.app.award_badge(slug, user, [f"{origin.causation}: {reason}"], origin)
+    report(result, as_json, f"badge {slug} awarded to {user}")
+
+
+@admin_app.command("revoke-badge")
+def revoke_badge(
+    slug: str, user: int, reason: Reason, admin: AdminId = CONSOLE_ADMIN_ID, as_json: AsJson = False
+) -> None:
+    """Revoke a user's badge (a new event; the award stays in history)."""
+    with services() as wired:
+        result = wired.app.revoke_badge(slug, user, reason, Origin.admin(admin))
+    report(result, as_json, f"badge {slug} revoked from {user}")

@@ -1,0 +1,162 @@
+"""`dianabot demo`: scripted users exercising every points flow on a fresh embedded database.
+
+Until the Telegram adapter lands, the demo drives the application services directly with a manual
+clock (so cooldowns and streaks play out in seconds), then prints balances, levels and badges.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from adapters.cli.common import console, print_json, services
+from application.clock import ManualClock
+from application.results import CommandResult, Origin
+from application.service import DianaApplication
+from domain.catalogue import INITIAL_BADGES
+from domain.rules import level_for
+
+DEMO_FILE = "dianabot-demo.sqlite3"
+ADMIN_ID = 0
+USERS = {1001: "Ana", 1002: "Bruno", 1003: "Carla", 1004: "Darío", 1005: "Elena"}
+BADGE_SLUGS = [spec.slug for spec in INITIAL_BADGES]
+
+
+@dataclass
+class Script:
+    """Runs one scripted action at a time, as a Telegram update would, and keeps score."""
+
+    app: DianaApplication
+    clock: ManualClock
+    next_update: int = 10_000
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def origin(self, user: int) -> Origin:
+        self.next_update += 1
+        return Origin.telegram(self.next_update, user)
+
+    def run(self, user: int, result: CommandResult) -> CommandResult:
+        self.outcomes[result.outcome] += 1
+        if result.ok and result.events:
+            last = result.events[-1]
+            evidence = [f"event:{last.originator_id}:{last.version}"]
+            self.app.award_earned_badges(user, BADGE_SLUGS, evidence, self.origin(user))
+        return result
+
+
+def play(app: DianaApplication, clock: ManualClock) -> Script:
+    script = Script(app, clock)
+    app.ensure_badges(INITIAL_BADGES, Origin.system("demo", "catalogue"))
+    for user, name in USERS.items():
+        script.run(user, app.register_player(user, name, script.origin(user)))
+
+    # Reactions under channel posts: +10 each, once per post whatever the emoji.
+    for index, user in enumerate(USERS):
+        for post in range(1, 4 + 3 * index):
+            script.run(user, app.react(user, f"channel:{post}", "❤️", script.origin(user)))
+        script.run(user, app.react(user, "channel:1", "🔥", script.origin(user)))  # refused
+
+    # Group chat: +1 per message, 30 s cooldown.
+    for user in USERS:
+        for gap in (0, 10, 21, 31):  # the second message is 10 s after the first: too soon
+            clock.advance(seconds=gap)
+            message = f"group:{user}:{clock.now():%H%M%S}"
+            script.run(user, app.count_message(user, message, script.origin(user)))
+        clock.advance(seconds=31)
+
+    # Polls: +2 once per poll.
+    for user in list(USERS)[:3]:
+        script.run(user, app.answer_poll(user, "poll:favorita", script.origin(user)))
+        script.run(user, app.answer_poll(user, "poll:favorita", script.origin(user)))
+
+    # Daily check-ins over eight days: the 7th in a row brings the streak bonus.
+    for day in range(8):
+        for user in list(USERS)[: 2 + day % 3]:
+            script.run(user, app.check_in(user, script.origin(user)))
+        script.run(1001, app.check_in(1001, script.origin(1001)))  # too soon: refused
+        clock.advance(hours=24, minutes=5)
+
+    # An update delivered twice is applied once.
+    twice = script.origin(1003)
+    script.run(1003, app.count_message(1003, "group:1003:dup", twice))
+    clock.advance(seconds=45)
+    script.run(1003, app.count_message(1003, "group:1003:dup", twice))
+
+    # Admin grant and deduct; spending more than the balance is refused, never partial.
+    script.run(
+        1005, app.grant_points(ADMIN_ID, 1005, 150, "ganadora del sorteo", script.origin(1005))
+    )
+    script.run(1004, app.deduct_points(ADMIN_ID, 1004, 5, "corrección", script.origin(1004)))
+    script.run(1002, app.spend_points(1002, 10_000, "vip", "demo", script.origin(1002)))
+    script.run(1002, app.spend_points(1002, 20, "story_choice", "demo", script.origin(1002)))
+    return script
+
+
+def summary(app: DianaApplication) -> list[dict[str, object]]:
+    rows = []
+    for user in USERS:
+        player = app.get_player(user)
+        assert player is not None
+        badges = [
+            slug for slug in BADGE_SLUGS if (award := app.get_award(slug, user)) and award.held
+        ]
+        rows.append(
+            {
+                "user": user,
+                "name": player.display_name,
+                "balance": player.balance,
+                "lifetime": player.lifetime_earned,
+                "level": player.level,
+                "level_name": level_for(player.lifetime_earned).name,
+                "streak": player.streak,
+                "badges": badges,
+            }
+        )
+    return sorted(rows, key=lambda row: (-int(row["lifetime"]), int(row["user"])))  # type: ignore[call-overload]
+
+
+def demo(
+    database_url: Annotated[
+        str | None,
+        typer.Option(help=f"Where to write (default: a fresh SQLite file {DEMO_FILE})."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+) -> None:
+    """Scripted users doing every flow on a fresh database, then a summary."""
+    if database_url is None:
+        for leftover in Path.cwd().glob(f"{DEMO_FILE}*"):
+            leftover.unlink()
+        database_url = f"sqlite:///{DEMO_FILE}"
+    clock = ManualClock()
+    with services(database_url, clock=clock) as wired:
+        script = play(wired.app, clock)
+        rows = summary(wired.app)
+    if as_json:
+        print_json({"players": rows, "outcomes": dict(script.outcomes)})
+        return
+    table = Table(title="Diana: tabla de besitos")
+    for column in ("user", "name", "balance", "lifetime", "level", "streak", "badges"):
+        table.add_column(column, justify="right" if column in {"balance", "lifetime"} else "left")
+    for row in rows:
+        table.add_row(
+            str(row["user"]),
+            str(row["name"]),
+            str(row["balance"]),
+            str(row["lifetime"]),
+            f"{row['level']} {row['level_name']}",
+            str(row["streak"]),
+            ", ".join(row["badges"]),  # type: ignore[arg-type]
+        )
+    console.print(table)
+    outcomes = Table(title="Command outcomes")
+    outcomes.add_column("outcome")
+    outcomes.add_column("count", justify="right")
+    for outcome, count in sorted(script.outcomes.items()):
+        outcomes.add_row(outcome, str(count))
+    console.print(outcomes)
+    console.print(f"events written to [bold]{database_url}[/bold]")

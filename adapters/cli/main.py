@@ -1,0 +1,21 @@
+"""The `dianabot` console script."""
+
+from __future__ import annotations
+
+import typer
+
+from adapters.cli.admin import admin_app
+from adapters.cli.demo import demo
+
+app = typer.Typer(
+    name="dianabot",
+    help="Diana's event-sourced backend: demo, administration, and (soon) the bot and audits.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.command()(demo)
+app.add_typer(admin_app, name="admin")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Use cases: eventsourcing Applications, typed commands and results, policies, the coordinator."""

@@ -1,0 +1,181 @@
+"""The Diana application: one eventsourcing Application, one event store, one notification log.
+
+Why one Application and not one per bounded context: every read model, policy, reconciliation and
+audit works from one ordered history, so "the state at position P" means one thing. The bounded
+contexts stay separate in code as command mixins (points, badges, narrative, VIP), each a small set
+of use cases shaped get -> decide -> save.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    PersistenceError,
+    Recording,
+    Transcoding,
+)
+
+from application.clock import Clock, SystemClock
+from application.group_commit import DirectWriter, GroupCommitWriter
+from application.locks import StripedLocks
+from application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
+from domain.badge import Badge, BadgeAward
+from domain.cause import Cause
+from domain.errors import DomainError, UnknownBadge, UnknownPlayer
+from domain.ids import badge_award_id, badge_id, player_id
+from domain.player import Player
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+"""Optimistic-concurrency retries before a command reports a conflict."""
+
+Decide = Callable[[Cause], Iterable[Aggregate | None]]
+
+
+class SetAsList(Transcoding):
+    """Aggregates keep sets (reacted posts, answered polls); snapshots store them as lists."""
+
+    type = set
+    name = "set"
+
+    def encode(self, obj: set[Any]) -> list[Any]:
+        return sorted(obj, key=repr)
+
+    def decode(self, data: list[Any]) -> set[Any]:
+        return set(data)
+
+
+class CoreApplication(Application[UUID]):
+    """Persistence, identity, retries and group commit; the use cases live in the mixins."""
+
+    snapshotting_intervals: dict[type[Any], int] = {Player: 100}
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "10000",
+        # Trust the cache: a stale copy (another process wrote) fails its save on the version
+        # check, the command evicts it and retries, so correctness never depends on freshness.
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+    }
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        admin_ids: Iterable[int] = (),
+        group_commit: bool = False,
+        max_batch: int = 32,
+    ) -> None:
+        super().__init__(env)
+        self.clock: Clock = clock or SystemClock()
+        self.admin_ids = frozenset(admin_ids)
+        self._locks = StripedLocks()
+        self._writer: DirectWriter | GroupCommitWriter = (
+            GroupCommitWriter(self.record, max_batch) if group_commit else DirectWriter(self.record)
+        )
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(SetAsList())
+
+    def close(self) -> None:
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            writer.close()
+        super().close()
+
+    # ----- writing: the one place events are written ----------------------------------------
+
+    def record(self, processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Write one transaction's events, then snapshots (best effort) and notifications."""
+        recordings = self._record(processing)
+        try:
+            self._take_snapshots(processing)
+        except Exception:  # a snapshot is an optimisation; the events are already safe
+            log.exception("snapshot failed after commit")
+        self._notify(recordings)
+        return recordings
+
+    def _command(self, key: object, decide: Decide, origin: Origin) -> CommandResult:
+        """Run a use case with per-key ordering, optimistic concurrency and typed failures.
+
+        `decide` loads aggregates, calls their methods and returns those to save. It runs again
+        from fresh state after a version conflict; nothing is saved unless everything it returned
+        is saved together.
+        """
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            aggregates: list[Aggregate] = []
+            with self._locks.holding(key):
+                try:
+                    cause = origin.cause(self.clock.now())
+                    aggregates = [a for a in decide(cause) if a is not None]
+                    recordings = self._writer.commit(aggregates)
+                except DomainError as error:
+                    return CommandResult.refused(error)
+                except IntegrityError:
+                    self._forget(aggregates)
+                    log.info("version conflict on %s (attempt %d); retrying", key, attempt)
+                    time.sleep(random.uniform(0, 0.002 * attempt))
+                    continue
+                except PersistenceError as error:
+                    self._forget(aggregates)
+                    log.error("event store unavailable: %s", error, extra={"key": str(key)})
+                    return CommandResult(
+                        UNAVAILABLE, message=f"the event store is unavailable: {error}"
+                    )
+            return CommandResult.accepted(recordings)
+        return CommandResult(CONFLICT, message=f"gave up after {MAX_ATTEMPTS} version conflicts")
+
+    def _forget(self, aggregates: Iterable[Aggregate]) -> None:
+        """Drop cached copies that may be stale, so the retry loads from the store."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate in aggregates:
+            with contextlib.suppress(KeyError):
+                cache.get(aggregate.id, evict=True)
+
+    # ----- loading ----------------------------------------------------------------------------
+
+    def _load(self, aggregate_id: UUID) -> Any | None:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def _player(self, telegram_id: int) -> Player:
+        player = self._load(player_id(telegram_id)) if _is_telegram_id(telegram_id) else None
+        if player is None:
+            raise UnknownPlayer(f"unknown user {telegram_id!r}", telegram_id=telegram_id)
+        return player
+
+    def _badge(self, slug: str) -> Badge:
+        badge = self._load(badge_id(slug)) if isinstance(slug, str) else None
+        if badge is None:
+            raise UnknownBadge(f"unknown badge {slug!r}", slug=slug)
+        return badge
+
+    def get_player(self, telegram_id: int) -> Player | None:
+        """The current Player aggregate (for callers of commands and tests; screens read models)."""
+        return self._load(player_id(telegram_id)) if _is_telegram_id(telegram_id) else None
+
+    def get_badge(self, slug: str) -> Badge | None:
+        return self._load(badge_id(slug))
+
+    def get_award(self, slug: str, telegram_id: int) -> BadgeAward | None:
+        return self._load(badge_award_id(slug, telegram_id))
+
+
+def _is_telegram_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

@@ -1,0 +1,135 @@
+"""Group commit: concurrent commands' changes saved together in one transaction.
+
+One writer thread takes whatever commands are waiting (up to `max_batch`) and records all their
+events with a single insert. Each command still waits for its own outcome. If the combined
+transaction fails on an integrity conflict, the writer records the commands one by one, so a
+conflict in one command never fails another. Per-user ordering comes from the caller holding that
+user's lock until its commit returns, so a batch never holds two changes to one aggregate.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Recording
+
+log = logging.getLogger(__name__)
+
+Record = Callable[[ProcessingEvent[Any]], list[Recording[Any]]]
+
+
+@dataclass
+class _Pending:
+    processing: ProcessingEvent[Any]
+    outcome: Future[list[Recording[Any]]] = field(default_factory=Future)
+
+
+def collect(aggregates: Sequence[Any]) -> ProcessingEvent[Any]:
+    processing: ProcessingEvent[Any] = ProcessingEvent()
+    processing.collect_events(*aggregates)
+    return processing
+
+
+def merged(batch: Sequence[_Pending]) -> ProcessingEvent[Any]:
+    combined: ProcessingEvent[Any] = ProcessingEvent()
+    for pending in batch:
+        combined.events.extend(pending.processing.events)
+        combined.aggregates.update(pending.processing.aggregates)
+    return combined
+
+
+class DirectWriter:
+    """Records each command's events in its own transaction (the simple, default path)."""
+
+    def __init__(self, record: Record) -> None:
+        self._record = record
+
+    def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
+        processing = collect(aggregates)
+        return self._record(processing) if processing.events else []
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+class GroupCommitWriter:
+    """Batches commits from many threads into one transaction per batch (see module docstring)."""
+
+    def __init__(self, record: Record, max_batch: int = 32) -> None:
+        self._record = record
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._closed = False
+        self.batches = 0
+        self.commands = 0
+        self._thread.start()
+
+    def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
+        processing = collect(aggregates)
+        if not processing.events:
+            return []
+        if self._closed:
+            raise RuntimeError("the group-commit writer is closed")
+        pending = _Pending(processing)
+        self._queue.put(pending)
+        return pending.outcome.result()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        self.batches += 1
+        self.commands += len(batch)
+        if len(batch) == 1:
+            self._settle(batch[0])
+            return
+        try:
+            recordings = self._record(merged(batch))
+        except IntegrityError:
+            log.info("group commit conflict; recording %d commands one by one", len(batch))
+            for pending in batch:
+                self._settle(pending)
+            return
+        except BaseException as error:  # every waiting command must hear about the failure
+            for pending in batch:
+                pending.outcome.set_exception(error)
+            return
+        start = 0
+        for pending in batch:
+            count = len(pending.processing.events)
+            pending.outcome.set_result(recordings[start : start + count])
+            start += count
+
+    def _settle(self, pending: _Pending) -> None:
+        try:
+            pending.outcome.set_result(self._record(pending.processing))
+        except BaseException as error:
+            pending.outcome.set_exception(error)

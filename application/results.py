@@ -1,0 +1,103 @@
+"""Typed command outcomes and origins: callers get a result, never a leaked exception."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.persistence import Recording
+
+from domain.cause import Cause
+from domain.errors import DomainError
+
+OK = "ok"
+CONFLICT = "conflict"
+UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who asked and why: becomes the `actor` and `causation` of every event recorded."""
+
+    causation: str
+    actor: str
+
+    def cause(self, at: datetime) -> Cause:
+        return Cause(self.causation, self.actor, at)
+
+    @classmethod
+    def telegram(cls, update_id: int, user_id: int) -> Origin:
+        return cls(f"tg:update:{update_id}", f"tg:user:{user_id}")
+
+    @classmethod
+    def admin(cls, admin_id: int, via: str = "cli") -> Origin:
+        """A one-off administrative act; each gets its own causation."""
+        return cls(f"{via}:{uuid4()}", f"admin:{admin_id}")
+
+    @classmethod
+    def policy(cls, policy: str, originator_id: UUID, version: int) -> Origin:
+        """A command issued by a policy in reaction to one event: that event is the cause."""
+        return cls(f"event:{originator_id}:{version}", f"policy:{policy}")
+
+    @classmethod
+    def system(cls, job: str, key: str) -> Origin:
+        return cls(f"job:{job}:{key}", f"system:{job}")
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    name: str
+    originator_id: UUID
+    version: int
+    position: int | None
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """`outcome` is "ok" or a failure code: already_reacted, cooldown, insufficient_points..."""
+
+    outcome: str
+    message: str = ""
+    events: tuple[RecordedEvent, ...] = ()
+    retry_after: timedelta | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == OK
+
+    def event_names(self) -> list[str]:
+        return [event.name for event in self.events]
+
+    @classmethod
+    def accepted(cls, recordings: Sequence[Recording[Any]], **details: Any) -> CommandResult:
+        return cls(OK, events=tuple(map(_recorded, recordings)), details=details)
+
+    @classmethod
+    def refused(cls, error: DomainError) -> CommandResult:
+        return cls(
+            error.code,
+            message=error.message,
+            retry_after=getattr(error, "retry_after", None),
+            details={k: v for k, v in error.details.items() if k != "retry_after"},
+        )
+
+
+def _recorded(recording: Recording[Any]) -> RecordedEvent:
+    event = recording.domain_event
+    fields = {
+        key: value
+        for key, value in vars(event).items()
+        if key not in {"originator_id", "originator_version", "originator_topic"}
+    }
+    return RecordedEvent(
+        name=type(event).__name__,
+        originator_id=event.originator_id,
+        version=event.originator_version,
+        position=recording.notification.id,
+        fields=fields,
+    )

@@ -1,0 +1,12 @@
+"""The composed application: every bounded context's use cases over one event store."""
+
+from __future__ import annotations
+
+from application.badges import BadgeCommands
+from application.points import PointsCommands
+
+
+class DianaApplication(PointsCommands, BadgeCommands):
+    """Register new contexts' command mixins here (narrative, VIP, ...)."""
+
+    name = "dianabot"  # the event tables are dianabot_events and dianabot_snapshots

@@ -1,0 +1,1 @@
+"""Domain model of Diana: aggregates, events, value objects and pure rules. No I/O here."""

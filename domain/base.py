@@ -1,0 +1,39 @@
+"""The base of every aggregate: events carry causation and actor, and commands are idempotent."""
+
+from __future__ import annotations
+
+from eventsourcing.domain import Aggregate
+
+from domain.cause import Cause
+from domain.errors import DuplicateCommand
+
+RECENT_COMMANDS_KEPT = 256
+"""How many recent command keys an aggregate remembers to refuse a re-delivered update."""
+
+
+class DianaAggregate(Aggregate):
+    """An eventsourcing aggregate whose every event says what caused it and who acted."""
+
+    class Event(Aggregate.Event):
+        causation: str
+        actor: str
+
+    # Subclasses set `self.recent_commands: list[str] = []` in their creation event. (No class-level
+    # annotation: the library would turn it into a constructor argument.)
+
+    def _refuse_duplicate(self, command: str, cause: Cause) -> None:
+        """Telegram (or a policy) may deliver the same cause twice: apply it once only."""
+        if _command_key(command, cause.causation) in self.recent_commands:
+            raise DuplicateCommand(
+                f"{command} for {cause.causation} was already applied", causation=cause.causation
+            )
+
+    def _remember(self, command: str, causation: str) -> None:
+        """Called from event mutators, so the memory is rebuilt identically on replay."""
+        self.recent_commands.append(_command_key(command, causation))
+        if len(self.recent_commands) > RECENT_COMMANDS_KEPT:
+            del self.recent_commands[: len(self.recent_commands) - RECENT_COMMANDS_KEPT]
+
+
+def _command_key(command: str, causation: str) -> str:
+    return f"{command}|{causation}"

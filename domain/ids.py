@@ -1,0 +1,35 @@
+"""Deterministic aggregate identities.
+
+Every aggregate id is a uuid5 of one namespace constant and a readable name, so a Telegram user
+always maps to the same Player (and the same badge award) without a lookup table.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+NAMESPACE = UUID("3b5d5c3e-7f1a-4d3c-9a57-0d1a2b1c9e42")
+
+
+def player_id(telegram_id: int) -> UUID:
+    return uuid5(NAMESPACE, f"player:{telegram_id}")
+
+
+def badge_id(slug: str) -> UUID:
+    return uuid5(NAMESPACE, f"badge:{slug}")
+
+
+def badge_award_id(slug: str, telegram_id: int) -> UUID:
+    return uuid5(NAMESPACE, f"badge-award:{slug}:{telegram_id}")
+
+
+def story_id(slug: str) -> UUID:
+    return uuid5(NAMESPACE, f"story:{slug}")
+
+
+def progress_id(telegram_id: int, story_slug: str) -> UUID:
+    return uuid5(NAMESPACE, f"story-progress:{story_slug}:{telegram_id}")
+
+
+def vip_token_id(token_hash: str) -> UUID:
+    return uuid5(NAMESPACE, f"vip-token:{token_hash}")

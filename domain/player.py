@@ -1,0 +1,302 @@
+"""The Player aggregate: one Telegram user's besitos, level, check-ins, cooldowns and reactions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain import rules
+from domain.base import DianaAggregate
+from domain.cause import Cause
+from domain.errors import (
+    AlreadyAnswered,
+    AlreadyCheckedIn,
+    AlreadyReacted,
+    Cooldown,
+    InsufficientPoints,
+    InvalidInput,
+)
+from domain.ids import player_id
+from domain.rules import PointSource
+
+MAX_REFERENCE_LENGTH = 200
+DEFAULT_LANGUAGE = "es"
+
+
+def _checked_text(value: object, what: str, *, max_length: int = MAX_REFERENCE_LENGTH) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{what} must be a non-empty string")
+    if len(value) > max_length:
+        raise InvalidInput(f"{what} is longer than {max_length} characters")
+    return value
+
+
+class Player(DianaAggregate):
+    """A user of the bot. Balance never goes below zero; level follows lifetime earned besitos."""
+
+    @staticmethod
+    def create_id(telegram_id: int) -> UUID:
+        return player_id(telegram_id)
+
+    class PlayerRegistered(DianaAggregate.Created):
+        """Version 2 added `language_code` (which locale to answer in); v1 events upcast to 'es'."""
+
+        class_version = 2
+        telegram_id: int
+        display_name: str
+        language_code: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["language_code"] = DEFAULT_LANGUAGE
+
+    @classmethod
+    def register(
+        cls, telegram_id: int, display_name: str, cause: Cause, language_code: str = ""
+    ) -> Player:
+        if isinstance(telegram_id, bool) or not isinstance(telegram_id, int) or telegram_id <= 0:
+            raise InvalidInput(f"telegram id must be a positive integer, got {telegram_id!r}")
+        name = (display_name or "").strip()[:64] or f"user {telegram_id}"
+        language = (language_code or DEFAULT_LANGUAGE).strip().lower()[:8] or DEFAULT_LANGUAGE
+        return cls(
+            telegram_id=telegram_id,
+            display_name=name,
+            language_code=language,
+            **cause.event_fields(),
+        )
+
+    @event(PlayerRegistered)
+    def __init__(
+        self,
+        telegram_id: int,
+        display_name: str,
+        language_code: str,
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        self.telegram_id = telegram_id
+        self.display_name = display_name
+        self.language_code = language_code
+        self.registered_at = timestamp
+        self.balance = 0
+        self.lifetime_earned = 0
+        self.level = 1
+        self.streak = 0
+        self.last_checkin_at: datetime | None = None
+        self.last_message_at: datetime | None = None
+        self.reacted_posts: set[str] = set()
+        self.answered_polls: set[str] = set()
+        self.vip_until: datetime | None = None
+        self.recent_commands = []
+
+    # ----- earning --------------------------------------------------------------------------
+
+    def react(self, post: str, emoji: str, cause: Cause) -> None:
+        """+10 once per post, whatever the emoji; changing the emoji later awards nothing."""
+        _checked_text(post, "post reference")
+        _checked_text(emoji, "emoji", max_length=32)
+        self._refuse_duplicate("react", cause)
+        if post in self.reacted_posts:
+            raise AlreadyReacted(f"already reacted to post {post}", post=post)
+        self._reaction_recorded(post=post, emoji=emoji, **cause.event_fields())
+        self._earn(PointSource.REACTION, rules.REACTION_POINTS, post, cause)
+
+    def count_message(self, message: str, cause: Cause) -> None:
+        """+1 per message in the discussion group, at most once every 30 seconds."""
+        _checked_text(message, "message reference")
+        self._refuse_duplicate("message", cause)
+        if self.last_message_at is not None:
+            elapsed = cause.at - self.last_message_at
+            if elapsed < rules.MESSAGE_COOLDOWN:
+                raise Cooldown(
+                    "message points are on cooldown", retry_after=rules.MESSAGE_COOLDOWN - elapsed
+                )
+        self._message_counted(message=message, **cause.event_fields())
+        self._earn(PointSource.MESSAGE, rules.MESSAGE_POINTS, message, cause)
+
+    def answer_poll(self, poll: str, cause: Cause) -> None:
+        """+2 once per poll."""
+        _checked_text(poll, "poll id")
+        self._refuse_duplicate("poll", cause)
+        if poll in self.answered_polls:
+            raise AlreadyAnswered(f"already answered poll {poll}", poll=poll)
+        self._poll_answered(poll=poll, **cause.event_fields())
+        self._earn(PointSource.POLL, rules.POLL_POINTS, poll, cause)
+
+    def check_in(self, cause: Cause) -> None:
+        """+10 once per rolling 24 h; +25 more on every 7th consecutive check-in (gap <= 48 h)."""
+        self._refuse_duplicate("checkin", cause)
+        if self.last_checkin_at is not None:
+            elapsed = cause.at - self.last_checkin_at
+            if elapsed < rules.CHECKIN_INTERVAL:
+                raise AlreadyCheckedIn(
+                    "already checked in within the last 24 hours",
+                    retry_after=rules.CHECKIN_INTERVAL - elapsed,
+                )
+        keeps_streak = (
+            self.last_checkin_at is not None
+            and cause.at - self.last_checkin_at <= rules.STREAK_KEEP_WITHIN
+        )
+        streak = self.streak + 1 if keeps_streak else 1
+        self._checked_in(streak=streak, **cause.event_fields())
+        reference = f"checkin:{streak}"
+        self._earn(PointSource.CHECKIN, rules.CHECKIN_POINTS, reference, cause)
+        if streak % rules.STREAK_BONUS_EVERY == 0:
+            self._earn(PointSource.STREAK_BONUS, rules.STREAK_BONUS_POINTS, reference, cause)
+
+    def award(self, source: PointSource, amount: int, reference: str, cause: Cause) -> None:
+        """Besitos decided elsewhere (a story reward, a policy bonus): once per cause and source."""
+        source = PointSource(source)
+        amount = rules.checked_amount(amount)
+        _checked_text(reference, "reference")
+        self._refuse_duplicate(f"award:{source}", cause)
+        self._earn(source, amount, reference, cause)
+
+    def grant(self, amount: int, admin_id: int, reason: str, cause: Cause) -> None:
+        """An admin gives besitos: they count as earned (lifetime, level)."""
+        amount = rules.checked_amount(amount)
+        _checked_text(reason, "reason")
+        self._refuse_duplicate("adjust", cause)
+        self._points_adjusted(
+            admin_id=admin_id, reason=reason, amount=amount, **cause.event_fields()
+        )
+        self._reach_level(cause)
+
+    def deduct(self, amount: int, admin_id: int, reason: str, cause: Cause) -> None:
+        """An admin takes besitos back; never below zero, and the level stays."""
+        amount = rules.checked_amount(amount)
+        _checked_text(reason, "reason")
+        self._refuse_duplicate("adjust", cause)
+        self._require_balance(amount)
+        self._points_adjusted(
+            admin_id=admin_id, reason=reason, amount=-amount, **cause.event_fields()
+        )
+
+    # ----- spending -------------------------------------------------------------------------
+
+    def spend(self, amount: int, purpose: str, reference: str, cause: Cause) -> None:
+        """Pay for something: all or nothing, refused when the balance is short."""
+        amount = rules.checked_amount(amount)
+        _checked_text(purpose, "purpose", max_length=64)
+        _checked_text(reference, "reference")
+        self._refuse_duplicate(f"spend:{purpose}", cause)
+        self._require_balance(amount)
+        self._points_spent(
+            purpose=purpose, amount=amount, reference=reference, **cause.event_fields()
+        )
+
+    def can_afford(self, amount: int) -> bool:
+        return self.balance >= amount
+
+    def next_checkin_at(self) -> datetime | None:
+        return (
+            None if self.last_checkin_at is None else self.last_checkin_at + rules.CHECKIN_INTERVAL
+        )
+
+    def vip_active(self, at: datetime) -> bool:
+        return self.vip_until is not None and at < self.vip_until
+
+    # ----- invariants -----------------------------------------------------------------------
+
+    def _require_balance(self, amount: int) -> None:
+        if self.balance < amount:
+            raise InsufficientPoints(
+                f"balance {self.balance} is less than {amount}", balance=self.balance, cost=amount
+            )
+
+    def _earn(self, source: PointSource, amount: int, reference: str, cause: Cause) -> None:
+        self._points_awarded(
+            source=str(source), amount=amount, reference=reference, **cause.event_fields()
+        )
+        self._reach_level(cause)
+
+    def _reach_level(self, cause: Cause) -> None:
+        level = rules.level_for(self.lifetime_earned)
+        if level.number != self.level:
+            self._level_reached(level=level.number, name=level.name, **cause.event_fields())
+
+    # ----- events (state changes only; no checks here, so replay always succeeds) -------------
+
+    @event("ReactionRecorded")
+    def _reaction_recorded(
+        self, post: str, emoji: str, timestamp: datetime, causation: str, actor: str
+    ) -> None:
+        self.reacted_posts.add(post)
+        self._remember("react", causation)
+
+    @event("MessageCounted")
+    def _message_counted(
+        self, message: str, timestamp: datetime, causation: str, actor: str
+    ) -> None:
+        self.last_message_at = timestamp
+        self._remember("message", causation)
+
+    @event("PollAnswered")
+    def _poll_answered(self, poll: str, timestamp: datetime, causation: str, actor: str) -> None:
+        self.answered_polls.add(poll)
+        self._remember("poll", causation)
+
+    @event("CheckedIn")
+    def _checked_in(self, streak: int, timestamp: datetime, causation: str, actor: str) -> None:
+        self.streak = streak
+        self.last_checkin_at = timestamp
+        self._remember("checkin", causation)
+
+    @event("PointsAwarded")
+    def _points_awarded(
+        self,
+        source: str,
+        amount: int,
+        reference: str,
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        self.balance += amount
+        self.lifetime_earned += amount
+        self._remember(f"award:{source}", causation)
+
+    @event("PointsSpent")
+    def _points_spent(
+        self,
+        purpose: str,
+        amount: int,
+        reference: str,
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        self.balance -= amount
+        self._remember(f"spend:{purpose}", causation)
+
+    @event("PointsAdjusted")
+    def _points_adjusted(
+        self,
+        admin_id: int,
+        reason: str,
+        amount: int,
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        self.balance += amount
+        if amount > 0:
+            self.lifetime_earned += amount
+        self._remember("adjust", causation)
+
+    @event("LevelReached")
+    def _level_reached(
+        self, level: int, name: str, timestamp: datetime, causation: str, actor: str
+    ) -> None:
+        self.level = level
+
+
+def time_until(moment: datetime | None, now: datetime) -> timedelta:
+    """How long from now until a moment (zero when it has passed or is unknown)."""
+    if moment is None or moment <= now:
+        return timedelta(0)
+    return moment - now

@@ -1,0 +1,82 @@
+"""The game's numbers: points per source, limits, and the level table (pure functions)."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from domain.errors import InvalidAmount
+
+
+class PointSource(StrEnum):
+    """Where earned besitos come from (the `source` of `PointsAwarded`)."""
+
+    REACTION = "reaction"
+    MESSAGE = "message"
+    POLL = "poll"
+    CHECKIN = "checkin"
+    STREAK_BONUS = "streak_bonus"
+    STORY = "story"
+    STORY_DECISION = "story_decision"
+
+
+REACTION_POINTS = 10
+MESSAGE_POINTS = 1
+POLL_POINTS = 2
+CHECKIN_POINTS = 10
+STREAK_BONUS_POINTS = 25
+STREAK_BONUS_EVERY = 7
+STORY_DECISION_BONUS = 5
+
+MESSAGE_COOLDOWN = timedelta(seconds=30)
+CHECKIN_INTERVAL = timedelta(hours=24)
+STREAK_KEEP_WITHIN = timedelta(hours=48)
+
+MAX_AMOUNT = 1_000_000
+"""Sanity cap for any single award, adjustment or spend: larger numbers are typos or attacks."""
+
+
+@dataclass(frozen=True)
+class Level:
+    number: int
+    name: str
+    threshold: int
+
+
+LEVELS: tuple[Level, ...] = (
+    Level(1, "Novato", 0),
+    Level(2, "Curioso", 100),
+    Level(3, "Coqueto", 250),
+    Level(4, "Atrevido", 500),
+    Level(5, "Seductor", 1_000),
+    Level(6, "Encantador", 2_000),
+    Level(7, "Irresistible", 3_500),
+    Level(8, "Leyenda", 6_000),
+    Level(9, "Musa", 10_000),
+    Level(10, "Cosmos", 14_500),
+)
+_THRESHOLDS = [level.threshold for level in LEVELS]
+
+
+def level_for(lifetime_earned: int) -> Level:
+    """Level is a pure function of lifetime earned besitos; spending never lowers it."""
+    if lifetime_earned < 0:
+        raise ValueError("lifetime earned besitos cannot be negative")
+    return LEVELS[bisect_right(_THRESHOLDS, lifetime_earned) - 1]
+
+
+def next_level(level: Level) -> Level | None:
+    return LEVELS[level.number] if level.number < len(LEVELS) else None
+
+
+def checked_amount(amount: object) -> int:
+    """A positive whole number of besitos within the sanity cap, or InvalidAmount."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidAmount(f"amount must be a whole number of besitos, got {amount!r}")
+    if amount <= 0:
+        raise InvalidAmount(f"amount must be positive, got {amount}")
+    if amount > MAX_AMOUNT:
+        raise InvalidAmount(f"amount {amount} is over the cap of {MAX_AMOUNT}")
+    return amount

@@ -1,0 +1,92 @@
+"""Store fixtures: every integration test runs on POPO (memory), SQLite and PostgreSQL.
+
+PostgreSQL tests use `postgresql://postgres@127.0.0.1:5432/test` unless DIANABOT_TEST_DATABASE_URL
+says otherwise, each in its own schema, dropped afterwards. They skip when the server is missing,
+except when DIANABOT_REQUIRE_POSTGRES=1 (CI), where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from adapters.bootstrap import Services, bootstrap
+from adapters.settings import Settings
+from application.clock import ManualClock
+from application.service import DianaApplication
+
+POSTGRES_URL = os.environ.get(
+    "DIANABOT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+ADMIN_ID = 42
+STORES = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _postgres_or_skip() -> None:
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg.Error as error:
+        if os.environ.get("DIANABOT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL required but unreachable at {POSTGRES_URL}: {error}")
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose `schema` is private to this test (dropped afterwards)."""
+    _postgres_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    base = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    yield f"{base}{separator}schema={schema}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
+
+
+@pytest.fixture(params=STORES)
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "admin_ids": frozenset({ADMIN_ID}),
+        "group_commit": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def services(database_url: str, clock: ManualClock) -> Iterator[Services]:
+    with bootstrap(make_settings(database_url), clock=clock) as wired:
+        yield wired
+
+
+@pytest.fixture
+def app(services: Services) -> DianaApplication:
+    return services.app
+
+
+@pytest.fixture
+def memory_app(clock: ManualClock) -> Iterator[DianaApplication]:
+    """A POPO-backed application for fast unit-level tests of the use cases."""
+    with bootstrap(make_settings("memory://"), clock=clock) as wired:
+        yield wired.app
