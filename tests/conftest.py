@@ -25,6 +25,8 @@ POSTGRES_URL = os.environ.get(
 )
 ADMIN_ID = 42
 STORES = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+SHARED_STORES = STORES[1:]
+"""Stores that several application instances (processes) can share."""
 
 
 def _postgres_or_skip() -> None:
@@ -57,6 +59,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: igno
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'events.sqlite3'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(params=SHARED_STORES)
+def shared_database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def shared_services(shared_database_url: str, clock: ManualClock) -> Iterator[Services]:
+    with bootstrap(make_settings(shared_database_url), clock=clock) as wired:
+        yield wired
 
 
 @pytest.fixture

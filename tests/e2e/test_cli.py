@@ -1,0 +1,98 @@
+"""The `dianabot` console script end to end: the demo and the admin commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from adapters.cli.main import app as cli
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIANABOT_DATABASE_URL", f"sqlite:///{tmp_path / 'bot.sqlite3'}")
+    monkeypatch.setenv("DIANABOT_ADMIN_IDS", "42, 43")
+    return tmp_path
+
+
+def test_demo_runs_every_flow_on_a_fresh_sqlite_file(workdir) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(cli, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    outcomes = summary["outcomes"]
+    for refusal in (
+        "already_reacted",
+        "cooldown",
+        "already_answered",
+        "already_checked_in",
+        "duplicate",
+        "insufficient_points",
+    ):
+        assert outcomes[refusal] >= 1, refusal
+    players = {row["user"]: row for row in summary["players"]}
+    assert len(players) == 5
+    assert all(row["balance"] >= 0 for row in players.values())
+    assert "racha-7" in players[1001]["badges"]  # eight daily check-ins in a row
+    assert (workdir / "dianabot-demo.sqlite3").exists()
+    again = runner.invoke(cli, ["demo", "--json"])  # re-runnable: starts from a fresh file
+    assert json.loads(again.output) == summary
+
+
+def test_admin_grant_and_deduct(workdir) -> None:  # type: ignore[no-untyped-def]
+    from adapters.bootstrap import bootstrap
+    from adapters.settings import Settings
+    from application.results import Origin
+
+    with bootstrap(Settings(_env_file=None)) as wired:
+        assert wired.app.register_player(7, "Ana", Origin.telegram(1, 7)).ok
+    granted = runner.invoke(cli, ["admin", "grant", "7", "150", "--reason", "sorteo", "--json"])
+    assert granted.exit_code == 0, granted.output
+    assert json.loads(granted.output)["outcome"] == "ok"
+    deducted = runner.invoke(cli, ["admin", "deduct", "7", "200", "--reason", "x", "--admin", "42"])
+    assert deducted.exit_code == 1
+    assert "insufficient_points" in deducted.output
+    stranger = runner.invoke(cli, ["admin", "grant", "7", "5", "-r", "x", "--admin", "99"])
+    assert stranger.exit_code == 1 and "not_admin" in stranger.output
+    unknown = runner.invoke(cli, ["admin", "grant", "8", "5", "-r", "x"])
+    assert unknown.exit_code == 1 and "unknown_user" in unknown.output
+    with bootstrap(Settings(_env_file=None)) as wired:
+        assert wired.app.get_player(7).balance == 150
+
+
+def test_badge_admin_commands(workdir) -> None:  # type: ignore[no-untyped-def]
+    defined = runner.invoke(
+        cli,
+        [
+            "admin",
+            "define-badge",
+            "fiel-2000",
+            "--name",
+            "Fiel",
+            "--description",
+            "2000",
+            "--criteria",
+            '{"kind": "lifetime_besitos", "threshold": 2000}',
+        ],
+    )
+    assert defined.exit_code == 0, defined.output
+    bad = runner.invoke(cli, ["admin", "define-badge", "x y", "--name", "n", "--description", "d"])
+    assert bad.exit_code == 1 and "invalid_badge" in bad.output
+    not_json = runner.invoke(
+        cli,
+        ["admin", "define-badge", "ok-1", "--name", "n", "--description", "d", "--criteria", "{"],
+    )
+    assert not_json.exit_code == 2
+    retired = runner.invoke(cli, ["admin", "retire-badge", "fiel-2000", "-r", "obsoleta"])
+    assert retired.exit_code == 0, retired.output
+
+
+def test_an_unreachable_database_is_a_clear_error(workdir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DIANABOT_DATABASE_URL", "postgresql+psycopg://postgres:pw@127.0.0.1:1/x")
+    result = runner.invoke(cli, ["admin", "grant", "7", "5", "-r", "x"])
+    assert result.exit_code == 2
+    assert "database unavailable" in result.output and "pw@" not in result.output
