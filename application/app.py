@@ -176,6 +176,9 @@ class CoreApplication(Application[UUID]):
     def get_award(self, slug: str, telegram_id: int) -> BadgeAward | None:
         return self._load(badge_award_id(slug, telegram_id))
 
+    def get_award_by_id(self, award_id: UUID) -> BadgeAward | None:
+        return self._load(award_id)
+
 
 def _is_telegram_id(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
