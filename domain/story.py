@@ -21,7 +21,16 @@ from types import MappingProxyType
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 BUNDLED_STORY_PATH = Path(__file__).resolve().parent.parent / "content" / "story.yaml"
 """The story shipped with the bot (Spanish, Diana and Lucien)."""
@@ -76,6 +85,11 @@ class Fragment(BaseModel):
     reward: Reward | None = None
     vip: Flag | None = None
 
+    @property
+    def paragraphs(self) -> tuple[str, ...]:
+        """The text split at line breaks (a blank line in a `>-` block): one paragraph each."""
+        return tuple(p.strip() for p in self.text.split("\n") if p.strip())
+
 
 class Chapter(BaseModel):
     """A numbered part of an arc; `vip` is the default for its fragments."""
@@ -112,15 +126,23 @@ class Story(BaseModel):
     version_label: Name
     start: Id
     max_free_cost: Besitos = DEFAULT_MAX_FREE_COST
-    chapters: tuple[Chapter, ...] = Field(min_length=1)
+    chapters: tuple[Chapter, ...]
     clues: tuple[Clue, ...] = ()
-    fragments: tuple[Fragment, ...] = Field(min_length=1)
+    fragments: tuple[Fragment, ...]
 
     _fragments: dict[str, Fragment] = PrivateAttr(default_factory=dict)
     _chapters: dict[int, Chapter] = PrivateAttr(default_factory=dict)
     _clues: dict[str, Clue] = PrivateAttr(default_factory=dict)
     _choice_owner: dict[str, str] = PrivateAttr(default_factory=dict)
     _hash: str = PrivateAttr(default="")
+
+    @field_validator("chapters", "fragments")
+    @classmethod
+    def _not_empty(cls, value: tuple[Any, ...], info: ValidationInfo) -> tuple[Any, ...]:
+        # An after-validator (not min_length) so item errors are not doubled by a length error.
+        if not value:
+            raise ValueError(f"a story needs at least one entry in `{info.field_name}`")
+        return value
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Story:
@@ -373,14 +395,26 @@ def _compose_and_construct(text: str, file_name: str) -> tuple[yaml.Node, Any]:
         _check_duplicate_keys(root, file_name)
         return root, loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        line = mark.line + 1 if mark is not None else None
-        raise StoryFileError(file_name, line, f"YAML syntax error: {problem}") from None
+        raise _yaml_error(exc, file_name) from None
     except yaml.YAMLError as exc:
         raise StoryFileError(file_name, None, f"YAML error: {exc}") from None
     finally:
         loader.dispose()
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, file_name: str) -> StoryFileError:
+    kind = (
+        "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+    )
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    message = exc.problem or exc.context or "invalid YAML"
+    if exc.problem and exc.context:
+        # e.g. "while scanning a quoted scalar (line 11): found unexpected end of stream"
+        context_line = exc.context_mark.line + 1 if exc.context_mark is not None else None
+        where = f" (line {context_line})" if context_line not in (None, line) else ""
+        message = f"{exc.context}{where}: {exc.problem}"
+    return StoryFileError(file_name, line, f"{kind}: {message}")
 
 
 def _line(node: yaml.Node) -> int:
@@ -525,7 +559,14 @@ def _describe(loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, tuple[An
         item = items[loc[1]] if loc[1] < len(items) else None
         item = item if isinstance(item, dict) else {}
         if loc[0] == "fragments" and isinstance(item.get("id"), str):
-            return f"fragment {item['id']!r}", loc[2:]
+            who, rest = f"fragment {item['id']!r}", loc[2:]
+            choices = item.get("choices")
+            if len(rest) >= 2 and rest[0] == "choices" and isinstance(choices, list):
+                index = rest[1]
+                choice = choices[index] if isinstance(index, int) and index < len(choices) else None
+                if isinstance(choice, dict) and isinstance(choice.get("id"), str):
+                    return f"{who}: choice {choice['id']!r}", rest[2:]
+            return who, rest
         if loc[0] == "clues" and isinstance(item.get("id"), str):
             return f"clue {item['id']!r}", loc[2:]
         if loc[0] == "chapters" and isinstance(item.get("number"), int):
@@ -555,7 +596,7 @@ def _schema_error(
             what = f"missing field {rest[-1]!r}" if rest else "missing field"
             rest = rest[:-1]
         else:
-            what = err["msg"]
+            what = err["msg"].removeprefix("Value error, ")
             value = err.get("input")
             if isinstance(value, str | int | float | bool) or value is None:
                 shown = repr(value)
