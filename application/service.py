@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from application.badges import BadgeCommands
+from application.narrative import NarrativeCommands
 from application.points import PointsCommands
+from application.vip import VipCommands
 
 
-class DianaApplication(PointsCommands, BadgeCommands):
+class DianaApplication(PointsCommands, BadgeCommands, NarrativeCommands, VipCommands):
     """Register new contexts' command mixins here (narrative, VIP, ...)."""
 
     name = "dianabot"  # the event tables are dianabot_events and dianabot_snapshots

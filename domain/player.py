@@ -21,6 +21,7 @@ from domain.errors import (
 )
 from domain.ids import player_id
 from domain.rules import PointSource
+from domain.vip import VIP_SOURCES, VipNotDue, checked_days
 
 MAX_REFERENCE_LENGTH = 200
 DEFAULT_LANGUAGE = "es"
@@ -200,6 +201,45 @@ class Player(DianaAggregate):
     def vip_active(self, at: datetime) -> bool:
         return self.vip_until is not None and at < self.vip_until
 
+    # ----- VIP period -------------------------------------------------------------------------
+
+    def grant_vip(self, days: int, source: str, reference: str, cause: Cause) -> None:
+        """Start a VIP period, or extend an active one (the new days add to its end)."""
+        days = checked_days(days)
+        if source not in VIP_SOURCES:
+            raise InvalidInput(
+                f"VIP source must be one of {', '.join(VIP_SOURCES)}, got {source!r}"
+            )
+        _checked_text(reference, "reference")
+        self._refuse_duplicate("vip_grant", cause)
+        start = self.vip_until if self.vip_active(cause.at) and self.vip_until else cause.at
+        self._vip_granted(
+            source=source,
+            days=days,
+            until=start + timedelta(days=days),
+            reference=reference,
+            **cause.event_fields(),
+        )
+
+    def vip_expiry_due(self, at: datetime) -> datetime | None:
+        """The end of a VIP period that has passed at `at` and has no VipExpired yet, else None."""
+        if self.vip_until is None or at < self.vip_until:
+            return None
+        if getattr(self, "vip_expired_until", None) == self.vip_until:
+            return None
+        return self.vip_until
+
+    def expire_vip(self, cause: Cause) -> None:
+        """Record the end of the period; only once it is due, and once per period."""
+        self._refuse_duplicate("vip_expire", cause)
+        until = self.vip_expiry_due(cause.at)
+        if until is None:
+            raise VipNotDue(
+                f"user {self.telegram_id} has no ended VIP period to expire",
+                vip_until=self.vip_until,
+            )
+        self._vip_expired(until=until, **cause.event_fields())
+
     # ----- invariants -----------------------------------------------------------------------
 
     def _require_balance(self, amount: int) -> None:
@@ -293,6 +333,28 @@ class Player(DianaAggregate):
         self, level: int, name: str, timestamp: datetime, causation: str, actor: str
     ) -> None:
         self.level = level
+
+    @event("VipGranted")
+    def _vip_granted(
+        self,
+        source: str,
+        days: int,
+        until: datetime,
+        reference: str,
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        self.vip_until = until
+        self._remember("vip_grant", causation)
+
+    @event("VipExpired")
+    def _vip_expired(
+        self, until: datetime, timestamp: datetime, causation: str, actor: str
+    ) -> None:
+        # Set here only (not in __init__): players and snapshots from before VIP existed lack it.
+        self.vip_expired_until = until
+        self._remember("vip_expire", causation)
 
 
 def time_until(moment: datetime | None, now: datetime) -> timedelta:

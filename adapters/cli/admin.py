@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from adapters.cli.common import report, services
+from adapters.cli.common import EXIT_REFUSED, errors, report, services
 from application.points import CONSOLE_ADMIN_ID
 from application.results import Origin
 from domain.badge import BadgeSpec
@@ -107,3 +107,43 @@ def revoke_badge(
     with services() as wired:
         result = wired.app.revoke_badge(slug, user, reason, Origin.admin(admin))
     report(result, as_json, f"badge {slug} revoked from {user}")
+
+
+@admin_app.command("issue-vip-token")
+def issue_vip_token(
+    days: Annotated[int, typer.Option("--days", help="Days of VIP the token gives.")] = 30,
+    valid_days: Annotated[
+        int, typer.Option("--valid-days", help="Days the token can be redeemed in.")
+    ] = 30,
+    admin: AdminId = CONSOLE_ADMIN_ID,
+    as_json: AsJson = False,
+) -> None:
+    """Issue a one-time VIP token. It is shown this once: only its hash is stored."""
+    with services() as wired:
+        result = wired.app.issue_vip_token(admin, days, Origin.admin(admin), valid_days=valid_days)
+    token = result.details.get("token", "")
+    report(
+        result,
+        as_json,
+        f"VIP token for {days} days (redeem by {result.details.get('expires_at')}): {token}\n"
+        f"the user sends: /start {token}",
+    )
+
+
+@admin_app.command("grant-vip")
+def grant_vip(
+    user: Annotated[int, typer.Argument(help="Telegram user id.")],
+    days: Annotated[int, typer.Option("--days", help="Days of VIP (extends an active period).")],
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", help="Why (recorded as the grant's reference).")
+    ] = "granted by admin",
+    admin: AdminId = CONSOLE_ADMIN_ID,
+    as_json: AsJson = False,
+) -> None:
+    """Grant (or extend) a user's VIP period by hand."""
+    with services() as wired:
+        if not wired.app.is_admin(admin):
+            errors.print(f"[red]not_admin:[/red] user {admin} is not an admin")
+            raise typer.Exit(EXIT_REFUSED)
+        result = wired.app.grant_vip(user, days, "admin", reason, Origin.admin(admin))
+    report(result, as_json, f"VIP for {user} until {result.details.get('vip_until')}")

@@ -6,6 +6,7 @@ import typer
 
 from adapters.cli.admin import admin_app
 from adapters.cli.demo import demo
+from adapters.cli.story import story_app
 
 app = typer.Typer(
     name="dianabot",
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 app.command()(demo)
 app.add_typer(admin_app, name="admin")
+app.add_typer(story_app, name="story")
 
 
 def main() -> None:

@@ -1,0 +1,435 @@
+"""Use cases of the narrative context: publish a story, start it, show it, make choices.
+
+A paid choice (Player `PointsSpent`) and the move (StoryProgress events), and a fragment's reward
+(Player `PointsAwarded`) and entering it, are decided together and saved in one transaction by
+`_command`: there is never a payment without the move, nor a move without the payment.
+
+The story a player walks is the latest *published* version, read from the event store (its
+`StoryPublished` carries the content), so every process serves the same version. When a new
+version removes the fragment a player stands on, the player is moved by a recorded
+`ProgressRelocated`: for everyone at once right after publishing (`relocate_stranded`), and lazily
+by any command of a player the sweep missed (another process published, a crash in between).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+
+from application.app import CoreApplication
+from application.results import CommandResult, Origin
+from domain.cause import Cause
+from domain.errors import DomainError
+from domain.ids import progress_id, story_id
+from domain.player import Player
+from domain.progress import (
+    ChoiceOutcome,
+    StoryNotStarted,
+    StoryProgress,
+    begin,
+    take_choice,
+)
+from domain.story import Choice, LoadedStory, Story
+from domain.story_versions import PublishedVersion, StoryNotPublished, StoryVersions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORY = "diana"
+"""The bundled story's slug (content/story.yaml)."""
+
+RELOCATION_REASON = "fragment_removed"
+NOTIFICATION_PAGE = 500
+STORY_MODELS_KEPT = 8
+
+
+@dataclass(frozen=True)
+class ChoiceView:
+    """A button the player may press. `cost` is what pressing it now costs (0 once paid)."""
+
+    id: str
+    label: str
+    cost: int
+    paid: bool
+    affordable: bool
+    vip_only: bool
+    leads_to_vip: bool
+
+
+@dataclass(frozen=True)
+class StoryView:
+    """The player's current fragment as the bot shows it (choices already filtered for them).
+
+    `locked`: the fragment is VIP and the player is not (their VIP ended while inside): they must
+    renew to go on. `stranded`: the published story no longer has this fragment; any narrative
+    command (e.g. `start_story`) relocates them first.
+    """
+
+    slug: str
+    version: int
+    fragment_id: str
+    chapter: int
+    chapter_title: str
+    arc: str
+    speaker: str
+    text: str
+    is_ending: bool
+    vip_fragment: bool
+    vip_active: bool
+    locked: bool
+    stranded: bool
+    choices: tuple[ChoiceView, ...]
+    clues: tuple[str, ...]
+    chapters_completed: tuple[int, ...]
+    balance: int
+
+
+class NarrativeCommands(CoreApplication):
+    # ----- publishing -----------------------------------------------------------------------
+
+    def publish_story(self, loaded: LoadedStory | Story, origin: Origin) -> CommandResult:
+        """Publish a validated story as a new version (refused `invalid_story`, nothing written,
+        when validate_story finds problems; ok with no events when it is the latest already).
+
+        Players standing on a fragment the new version removed are relocated right after.
+        """
+        story = loaded.story if isinstance(loaded, LoadedStory) else loaded
+        slug = story.slug
+        published: PublishedVersion | None = None
+
+        def decide(cause: Cause) -> list[StoryVersions]:
+            nonlocal published
+            aggregate = self._load(story_id(slug)) or StoryVersions.create(slug, cause)
+            published = aggregate.publish(loaded, cause)
+            return [aggregate]
+
+        result = self._command(("story", slug), decide, origin)
+        if not result.ok:
+            return result
+        if published is None:
+            latest = self._story_aggregate(slug)
+            version = latest.latest if latest is not None else None
+            return _with_details(
+                result,
+                slug=slug,
+                version=version.version if version else None,
+                content_hash=story.content_hash,
+                unchanged=True,
+                relocated=0,
+            )
+        relocated = self.relocate_stranded(slug)
+        return _with_details(
+            result,
+            slug=slug,
+            version=published.version,
+            content_hash=published.content_hash,
+            unchanged=False,
+            relocated=sum(1 for r in relocated if r.ok and r.events),
+        )
+
+    def published_story(self, slug: str = DEFAULT_STORY) -> tuple[int, Story] | None:
+        """(version, content) of the latest published version, or None if never published."""
+        try:
+            return self._published(slug)
+        except StoryNotPublished:
+            return None
+
+    # ----- playing --------------------------------------------------------------------------
+
+    def start_story(
+        self, telegram_id: int, origin: Origin, slug: str = DEFAULT_STORY
+    ) -> CommandResult:
+        """Start the story (StoryStarted, entering the start, its reward), or, if already started,
+        relocate the player when their fragment was removed. Idempotent: `/story` calls it."""
+        started = False
+
+        def decide(cause: Cause) -> list[Any]:
+            nonlocal started
+            started = False
+            player = self._player(telegram_id)
+            version, story = self._published(slug)
+            progress = self.get_progress(telegram_id, slug)
+            if progress is None:
+                started = True
+                return [begin(player, story, version, cause), player]
+            self._relocate_if_stranded(progress, player, story, version, cause)
+            return [progress]
+
+        result = self._command(telegram_id, decide, origin)
+        if not result.ok:
+            return result
+        progress = self.get_progress(telegram_id, slug)
+        return _with_details(
+            result, started=started, fragment_id=progress.fragment_id if progress else None
+        )
+
+    def make_choice(
+        self, telegram_id: int, choice_id: str, origin: Origin, slug: str = DEFAULT_STORY
+    ) -> CommandResult:
+        """Take a choice of the current fragment. Refusals: invalid_choice, vip_required (with a
+        VipGateHit recorded), clue_required, insufficient_points, story_not_started,
+        story_not_published, unknown_user, duplicate (the same update again)."""
+        outcome: ChoiceOutcome | None = None
+        refusal: DomainError | None = None
+
+        def decide(cause: Cause) -> list[Any]:
+            nonlocal outcome, refusal
+            outcome, refusal = None, None
+            player = self._player(telegram_id)
+            version, story = self._published(slug)
+            progress = self._progress(telegram_id, slug)
+            relocated = self._relocate_if_stranded(progress, player, story, version, cause)
+            try:
+                outcome = take_choice(progress, player, story, version, choice_id, cause)
+            except DomainError as error:
+                if not relocated:
+                    raise
+                # Keep the relocation (the player must learn where they are now); report the
+                # refusal. take_choice checks everything before recording, so only the
+                # relocation is saved.
+                refusal = error
+                return [progress]
+            return [progress, player]
+
+        result = self._command(telegram_id, decide, origin)
+        if not result.ok:
+            return result
+        if refusal is not None:
+            return _refusal(result, refusal.code, refusal.message, dict(refusal.details))
+        assert outcome is not None
+        if outcome.vip_gate:
+            return _refusal(
+                result,
+                "vip_required",
+                "this part of the story is for VIP members",
+                {"fragment_id": outcome.fragment_id, "choice_id": choice_id},
+            )
+        return _with_details(
+            result,
+            fragment_id=outcome.fragment_id,
+            paid=outcome.paid,
+            reward=outcome.reward,
+            clue=outcome.clue,
+            chapters_completed=list(outcome.chapters_completed),
+        )
+
+    def relocate_progress(
+        self, telegram_id: int, origin: Origin, slug: str = DEFAULT_STORY
+    ) -> CommandResult:
+        """Move one player off a fragment the published story no longer has (ok, no events, if
+        they are not stranded). Reconciliation's compensating command."""
+
+        def decide(cause: Cause) -> list[StoryProgress]:
+            player = self._player(telegram_id)
+            version, story = self._published(slug)
+            progress = self._progress(telegram_id, slug)
+            self._relocate_if_stranded(progress, player, story, version, cause)
+            return [progress]
+
+        return self._command(telegram_id, decide, origin)
+
+    def relocate_stranded(self, slug: str = DEFAULT_STORY) -> list[CommandResult]:
+        """Relocate every player of `slug` standing on a fragment the latest version removed.
+
+        Finds the players by reading `StoryStarted` notifications (one per progress stream) from
+        the notification log; the causation is per story version, so running it twice, or in two
+        processes, relocates each player once.
+        """
+        published = self.published_story(slug)
+        if published is None:
+            return []
+        version, story = published
+        origin = Origin.system("story-relocation", f"{slug}:v{version}")
+        results = []
+        for progress_uuid in self._progress_ids():
+            progress = self._load(progress_uuid)
+            if progress is None or progress.story_slug != slug or not progress.stranded(story):
+                continue
+            result = self.relocate_progress(progress.telegram_id, origin, slug)
+            if not result.ok:
+                log.warning(
+                    "could not relocate user %s in story %s: %s %s",
+                    progress.telegram_id,
+                    slug,
+                    result.outcome,
+                    result.message,
+                )
+            results.append(result)
+        return results
+
+    # ----- queries ----------------------------------------------------------------------------
+
+    def get_progress(self, telegram_id: int, slug: str = DEFAULT_STORY) -> StoryProgress | None:
+        if isinstance(telegram_id, bool) or not isinstance(telegram_id, int):
+            return None
+        return self._load(progress_id(telegram_id, slug))
+
+    def current_fragment(self, telegram_id: int, slug: str = DEFAULT_STORY) -> StoryView | None:
+        """What `/story` shows; None if the user has not started (or the story is unpublished)."""
+        player = self.get_player(telegram_id)
+        progress = self.get_progress(telegram_id, slug)
+        published = self.published_story(slug)
+        if player is None or progress is None or published is None:
+            return None
+        version, story = published
+        vip = player.vip_active(self.clock.now())
+        clues = tuple(sorted(progress.clues))
+        chapters = tuple(sorted(progress.chapters_completed))
+        if progress.stranded(story):
+            return StoryView(
+                slug=slug,
+                version=version,
+                fragment_id=progress.fragment_id,
+                chapter=0,
+                chapter_title="",
+                arc="",
+                speaker="",
+                text="",
+                is_ending=False,
+                vip_fragment=False,
+                vip_active=vip,
+                locked=False,
+                stranded=True,
+                choices=(),
+                clues=clues,
+                chapters_completed=chapters,
+                balance=player.balance,
+            )
+        fragment = story.fragment(progress.fragment_id)
+        chapter = story.chapter_of(fragment.id)
+        vip_fragment = story.is_vip_fragment(fragment.id)
+        choices = tuple(
+            _choice_view(c, story, progress, player)
+            for c in story.choices_for(fragment.id, vip=vip, clues=progress.clues)
+        )
+        return StoryView(
+            slug=slug,
+            version=version,
+            fragment_id=fragment.id,
+            chapter=fragment.chapter,
+            chapter_title=chapter.title,
+            arc=chapter.arc,
+            speaker=fragment.speaker,
+            text=fragment.text,
+            is_ending=fragment.is_ending,
+            vip_fragment=vip_fragment,
+            vip_active=vip,
+            locked=vip_fragment and not vip,
+            stranded=False,
+            choices=choices,
+            clues=clues,
+            chapters_completed=chapters,
+            balance=player.balance,
+        )
+
+    # ----- helpers ----------------------------------------------------------------------------
+
+    def _progress(self, telegram_id: int, slug: str) -> StoryProgress:
+        progress = self.get_progress(telegram_id, slug)
+        if progress is None:
+            raise StoryNotStarted(
+                f"user {telegram_id} has not started story {slug!r}", telegram_id=telegram_id
+            )
+        return progress
+
+    def _relocate_if_stranded(
+        self, progress: StoryProgress, player: Player, story: Story, version: int, cause: Cause
+    ) -> bool:
+        return progress.relocate(
+            story, version, vip=player.vip_active(cause.at), reason=RELOCATION_REASON, cause=cause
+        )
+
+    def _published(self, slug: str) -> tuple[int, Story]:
+        aggregate = self._story_aggregate(slug)
+        latest = aggregate.latest if aggregate is not None else None
+        if aggregate is None or latest is None:
+            raise StoryNotPublished(f"story {slug!r} has not been published", slug=slug)
+        models = self._story_models()
+        story = models.get(latest.content_hash)
+        if story is None:
+            story = aggregate.story()
+            if story.content_hash != latest.content_hash:
+                raise RuntimeError(f"story {slug!r} v{latest.version}: content does not match hash")
+            if len(models) >= STORY_MODELS_KEPT:
+                models.clear()  # versions are few; one atomic step is safe across threads
+            models[latest.content_hash] = story
+        return latest.version, story
+
+    def _story_aggregate(self, slug: str) -> StoryVersions | None:
+        """The Story aggregate, read-only and never stale: another process may have published.
+
+        The cached copy is checked against the store for newer events (one indexed query), since
+        the application trusts its cache otherwise.
+        """
+        if not isinstance(slug, str):
+            return None
+        aggregate_id = story_id(slug)
+        aggregate = self._read_only(aggregate_id)
+        if aggregate is not None and list(
+            self.events.get(aggregate_id, gt=aggregate.version, limit=1)
+        ):
+            self._forget([aggregate])
+            aggregate = self._read_only(aggregate_id)
+        return aggregate
+
+    def _read_only(self, aggregate_id: UUID) -> Any | None:
+        try:
+            return self.repository.get(aggregate_id, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            return None
+
+    def _story_models(self) -> dict[str, Story]:
+        """Parsed published versions by content hash (parsing is ~1 ms; commands are many)."""
+        return self.__dict__.setdefault("_narrative_story_models", {})  # type: ignore[no-any-return]
+
+    def _progress_ids(self) -> Iterator[UUID]:
+        """Every StoryProgress stream, from the StoryStarted notifications (one per stream)."""
+        for notification in scan_notifications(self, [get_topic(StoryProgress.StoryStarted)]):
+            yield notification.originator_id
+
+
+def scan_notifications(
+    app: CoreApplication, topics: list[str], start: int = 1
+) -> Iterator[Notification]:
+    """The notifications with these topics from position `start` on, read page by page."""
+    position = start
+    while True:
+        page = app.recorder.select_notifications(position, NOTIFICATION_PAGE, topics=topics)
+        yield from page
+        if len(page) < NOTIFICATION_PAGE:
+            return
+        position = page[-1].id + 1
+
+
+def _choice_view(
+    choice: Choice, story: Story, progress: StoryProgress, player: Player
+) -> ChoiceView:
+    paid = choice.id in progress.paid_choices
+    cost = 0 if paid else choice.cost
+    return ChoiceView(
+        id=choice.id,
+        label=choice.label,
+        cost=cost,
+        paid=paid and choice.cost > 0,
+        affordable=player.balance >= cost,
+        vip_only=choice.vip_only,
+        leads_to_vip=story.has_fragment(choice.next) and story.is_vip_fragment(choice.next),
+    )
+
+
+def _with_details(result: CommandResult, **details: Any) -> CommandResult:
+    return dataclasses.replace(result, details={**result.details, **details})
+
+
+def _refusal(
+    result: CommandResult, code: str, message: str, details: dict[str, Any]
+) -> CommandResult:
+    """A refusal that still recorded something on purpose (VipGateHit, a relocation)."""
+    return dataclasses.replace(result, outcome=code, message=message, details=details)
