@@ -20,6 +20,7 @@ from application.results import CommandResult, Origin
 from application.service import DianaApplication
 from domain.catalogue import INITIAL_BADGES
 from domain.rules import level_for
+from domain.story import load_bundled_story
 
 DEMO_FILE = "dianabot-demo.sqlite3"
 ADMIN_ID = 0
@@ -46,7 +47,33 @@ class Script:
             last = result.events[-1]
             evidence = [f"event:{last.originator_id}:{last.version}"]
             self.app.award_earned_badges(user, BADGE_SLUGS, evidence, self.origin(user))
+            self._story_badges(user, result, evidence)
         return result
+
+    def _story_badges(self, user: int, result: CommandResult, evidence: list[str]) -> None:
+        """Stand-in for the story-decision policy until durable subscriptions land."""
+        if "ChoiceMade" not in result.event_names():
+            return
+        slugs = ["primera-decision"]
+        slugs += [f"capitulo-{n}" for n in result.details.get("chapters_completed", [])]
+        for slug in slugs:
+            award = self.app.get_award(slug, user)
+            if award is None or not award.held:
+                self.app.award_badge(slug, user, evidence, self.origin(user))
+
+    def walk(self, user: int, steps: int) -> str:
+        """Take up to `steps` choices (varying by user), stopping at an ending or a refusal."""
+        for step in range(steps):
+            view = self.app.current_fragment(user)
+            if view is None or not view.choices:
+                return "ending"
+            affordable = [c for c in view.choices if c.affordable] or list(view.choices)
+            choice = affordable[(user + step) % len(affordable)]
+            result = self.run(user, self.app.make_choice(user, choice.id, self.origin(user)))
+            if not result.ok:
+                return result.outcome
+            self.clock.advance(minutes=3)
+        return "walking"
 
 
 def play(app: DianaApplication, clock: ManualClock) -> Script:
@@ -94,7 +121,28 @@ def play(app: DianaApplication, clock: ManualClock) -> Script:
     script.run(1004, app.deduct_points(ADMIN_ID, 1004, 5, "corrección", script.origin(1004)))
     script.run(1002, app.spend_points(1002, 10_000, "vip", "demo", script.origin(1002)))
     script.run(1002, app.spend_points(1002, 20, "story_choice", "demo", script.origin(1002)))
+    play_story(script)
     return script
+
+
+def play_story(script: Script) -> None:
+    """Everyone starts the story; Ana reaches the VIP gate, redeems a token and goes on."""
+    app = script.app
+    app.publish_story(load_bundled_story(), Origin.system("demo", "story"))
+    for user in USERS:
+        script.run(user, app.start_story(user, script.origin(user)))
+    for index, user in enumerate(USERS):
+        script.walk(user, steps=3 + 2 * index)
+    # Ana walks the free arc until the VIP gate refuses her (recorded as VipGateHit) ...
+    ana = 1001
+    while script.walk(ana, steps=1) == "walking":
+        pass
+    # ... an admin issues a VIP token (deep link /start vip-<code>), she redeems it ...
+    token = app.issue_vip_token(ADMIN_ID, 30, Origin.admin(ADMIN_ID)).details["token"]
+    script.run(ana, app.redeem_vip_token(ana, token, script.origin(ana)))
+    script.run(ana, app.redeem_vip_token(ana, token, script.origin(ana)))  # token_used
+    # ... and the VIP arc opens.
+    script.walk(ana, steps=6)
 
 
 def summary(app: DianaApplication) -> list[dict[str, object]]:
@@ -114,6 +162,8 @@ def summary(app: DianaApplication) -> list[dict[str, object]]:
                 "level": player.level,
                 "level_name": level_for(player.lifetime_earned).name,
                 "streak": player.streak,
+                "vip": player.vip_active(app.clock.now()),
+                "fragment": (view.fragment_id if (view := app.current_fragment(user)) else None),
                 "badges": badges,
             }
         )
@@ -140,7 +190,17 @@ def demo(
         print_json({"players": rows, "outcomes": dict(script.outcomes)})
         return
     table = Table(title="Diana: tabla de besitos")
-    for column in ("user", "name", "balance", "lifetime", "level", "streak", "badges"):
+    for column in (
+        "user",
+        "name",
+        "balance",
+        "lifetime",
+        "level",
+        "streak",
+        "vip",
+        "fragment",
+        "badges",
+    ):
         table.add_column(column, justify="right" if column in {"balance", "lifetime"} else "left")
     for row in rows:
         table.add_row(
@@ -150,6 +210,8 @@ def demo(
             str(row["lifetime"]),
             f"{row['level']} {row['level_name']}",
             str(row["streak"]),
+            "★" if row["vip"] else "",
+            str(row["fragment"]),
             ", ".join(row["badges"]),  # type: ignore[arg-type]
         )
     console.print(table)

@@ -32,12 +32,18 @@ def test_demo_runs_every_flow_on_a_fresh_sqlite_file(workdir) -> None:  # type: 
         "already_checked_in",
         "duplicate",
         "insufficient_points",
+        "vip_required",
+        "token_used",
     ):
         assert outcomes[refusal] >= 1, refusal
     players = {row["user"]: row for row in summary["players"]}
     assert len(players) == 5
     assert all(row["balance"] >= 0 for row in players.values())
     assert "racha-7" in players[1001]["badges"]  # eight daily check-ins in a row
+    ana = players[1001]
+    assert ana["vip"] and "el-divan" in ana["badges"]  # redeemed a token after the VIP gate
+    assert ana["fragment"].startswith(("c4_", "c5_", "c6_"))  # and walked into the VIP arc
+    assert all(row["fragment"] for row in players.values())
     assert (workdir / "dianabot-demo.sqlite3").exists()
     again = runner.invoke(cli, ["demo", "--json"])  # re-runnable: starts from a fresh file
     assert json.loads(again.output) == summary
