@@ -23,7 +23,7 @@ def workdir(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 def test_demo_runs_every_flow_on_a_fresh_sqlite_file(workdir) -> None:  # type: ignore[no-untyped-def]
     result = runner.invoke(cli, ["demo", "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     outcomes = summary["outcomes"]
     for refusal in (
         "already_reacted",
@@ -46,7 +46,7 @@ def test_demo_runs_every_flow_on_a_fresh_sqlite_file(workdir) -> None:  # type: 
     assert all(row["fragment"] for row in players.values())
     assert (workdir / "dianabot-demo.sqlite3").exists()
     again = runner.invoke(cli, ["demo", "--json"])  # re-runnable: starts from a fresh file
-    assert json.loads(again.output) == summary
+    assert json.loads(again.stdout) == summary
 
 
 def test_admin_grant_and_deduct(workdir) -> None:  # type: ignore[no-untyped-def]
@@ -58,7 +58,7 @@ def test_admin_grant_and_deduct(workdir) -> None:  # type: ignore[no-untyped-def
         assert wired.app.register_player(7, "Ana", Origin.telegram(1, 7)).ok
     granted = runner.invoke(cli, ["admin", "grant", "7", "150", "--reason", "sorteo", "--json"])
     assert granted.exit_code == 0, granted.output
-    assert json.loads(granted.output)["outcome"] == "ok"
+    assert json.loads(granted.stdout)["outcome"] == "ok"
     deducted = runner.invoke(cli, ["admin", "deduct", "7", "200", "--reason", "x", "--admin", "42"])
     assert deducted.exit_code == 1
     assert "insufficient_points" in deducted.output
