@@ -13,7 +13,6 @@ by any command of a player the sweep missed (another process published, a crash 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -116,8 +115,7 @@ class NarrativeCommands(CoreApplication):
         if published is None:
             latest = self._story_aggregate(slug)
             version = latest.latest if latest is not None else None
-            return _with_details(
-                result,
+            return result.with_details(
                 slug=slug,
                 version=version.version if version else None,
                 content_hash=story.content_hash,
@@ -125,8 +123,7 @@ class NarrativeCommands(CoreApplication):
                 relocated=0,
             )
         relocated = self.relocate_stranded(slug)
-        return _with_details(
-            result,
+        return result.with_details(
             slug=slug,
             version=published.version,
             content_hash=published.content_hash,
@@ -166,8 +163,8 @@ class NarrativeCommands(CoreApplication):
         if not result.ok:
             return result
         progress = self.get_progress(telegram_id, slug)
-        return _with_details(
-            result, started=started, fragment_id=progress.fragment_id if progress else None
+        return result.with_details(
+            started=started, fragment_id=progress.fragment_id if progress else None
         )
 
     def make_choice(
@@ -202,17 +199,15 @@ class NarrativeCommands(CoreApplication):
         if not result.ok:
             return result
         if refusal is not None:
-            return _refusal(result, refusal.code, refusal.message, dict(refusal.details))
+            return result.as_refusal(refusal.code, refusal.message, dict(refusal.details))
         assert outcome is not None
         if outcome.vip_gate:
-            return _refusal(
-                result,
+            return result.as_refusal(
                 "vip_required",
                 "this part of the story is for VIP members",
                 {"fragment_id": outcome.fragment_id, "choice_id": choice_id},
             )
-        return _with_details(
-            result,
+        return result.with_details(
             fragment_id=outcome.fragment_id,
             paid=outcome.paid,
             reward=outcome.reward,
@@ -422,14 +417,3 @@ def _choice_view(
         vip_only=choice.vip_only,
         leads_to_vip=story.has_fragment(choice.next) and story.is_vip_fragment(choice.next),
     )
-
-
-def _with_details(result: CommandResult, **details: Any) -> CommandResult:
-    return dataclasses.replace(result, details={**result.details, **details})
-
-
-def _refusal(
-    result: CommandResult, code: str, message: str, details: dict[str, Any]
-) -> CommandResult:
-    """A refusal that still recorded something on purpose (VipGateHit, a relocation)."""
-    return dataclasses.replace(result, outcome=code, message=message, details=details)

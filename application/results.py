@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -72,6 +72,14 @@ class CommandResult:
 
     def event_names(self) -> list[str]:
         return [event.name for event in self.events]
+
+    def with_details(self, **details: Any) -> CommandResult:
+        """The same result with more details (e.g. the new fragment, a token shown once)."""
+        return replace(self, details={**self.details, **details})
+
+    def as_refusal(self, code: str, message: str, details: Mapping[str, Any]) -> CommandResult:
+        """A refusal that still recorded events on purpose (a VipGateHit, a relocation)."""
+        return replace(self, outcome=code, message=message, details=dict(details))
 
     @classmethod
     def accepted(cls, recordings: Sequence[Recording[Any]], **details: Any) -> CommandResult:

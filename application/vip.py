@@ -16,7 +16,6 @@ player and the period's end, so two processes running the job expire a period on
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import secrets
 import threading
@@ -94,8 +93,7 @@ class VipCommands(CoreApplication):
             return result
         issued = result.events[0].fields
         log.info("VIP token issued by %s for %s days", admin_id, days)
-        return _with_details(
-            result,
+        return result.with_details(
             token=token,
             days=days,
             expires_at=issued["expires_at"],
@@ -198,8 +196,4 @@ class VipCommands(CoreApplication):
         granted = [e for e in result.events if e.name == "VipGranted"]
         if not granted:
             return result
-        return _with_details(result, vip_until=granted[-1].fields["until"])
-
-
-def _with_details(result: CommandResult, **details: Any) -> CommandResult:
-    return dataclasses.replace(result, details={**result.details, **details})
+        return result.with_details(vip_until=granted[-1].fields["until"])
