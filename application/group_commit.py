@@ -1,17 +1,23 @@
 """Group commit: concurrent commands' changes saved together in one transaction.
 
-One writer thread takes whatever commands are waiting (up to `max_batch`) and records all their
-events with a single insert. Each command still waits for its own outcome. If the combined
-transaction fails on an integrity conflict, the writer records the commands one by one, so a
-conflict in one command never fails another. Per-user ordering comes from the caller holding that
-user's lock until its commit returns, so a batch never holds two changes to one aggregate.
+One writer thread takes the commands waiting (up to `max_batch`) and records all their events with
+a single insert. Each command still waits for its own outcome. If the combined transaction fails
+on an integrity conflict, the writer records the commands one by one, so a conflict in one
+command never fails another. Per-user ordering comes from the caller holding that user's lock until
+its commit returns, so a batch never holds two changes to one aggregate.
+
+The writer does not hold a batch open for commands still deciding: measured, such a window did
+not raise throughput here (the commands' own CPU under the GIL is the limit, not the number of
+transactions), and the longer decide-to-commit time made version conflicts with other processes
+writing the same users far more likely. Batches form from whatever queues while a write is in
+flight.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -64,45 +70,56 @@ class GroupCommitWriter:
 
     def __init__(self, record: Record, max_batch: int = 32) -> None:
         self._record = record
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._max_batch = max(1, max_batch)
+        self._changed = threading.Condition(threading.Lock())
+        self._queue: deque[_Pending] = deque()
         self._closed = False
         self.batches = 0
         self.commands = 0
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
     def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
+        """Queue this command's events for the next batch and wait for its own outcome."""
         processing = collect(aggregates)
         if not processing.events:
             return []
-        if self._closed:
-            raise RuntimeError("the group-commit writer is closed")
         pending = _Pending(processing)
-        self._queue.put(pending)
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("the group-commit writer is closed")
+            self._queue.append(pending)
+            if len(self._queue) == 1:  # the writer may be waiting for work
+                self._changed.notify()
         return pending.outcome.result()
 
     def close(self) -> None:
-        if not self._closed:
+        """Write what is queued, then stop the writer thread."""
+        with self._changed:
+            if self._closed:
+                return
             self._closed = True
-            self._queue.put(None)
-            self._thread.join(timeout=10)
+            self._changed.notify()
+        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            log.error("group-commit writer did not stop within 30 s")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed and not self._thread.is_alive()
+
+    def _next_batch(self) -> list[_Pending] | None:
+        """Blocks until there is something to write; None once closed and drained."""
+        with self._changed:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._changed.wait()
+            count = min(len(self._queue), self._max_batch)
+            return [self._queue.popleft() for _ in range(count)]
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                batch.append(item)
+        while (batch := self._next_batch()) is not None:
             self._write(batch)
 
     def _write(self, batch: list[_Pending]) -> None:
