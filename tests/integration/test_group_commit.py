@@ -28,11 +28,21 @@ COMMANDS_PER_THREAD = 50
 USERS = 8
 
 
-@pytest.fixture
-def grouped(database_url: str, clock: ManualClock) -> Iterator[Services]:
-    with bootstrap(make_settings(database_url, group_commit=True), clock=clock) as wired:
+def _grouped(url: str, clock: ManualClock) -> Iterator[Services]:
+    with bootstrap(make_settings(url, group_commit=True), clock=clock) as wired:
         assert isinstance(wired.app._writer, GroupCommitWriter)
         yield wired
+
+
+@pytest.fixture
+def grouped(database_url: str, clock: ManualClock) -> Iterator[Services]:
+    yield from _grouped(database_url, clock)
+
+
+@pytest.fixture
+def shared_grouped(shared_database_url: str, clock: ManualClock) -> Iterator[Services]:
+    """On a store that a second application instance (another process) can share."""
+    yield from _grouped(shared_database_url, clock)
 
 
 def writer_of(app: DianaApplication) -> GroupCommitWriter:
@@ -149,10 +159,6 @@ def test_one_users_commands_keep_their_order(grouped: Services) -> None:
     assert all(sequence == list(range(40)) for sequence in positions.values())
 
 
-def _is_memory(services: Services) -> bool:
-    return services.database.kind == "memory"
-
-
 class GatedRecord:
     """Wraps the writer's record function: holds the first batch until released, and logs every
     call (which aggregates it carried and whether it failed on a conflict)."""
@@ -222,12 +228,11 @@ def test_a_users_next_command_waits_for_the_previous_commit(grouped: Services) -
     assert results["first"].events[0].position < results["second"].events[0].position
 
 
-def test_a_conflict_in_a_batch_fails_only_that_command(grouped: Services) -> None:
+def test_a_conflict_in_a_batch_fails_only_that_command(shared_grouped: Services) -> None:
     """Another instance writes user 1's next version behind this one's cache; user 1's command
     then conflicts inside a batch with users 2 and 3, which are recorded anyway, and user 1's
     command succeeds on its retry from fresh state."""
-    if _is_memory(grouped):
-        pytest.skip("a second application instance cannot share an in-memory store")
+    grouped = shared_grouped
     app = grouped.app
     register(app, range(1, 5))
     other = DianaApplication(grouped.database.eventsourcing_env, clock=grouped.clock)
@@ -277,11 +282,12 @@ def test_a_conflict_in_a_batch_fails_only_that_command(grouped: Services) -> Non
     assert balances == {1: 101, 2: 2, 3: 3, 4: 4}
 
 
-def test_a_retried_command_keeps_its_place_before_the_users_next_one(grouped: Services) -> None:
+def test_a_retried_command_keeps_its_place_before_the_users_next_one(
+    shared_grouped: Services,
+) -> None:
     """User 1's first command conflicts (stale cache) and is retried; the user's next command,
     already waiting, still lands after it."""
-    if _is_memory(grouped):
-        pytest.skip("a second application instance cannot share an in-memory store")
+    grouped = shared_grouped
     app = grouped.app
     register(app, range(1, 2))
     other = DianaApplication(grouped.database.eventsourcing_env, clock=grouped.clock)
