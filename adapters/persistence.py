@@ -89,7 +89,9 @@ def _postgres(url: str, parsed: URL) -> Database:
         "POSTGRES_CONNECT_TIMEOUT": str(POSTGRES_CONNECT_TIMEOUT_SECONDS),
         "POSTGRES_POOL_SIZE": "10",
         "POSTGRES_MAX_OVERFLOW": "20",
-        "POSTGRES_PRE_PING": "y",
+        # No pre-ping round trip per checkout: a dropped connection fails its command, which the
+        # application retries once (see CoreApplication._command).
+        "POSTGRES_PRE_PING": "n",
     }
     if schema:
         env["POSTGRES_SCHEMA"] = schema

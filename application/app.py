@@ -20,7 +20,9 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
+    InterfaceError,
     JSONTranscoder,
+    OperationalError,
     PersistenceError,
     Recording,
     Transcoding,
@@ -39,7 +41,7 @@ from domain.progress import StoryProgress
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12
 """Optimistic-concurrency retries before a command reports a conflict."""
 
 Decide = Callable[[Cause], Iterable[Aggregate | None]]
@@ -136,6 +138,7 @@ class CoreApplication(Application[UUID]):
         # The key's lock is held until the commit returns, across retries too: one user's
         # commands are written in the order they run, and a group-commit batch never holds two
         # changes to one user.
+        connection_retried = False
         with self._locks.holding(key):
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 aggregates: list[Aggregate] = []
@@ -148,14 +151,21 @@ class CoreApplication(Application[UUID]):
                 except IntegrityError:
                     self._forget(aggregates)
                     log.info("version conflict on %s (attempt %d); retrying", key, attempt)
-                    time.sleep(random.uniform(0, 0.002 * attempt))
+                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
                     continue
+                except (OperationalError, InterfaceError) as error:
+                    # A dropped connection (server restart, idle timeout): the pool discards it,
+                    # so one retry from fresh state usually succeeds. If the failed commit did in
+                    # fact land, the retry is refused as a duplicate: never applied twice.
+                    self._forget(aggregates)
+                    if not connection_retried:
+                        connection_retried = False
+                        log.warning("database connection failed (%s); retrying once", error)
+                        continue
+                    return _unavailable(key, error)
                 except PersistenceError as error:
                     self._forget(aggregates)
-                    log.error("event store unavailable: %s", error, extra={"key": str(key)})
-                    return CommandResult(
-                        UNAVAILABLE, message=f"the event store is unavailable: {error}"
-                    )
+                    return _unavailable(key, error)
                 return CommandResult.accepted(recordings)
         return CommandResult(CONFLICT, message=f"gave up after {MAX_ATTEMPTS} version conflicts")
 
@@ -200,6 +210,11 @@ class CoreApplication(Application[UUID]):
 
     def get_award_by_id(self, award_id: UUID) -> BadgeAward | None:
         return self._load(award_id)
+
+
+def _unavailable(key: object, error: Exception) -> CommandResult:
+    log.error("event store unavailable: %s", error, extra={"key": str(key)})
+    return CommandResult(UNAVAILABLE, message=f"the event store is unavailable: {error}")
 
 
 def _is_telegram_id(value: object) -> bool:

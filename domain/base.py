@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 from eventsourcing.domain import Aggregate
 
 from domain.cause import Cause
@@ -17,6 +20,24 @@ class DianaAggregate(Aggregate):
     class Event(Aggregate.Event):
         causation: str
         actor: str
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DianaAggregate:
+        """Copy for the aggregate cache, several times cheaper than a generic deep copy.
+
+        Convention that makes this exact: an aggregate's lists and sets hold immutable values
+        (str, int, frozen dataclasses). Dicts may nest, so they are deep-copied.
+        """
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        state = clone.__dict__
+        for name, value in self.__dict__.items():
+            if isinstance(value, list | set):
+                state[name] = value.copy()
+            elif isinstance(value, dict):
+                state[name] = copy.deepcopy(value, memo)
+            else:
+                state[name] = value
+        return clone
 
     # Subclasses set `self.recent_commands: list[str] = []` in their creation event. (No class-level
     # annotation: the library would turn it into a constructor argument.)

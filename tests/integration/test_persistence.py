@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -87,4 +89,30 @@ def test_a_database_that_goes_away_gives_a_typed_failure_and_writes_nothing(
         # Back again: nothing was half-written, and the same update now applies once.
         assert app.recorder.max_notification_id() == 1
         assert app.react(7, "chan:1", "❤️", Origin.telegram(2, 7)).ok
+        assert app.get_player(7).balance == 10
+
+
+def test_a_dropped_connection_is_retried_once_and_applies_once(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server closed our pooled connections (restart, idle timeout): the next command
+    retries on a fresh connection instead of failing the user."""
+    app_name = f"dianabot-drop-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PGAPPNAME", app_name)
+    with bootstrap(make_settings(postgres_url), clock=ManualClock()) as wired:
+        app = wired.app
+        assert app.register_player(7, "Ana", Origin.telegram(1, 7)).ok
+        with psycopg.connect(
+            POSTGRES_URL, autocommit=True, application_name="dianabot-test-killer"
+        ) as connection:
+            killed = connection.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (app_name,),
+            ).fetchone()
+        assert killed and killed[0] >= 1
+        result = app.react(7, "chan:1", "❤️", Origin.telegram(2, 7))
+        assert result.ok, result.message
+        assert app.react(7, "chan:1", "❤️", Origin.telegram(2, 7)).outcome == "duplicate"
+        assert app.recorder.max_notification_id() == 3
         assert app.get_player(7).balance == 10

@@ -201,3 +201,19 @@ def test_replaying_events_rebuilds_an_equal_player() -> None:
     for event in events:
         replayed = event.mutate(replayed)
     assert vars(replayed) == vars(player)
+
+
+def test_a_cached_copy_is_equal_and_independent() -> None:
+    """The aggregate cache hands out copies: changing one never changes the cached original."""
+    import copy
+
+    player = new_player()
+    player.react("chan:1", "❤️", cause())
+    player.collect_events()
+    clone = copy.deepcopy(player)
+    assert vars(clone) == vars(player) and clone is not player
+    clone.react("chan:2", "❤️", cause())
+    clone.grant(5, 42, "x", cause())
+    assert player.reacted_posts == {"chan:1"} and player.balance == 10
+    assert len(player.recent_commands) < len(clone.recent_commands)
+    assert player.collect_events() == []
