@@ -92,6 +92,7 @@ def _postgres(url: str, parsed: URL) -> Database:
         # No pre-ping round trip per checkout: a dropped connection fails its command, which the
         # application retries once (see CoreApplication._command).
         "POSTGRES_PRE_PING": "n",
+        "APPLICATION_RECORDER_TOPIC": "adapters.postgres_recorder:ArrayInsertPostgresRecorder",
     }
     if schema:
         env["POSTGRES_SCHEMA"] = schema
