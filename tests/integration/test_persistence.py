@@ -116,3 +116,28 @@ def test_a_dropped_connection_is_retried_once_and_applies_once(
         assert app.react(7, "chan:1", "❤️", Origin.telegram(2, 7)).outcome == "duplicate"
         assert app.recorder.max_notification_id() == 3
         assert app.get_player(7).balance == 10
+
+
+def test_the_postgres_recorder_returns_positions_in_insertion_order(postgres_url: str) -> None:
+    """One transaction of many aggregates' events: each event gets the position it is read at."""
+    from adapters.postgres_recorder import ArrayInsertPostgresRecorder
+    from application.group_commit import collect
+
+    with bootstrap(make_settings(postgres_url), clock=ManualClock()) as wired:
+        app = wired.app
+        assert isinstance(app.recorder, ArrayInsertPostgresRecorder)
+        for user in range(1, 21):
+            app.register_player(user, f"u{user}", Origin.telegram(user, user))
+        players = []
+        for user in range(1, 21):
+            player = app.get_player(user)
+            player.react(
+                f"chan:{user}", "❤️", Origin.telegram(100 + user, user).cause(app.clock.now())
+            )
+            players.append(player)
+        recordings = app.record(collect(players))
+        stored = app.recorder.select_notifications(21, 100)
+        assert [r.notification.id for r in recordings] == [n.id for n in stored]
+        assert [
+            (r.domain_event.originator_id, r.domain_event.originator_version) for r in recordings
+        ] == [(n.originator_id, n.originator_version) for n in stored]
