@@ -12,6 +12,7 @@ from adapters.persistence import Database, database_from_url, prepare
 from adapters.settings import Settings
 from application.clock import Clock, SystemClock
 from application.service import DianaApplication
+from projections.service import Projections
 
 
 @dataclass
@@ -20,8 +21,12 @@ class Services:
     database: Database
     clock: Clock
     app: DianaApplication
+    projections: Projections | None = None
+    """Read models in the same database, with their runner (not started: the bot starts it)."""
 
     def close(self) -> None:
+        if self.projections is not None:
+            self.projections.close()
         self.app.close()
 
     def __enter__(self) -> Services:
@@ -37,12 +42,14 @@ def bootstrap(
     clock: Clock | None = None,
     database_url: str | None = None,
     group_commit: bool | None = None,
+    projections: bool = True,
 ) -> Services:
     settings = settings or Settings()
     database = database_from_url(database_url or settings.database_url)
     prepare(database)
     env = dict(database.eventsourcing_env)
-    env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
+    # The library reads "0" as an unbounded cache; an empty value means no cache at all.
+    env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size or "")
     clock = clock or SystemClock()
     app = DianaApplication(
         env,
@@ -51,4 +58,15 @@ def bootstrap(
         group_commit=settings.group_commit if group_commit is None else group_commit,
         max_batch=settings.group_commit_max_batch,
     )
-    return Services(settings=settings, database=database, clock=clock, app=app)
+    read_side = None
+    if projections:
+        try:
+            read_side = Projections.open(
+                app, database.kind, database.sqlalchemy_url, database.schema
+            )
+        except BaseException:
+            app.close()
+            raise
+    return Services(
+        settings=settings, database=database, clock=clock, app=app, projections=read_side
+    )

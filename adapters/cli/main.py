@@ -6,6 +6,8 @@ import typer
 
 from adapters.cli.admin import admin_app
 from adapters.cli.demo import demo
+from adapters.cli.projections import projections_app
+from adapters.cli.reconcile import reconcile
 from adapters.cli.story import story_app
 
 app = typer.Typer(
@@ -17,6 +19,8 @@ app = typer.Typer(
 app.command()(demo)
 app.add_typer(admin_app, name="admin")
 app.add_typer(story_app, name="story")
+app.add_typer(projections_app, name="projections")
+app.command()(reconcile)
 
 
 def main() -> None:

@@ -1,0 +1,130 @@
+"""`dianabot projections status|rebuild|run`: the read models' health, rebuilds, live runner."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from adapters.cli.common import console, errors, print_json, services
+from projections.rebuild import RebuildError
+from projections.registry import ALL_NAMES
+from projections.runner import FAILED, OK
+from projections.service import Projections
+
+projections_app = typer.Typer(
+    help="Read models: status, zero-downtime rebuild, live runner.", no_args_is_help=True
+)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+EXIT_FAILED = 1
+
+
+def _read_side(projections: Projections | None) -> Projections:
+    if projections is None:  # bootstrap always builds it; a guard for wiring mistakes
+        errors.print("[red]no read models configured[/red]")
+        raise typer.Exit(EXIT_FAILED)
+    return projections
+
+
+@projections_app.command()
+def status(as_json: AsJson = False) -> None:
+    """Each projection's position, lag behind the log's head, state and last error."""
+    with services() as wired:
+        statuses = _read_side(wired.projections).status()
+    if as_json:
+        print_json([s.to_dict() for s in statuses])
+    else:
+        table = Table(title="Read models")
+        for column in ("projection", "position", "head", "lag", "state", "error"):
+            table.add_column(
+                column, justify="right" if column in {"position", "head", "lag"} else "left"
+            )
+        for s in statuses:
+            colour = "green" if s.state == OK else "red" if s.state == FAILED else "yellow"
+            error = "" if s.last_error is None else f"at {s.failed_position}: {s.last_error}"
+            table.add_row(
+                s.name,
+                str(s.position),
+                str(s.head),
+                str(s.lag),
+                f"[{colour}]{s.state}[/{colour}]",
+                error[:120],
+            )
+        console.print(table)
+    if any(s.state == FAILED for s in statuses):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@projections_app.command()
+def rebuild(
+    name: Annotated[str, typer.Argument(help=f"A projection ({', '.join(ALL_NAMES)}) or 'all'.")],
+    as_json: AsJson = False,
+) -> None:
+    """Rebuild from the whole history into a shadow copy, then swap it in atomically.
+
+    Readers keep reading the old tables until the swap; they never see an empty or half-built one.
+    """
+    names = list(ALL_NAMES) if name == "all" else [name]
+    unknown = [n for n in names if n not in ALL_NAMES]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown projection {unknown[0]!r}; known: {', '.join(ALL_NAMES)}, all"
+        )
+    with services() as wired:
+        read_side = _read_side(wired.projections)
+        try:
+            if as_json:
+                result = read_side.rebuild(names)
+            else:
+                with Progress(
+                    TextColumn("[bold]rebuilding {task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=console,
+                ) as bar:
+                    task = bar.add_task(", ".join(names), total=None)
+
+                    def advance(position: int, target: int) -> None:
+                        bar.update(task, completed=position, total=max(target, 1))
+
+                    result = read_side.rebuild(names, progress=advance)
+        except RebuildError as error:
+            errors.print(f"[red]rebuild failed, live tables untouched:[/red] {error}")
+            raise typer.Exit(EXIT_FAILED) from None
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        console.print(
+            f"[green]rebuilt {', '.join(result.names)}[/green]: {result.events} events in "
+            f"{result.seconds:.2f} s, swapped in at position {result.position}"
+        )
+
+
+@projections_app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="Catch up to the head, then exit.")] = False,
+) -> None:
+    """Keep the read models up to date (PostgreSQL: LISTEN/NOTIFY; SQLite: polling)."""
+    with services() as wired:
+        read_side = _read_side(wired.projections)
+        if once:
+            position = read_side.catch_up()
+            console.print(f"caught up to {position}")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        read_side.start()
+        console.print("projecting; Ctrl-C to stop")
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            read_side.stop()

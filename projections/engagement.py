@@ -1,0 +1,66 @@
+"""`engagement`: per player counts of reactions, group messages, poll answers and check-ins,
+with the current and best check-in streak (the engagement policy and admins read it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.base import Projector, Row, originator_keys
+
+
+class EngagementProjector(Projector):
+    name = "engagement"
+    tables = ("engagement",)
+
+    def prefetch(self, events: list[tuple[int, str, Any]]) -> None:
+        rows = self.rows["engagement"]
+        if not rows.complete:
+            rows.load(originator_keys(events, self.handlers))
+
+    def _row(self, event: Any) -> Row:
+        rows = self.rows["engagement"]
+        key = event.originator_id.int
+        row = rows.get(key)
+        if row is None:
+            row = rows.put(
+                key,
+                {
+                    "player_id": event.originator_id,
+                    "reactions": 0,
+                    "messages": 0,
+                    "polls": 0,
+                    "checkins": 0,
+                    "streak": 0,
+                    "best_streak": 0,
+                    "last_active_at": None,
+                },
+            )
+        else:
+            rows.touch(key)
+        return row
+
+    def on_PlayerRegistered(self, event: Any, position: int) -> None:
+        self._row(event)
+
+    def on_ReactionRecorded(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["reactions"] += 1
+        row["last_active_at"] = event.timestamp
+
+    def on_MessageCounted(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["messages"] += 1
+        row["last_active_at"] = event.timestamp
+
+    def on_PollAnswered(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["polls"] += 1
+        row["last_active_at"] = event.timestamp
+
+    def on_CheckedIn(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["checkins"] += 1
+        row["streak"] = event.streak
+        if event.streak > row["best_streak"]:
+            row["best_streak"] = event.streak
+        row["last_active_at"] = event.timestamp

@@ -1,0 +1,76 @@
+"""`player_points`: each player's balance, lifetime earned besitos and level (what /profile shows).
+
+The level is the one the history recorded (`LevelReached`), not recomputed here, so a
+reconciliation can tell a level the domain got wrong from a row someone changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from projections.base import Projector, Row, originator_keys
+
+
+class PlayerPointsProjector(Projector):
+    name = "player_points"
+    tables = ("player_points",)
+
+    def prefetch(self, events: list[tuple[int, str, Any]]) -> None:
+        rows = self.rows["player_points"]
+        if not rows.complete:
+            rows.load(originator_keys(events, self.handlers))
+
+    def _row(self, event: Any) -> Row:
+        rows = self.rows["player_points"]
+        key = event.originator_id.int
+        row = rows.get(key)
+        if row is None:
+            return rows.put(key, new_row(event.originator_id))
+        rows.touch(key)
+        return row
+
+    def on_PlayerRegistered(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["telegram_id"] = event.telegram_id
+        row["display_name"] = event.display_name
+        row["language_code"] = event.language_code
+        row["registered_at"] = event.timestamp
+        row["updated_at"] = event.timestamp
+
+    def on_PointsAwarded(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["balance"] += event.amount
+        row["lifetime"] += event.amount
+        row["updated_at"] = event.timestamp
+
+    def on_PointsSpent(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["balance"] -= event.amount
+        row["updated_at"] = event.timestamp
+
+    def on_PointsAdjusted(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["balance"] += event.amount
+        if event.amount > 0:
+            row["lifetime"] += event.amount
+        row["updated_at"] = event.timestamp
+
+    def on_LevelReached(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["level"] = event.level
+        row["updated_at"] = event.timestamp
+
+
+def new_row(player: UUID) -> Row:
+    return {
+        "player_id": player,
+        "telegram_id": None,
+        "display_name": None,
+        "language_code": None,
+        "balance": 0,
+        "lifetime": 0,
+        "level": 1,
+        "registered_at": None,
+        "updated_at": None,
+    }
