@@ -8,19 +8,25 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import select
 
 from adapters.cli.common import console, print_json, services
+from adapters.cli.reconcile import render as render_reconciliation
 from application.clock import ManualClock
+from application.narrative import DEFAULT_STORY
 from application.results import CommandResult, Origin
 from application.service import DianaApplication
 from domain.catalogue import INITIAL_BADGES
 from domain.rules import level_for
 from domain.story import load_bundled_story
+from projections import queries
+from projections.service import Projections
 
 DEMO_FILE = "dianabot-demo.sqlite3"
 ADMIN_ID = 0
@@ -145,29 +151,36 @@ def play_story(script: Script) -> None:
     script.walk(ana, steps=6)
 
 
-def summary(app: DianaApplication) -> list[dict[str, object]]:
+def summary(projections: Projections, now: datetime) -> list[dict[str, Any]]:
+    """What the screens would show, read from the read models (never from the aggregates)."""
+    vip_now = {row["telegram_id"] for row in queries.vip_members(projections, now)}
+    engagement = projections.table("engagement")
+    with projections.store.read() as conn:
+        streaks = {
+            row.player_id: row.streak
+            for row in conn.execute(select(engagement.c.player_id, engagement.c.streak))
+        }
     rows = []
-    for user in USERS:
-        player = app.get_player(user)
-        assert player is not None
-        badges = [
-            slug for slug in BADGE_SLUGS if (award := app.get_award(slug, user)) and award.held
-        ]
+    for entry in queries.top(projections, limit=len(USERS)):
+        user = entry["telegram_id"]
+        profile = queries.profile(projections, user) or {}
+        position = queries.story_position(projections, user, DEFAULT_STORY) or {}
         rows.append(
             {
+                "rank": entry["rank"],
                 "user": user,
-                "name": player.display_name,
-                "balance": player.balance,
-                "lifetime": player.lifetime_earned,
-                "level": player.level,
-                "level_name": level_for(player.lifetime_earned).name,
-                "streak": player.streak,
-                "vip": player.vip_active(app.clock.now()),
-                "fragment": (view.fragment_id if (view := app.current_fragment(user)) else None),
-                "badges": badges,
+                "name": entry["display_name"],
+                "balance": profile.get("balance"),
+                "lifetime": entry["points"],
+                "level": profile.get("level"),
+                "level_name": level_for(entry["points"]).name,
+                "streak": streaks.get(profile.get("player_id"), 0),
+                "vip": user in vip_now,
+                "fragment": position.get("fragment_id"),
+                "badges": [badge["badge_slug"] for badge in queries.badges(projections, user)],
             }
         )
-    return sorted(rows, key=lambda row: (-int(row["lifetime"]), int(row["user"])))  # type: ignore[call-overload]
+    return rows
 
 
 def demo(
@@ -185,12 +198,25 @@ def demo(
     clock = ManualClock()
     with services(database_url, clock=clock) as wired:
         script = play(wired.app, clock)
-        rows = summary(wired.app)
+        projections = wired.projections
+        assert projections is not None
+        projections.catch_up()
+        rows = summary(projections, clock.now())
+        funnel = queries.funnel(projections)
+        report = projections.reconcile(now=clock.now())
     if as_json:
-        print_json({"players": rows, "outcomes": dict(script.outcomes)})
+        print_json(
+            {
+                "players": rows,
+                "outcomes": dict(script.outcomes),
+                "vip_funnel": funnel,
+                "reconciliation": report.to_dict(),
+            }
+        )
         return
-    table = Table(title="Diana: tabla de besitos")
+    table = Table(title="Diana: tabla de besitos (read models)")
     for column in (
+        "rank",
         "user",
         "name",
         "balance",
@@ -204,6 +230,7 @@ def demo(
         table.add_column(column, justify="right" if column in {"balance", "lifetime"} else "left")
     for row in rows:
         table.add_row(
+            str(row["rank"]),
             str(row["user"]),
             str(row["name"]),
             str(row["balance"]),
@@ -221,4 +248,9 @@ def demo(
     for outcome, count in sorted(script.outcomes.items()):
         outcomes.add_row(outcome, str(count))
     console.print(outcomes)
-    console.print(f"events written to [bold]{database_url}[/bold]")
+    console.print(
+        f"VIP funnel: {funnel['users']} free users hit a VIP gate "
+        f"({funnel['gate_hits']} times), {funnel['converted']} became VIP"
+    )
+    render_reconciliation(report)
+    console.print(f"events and read models in [bold]{database_url}[/bold]")

@@ -45,8 +45,14 @@ def test_demo_runs_every_flow_on_a_fresh_sqlite_file(workdir) -> None:  # type: 
     assert ana["fragment"].startswith(("c4_", "c5_", "c6_"))  # and walked into the VIP arc
     assert all(row["fragment"] for row in players.values())
     assert (workdir / "dianabot-demo.sqlite3").exists()
-    again = runner.invoke(cli, ["demo", "--json"])  # re-runnable: starts from a fresh file
-    assert json.loads(again.stdout) == summary
+    assert summary["reconciliation"]["consistent"] is True  # replay equals the read models
+    assert summary["vip_funnel"] == {"users": 1, "converted": 1, "gate_hits": 1}
+    assert [row["rank"] for row in summary["players"]] == [1, 2, 3, 4, 5]
+    lifetimes = [row["lifetime"] for row in summary["players"]]
+    assert lifetimes == sorted(lifetimes, reverse=True)
+    again = json.loads(runner.invoke(cli, ["demo", "--json"]).stdout)  # re-runnable: fresh file
+    for key in ("players", "outcomes", "vip_funnel"):
+        assert again[key] == summary[key]
 
 
 def test_admin_grant_and_deduct(workdir) -> None:  # type: ignore[no-untyped-def]
