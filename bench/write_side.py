@@ -1,0 +1,578 @@
+"""Write-side benchmark: "react to a post" end to end (load, decide, save) against raw inserts.
+
+Run: `.venv/bin/python bench/write_side.py [--seconds 3] [--stores postgres,sqlite]` (or
+`make bench`). Every case runs in the same process and the same run, so the ratios against
+baseline (a) compare like with like on this (noisy, 2-core) machine:
+
+- (a) raw driver, one single-row INSERT per transaction into a table shaped like the events table;
+- (b) PostgreSQL only: (a) plus the `LOCK TABLE ... IN EXCLUSIVE MODE` and `NOTIFY` that a gap-free
+  ordered notification log needs (what the eventsourcing recorder does on every insert);
+- dianabot sequential: `DianaApplication` from `adapters.bootstrap`, group commit off, cache on;
+- dianabot with 32 concurrent users (one thread per user), with and without group commit;
+- ceiling: 32 players' reactions recorded by one `record()` per round, no loading, no threads;
+- snapshot load: `repository.get` of a player with 50,000+ events vs one with 10, cache disabled.
+
+PostgreSQL runs in a private schema dropped at the end; SQLite in a temporary directory.
+Numbers are measured, never assumed; see docs/performance.md for a recorded run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # runnable as a plain script from any directory
+    sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from adapters.bootstrap import Services, bootstrap  # noqa: E402
+from adapters.persistence import database_from_url  # noqa: E402
+from adapters.settings import Settings  # noqa: E402
+from application.group_commit import collect  # noqa: E402
+from application.results import Origin  # noqa: E402
+from application.service import DianaApplication  # noqa: E402
+from domain.cause import Cause  # noqa: E402
+from domain.ids import player_id  # noqa: E402
+from domain.player import Player  # noqa: E402
+from domain.rules import PointSource  # noqa: E402
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+USERS = 32
+EMOJI = "\u2764"
+# A stored Player event's state is ~170-250 bytes of JSON; the raw rows carry 250.
+RAW_STATE = (
+    b'{"timestamp":"2026-01-01T09:00:00+00:00","causation":"tg:update:123456",'
+    b'"actor":"tg:user:123456","source":"reaction","amount":10,"reference":"post:123456",'
+    b'"originator_topic":"domain.player:Player","originator_version":7}'
+).ljust(250, b" ")
+RAW_TOPIC = "domain.player:Player.PointsAwarded"
+
+TARGETS = {
+    "dianabot sequential": 0.45,
+    "dianabot 32 users, group commit": 2.5,
+}
+SNAPSHOT_TARGET = 2.0
+LOAD_REPEAT = 30
+
+
+@dataclass
+class Row:
+    store: str
+    case: str
+    value: float
+    unit: str  # "cmd/s" or "ms"
+    ratio: float | None = None
+    target: str = ""
+    holds: bool | None = None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
+        print(f"  {row.store:8} {row.case:40} {row.value:10.1f} {row.unit:5} {ratio}", flush=True)
+
+
+# ----- running a case for a fixed time ------------------------------------------------------
+
+
+def run_sequential(seconds: float, step: Callable[[int], None]) -> float:
+    """Calls step(i) in a loop for `seconds`; returns calls per second."""
+    started = time.perf_counter()
+    deadline = started + seconds
+    count = 0
+    while time.perf_counter() < deadline:
+        step(count)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def run_concurrent(seconds: float, workers: list[Callable[[int], None]]) -> float:
+    """One thread per worker, all started together, each calling worker(i) until the deadline."""
+    counts = [0] * len(workers)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(workers) + 1)
+    deadline = 0.0
+
+    def loop(index: int, work: Callable[[int], None]) -> None:
+        barrier.wait()
+        done = 0
+        try:
+            while time.perf_counter() < deadline:
+                work(done)
+                done += 1
+        except BaseException as error:  # report, do not hide, a failing worker
+            errors.append(error)
+        counts[index] = done
+
+    threads = [
+        threading.Thread(target=loop, args=(index, work), daemon=True)
+        for index, work in enumerate(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} workers failed") from errors[0]
+    return sum(counts) / elapsed
+
+
+# ----- raw baselines --------------------------------------------------------------------------
+
+
+class PostgresRaw:
+    """Baselines (a) and (b) with plain psycopg on a table shaped like dianabot_events."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self.url = url
+        self.table = sql.Identifier(schema, "raw_events")
+        self.channel = sql.Identifier(f"{schema}_raw_events")
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (originator_id uuid NOT NULL, originator_version bigint "
+                    "NOT NULL, topic text, state bytea, notification_id bigserial, "
+                    "PRIMARY KEY (originator_id, originator_version))"
+                ).format(self.table)
+            )
+            connection.execute(
+                sql.SQL("CREATE UNIQUE INDEX ON {} (notification_id)").format(self.table)
+            )
+        self.insert = sql.SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s) RETURNING notification_id"
+        ).format(self.table)
+        self.lock = sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(self.table)
+        self.notify = sql.SQL("NOTIFY {}").format(self.channel)
+
+    def worker(self, locked: bool, connections: list[psycopg.Connection]) -> Callable[[int], None]:
+        connection = psycopg.connect(self.url)
+        connections.append(connection)
+        originator = uuid.uuid4()
+
+        def step(i: int) -> None:
+            with connection.cursor() as cursor:
+                if locked:
+                    cursor.execute(self.lock, prepare=True)
+                    cursor.execute(self.notify, prepare=True)
+                cursor.execute(self.insert, (originator, i + 1, RAW_TOPIC, RAW_STATE), prepare=True)
+                cursor.fetchone()
+            connection.commit()
+
+        return step
+
+    def measure(self, seconds: float, *, locked: bool, users: int) -> float:
+        connections: list[psycopg.Connection] = []
+        try:
+            workers = [self.worker(locked, connections) for _ in range(users)]
+            if users == 1:
+                return run_sequential(seconds, workers[0])
+            return run_concurrent(seconds, workers)
+        finally:
+            for connection in connections:
+                connection.close()
+
+
+class SqliteRaw:
+    """Baseline (a) with plain sqlite3 (WAL, like the eventsourcing recorder) on the same shape."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with contextlib.closing(self._connect()) as connection:
+            connection.execute(
+                "CREATE TABLE raw_events (originator_id TEXT, originator_version INTEGER, "
+                "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        return connection
+
+    def worker(self, connections: list[sqlite3.Connection]) -> Callable[[int], None]:
+        connection = self._connect()
+        connections.append(connection)
+        originator = uuid.uuid4().hex
+
+        def step(i: int) -> None:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(
+                "INSERT INTO raw_events VALUES (?, ?, ?, ?)",
+                (originator, i + 1, RAW_TOPIC, RAW_STATE),
+            )
+            connection.execute("COMMIT")
+
+        return step
+
+    def measure(self, seconds: float, *, users: int) -> float:
+        connections: list[sqlite3.Connection] = []
+        try:
+            workers = [self.worker(connections) for _ in range(users)]
+            if users == 1:
+                return run_sequential(seconds, workers[0])
+            return run_concurrent(seconds, workers)
+        finally:
+            for connection in connections:
+                connection.close()
+
+
+# ----- dianabot cases -------------------------------------------------------------------------
+
+
+def services_for(url: str, *, group_commit: bool) -> Services:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=url,
+        group_commit=group_commit,
+        aggregate_cache_size=10_000,
+    )
+    # The read side is not started by bootstrap; leaving it out keeps this a write-side number.
+    return bootstrap(settings, database_url=url, group_commit=group_commit, projections=False)
+
+
+def register(app: DianaApplication, users: list[int]) -> None:
+    for user in users:
+        result = app.register_player(user, f"bench {user}", Origin.system("bench", str(user)))
+        if not result.ok:
+            raise RuntimeError(f"cannot register {user}: {result.outcome} {result.message}")
+
+
+def reacting(app: DianaApplication, user: int, prefix: str) -> Callable[[int], None]:
+    """One user's stream of reactions to distinct posts; every command must succeed."""
+
+    def step(i: int) -> None:
+        update = user * 10_000_000 + i
+        result = app.react(user, f"post:{prefix}:{i}", EMOJI, Origin.telegram(update, user))
+        if not result.ok:
+            raise RuntimeError(f"react failed for {user}: {result.outcome} {result.message}")
+
+    return step
+
+
+def dianabot_sequential(url: str, seconds: float, first_user: int) -> float:
+    users = list(range(first_user, first_user + USERS))
+    with services_for(url, group_commit=False) as services:
+        app = services.app
+        register(app, users)
+        steps = [reacting(app, user, "seq") for user in users]
+        return run_sequential(seconds, lambda i: steps[i % USERS](i // USERS))
+
+
+def dianabot_concurrent(url: str, seconds: float, first_user: int, *, group_commit: bool) -> float:
+    users = list(range(first_user, first_user + USERS))
+    with services_for(url, group_commit=group_commit) as services:
+        app = services.app
+        register(app, users)
+        return run_concurrent(seconds, [reacting(app, user, "conc") for user in users])
+
+
+def record_ceiling(url: str, seconds: float, first_user: int) -> float:
+    """No loading, no threads: 32 players' reactions recorded with one `record()` per round, as
+    the group-commit writer records a full batch. What group commit could reach at best here."""
+    users = list(range(first_user, first_user + USERS))
+    with services_for(url, group_commit=False) as services:
+        app = services.app
+        register(app, users)
+        players = [app.get_player(user) for user in users]
+        at = app.clock.now()
+
+        def step(i: int) -> None:
+            for player in players:
+                assert player is not None
+                cause = Cause(f"bench:ceiling:{player.telegram_id}:{i}", "system:bench", at)
+                player.react(f"post:ceiling:{i}", EMOJI, cause)
+            app.record(collect(players))
+
+        return run_sequential(seconds, step) * USERS
+
+
+# ----- snapshots ------------------------------------------------------------------------------
+
+
+def build_history(app: DianaApplication, telegram_id: int, events: int, batch: int) -> int:
+    """A realistic Player history (mostly messages and story rewards, some reactions and polls),
+    saved in big batches through the application so snapshots are taken. Returns the version.
+    """
+    register(app, [telegram_id])
+    player = app.get_player(telegram_id)
+    assert player is not None
+    at = player.registered_at
+    unsaved = 0
+    i = 0
+    while player.version < events:
+        at += timedelta(seconds=31)  # past the message cooldown
+        cause = Cause(f"bench:{telegram_id}:{i}", "system:bench", at)
+        before = player.version
+        remaining = events - player.version
+        kind = i % 20  # 12 messages, 6 story rewards, 1 reaction, 1 poll in every 20 actions
+        if remaining < 3 or kind >= 14:
+            player.award(PointSource.STORY, 5, f"fragment:{i}", cause)
+        elif kind < 12:
+            player.count_message(f"msg:{i}", cause)
+        elif kind == 12:
+            player.react(f"post:{i}", EMOJI, cause)
+        else:
+            player.answer_poll(f"poll:{i}", cause)
+        unsaved += player.version - before
+        i += 1
+        if unsaved >= batch:
+            app.save(player)
+            unsaved = 0
+    if unsaved:
+        app.save(player)
+    return player.version
+
+
+def reader_for(url: str) -> DianaApplication:
+    """An application with no aggregate cache, so `repository.get` always reads the store."""
+    env = dict(database_from_url(url).eventsourcing_env)
+    env["AGGREGATE_CACHE_MAXSIZE"] = ""  # empty = no cache ("0" would be an unbounded one)
+    return DianaApplication(env)
+
+
+def time_loads(app: DianaApplication, aggregate_id: uuid.UUID, version: int | None) -> float:
+    """Median milliseconds of a cold `repository.get` (the same reconstruction either way: the
+    latest snapshot at or before `version`, then the events after it)."""
+    samples = []
+    for attempt in range(LOAD_REPEAT + 2):
+        started = time.perf_counter()
+        app.repository.get(aggregate_id, version=version)
+        if attempt >= 2:  # two warm-up loads
+            samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def snapshot_case(store: str, url: str, report: Report, events: int, first_user: int) -> None:
+    """A 10-event player against one with `events` + (interval - 1) events, loaded at its head
+    (worst case: a whole interval minus one replayed after the snapshot) and half an interval
+    after its last snapshot (the typical case)."""
+    interval = DianaApplication.snapshotting_intervals[Player]
+    short_user, long_user = first_user, first_user + 1
+    with services_for(url, group_commit=False) as services:
+        started = time.perf_counter()
+        long_version = build_history(services.app, long_user, events + interval - 1, 5_000)
+        built = time.perf_counter() - started
+        short_version = build_history(services.app, short_user, 10, 5_000)
+    reader = reader_for(url)
+    try:
+        assert reader.snapshots is not None
+        long_id, short_id = player_id(long_user), player_id(short_user)
+        latest = next(iter(reader.snapshots.get(long_id, desc=True, limit=1)))
+        typical = latest.originator_version + interval // 2
+        short_ms = time_loads(reader, short_id, None)
+        typical_ms = time_loads(reader, long_id, typical)
+        worst_ms = time_loads(reader, long_id, None)
+        loaded = reader.repository.get(long_id)
+        assert isinstance(loaded, Player) and loaded.version == long_version
+        reader.repository.snapshot_store = None
+        started = time.perf_counter()
+        replayed = reader.repository.get(long_id)
+        full_ms = (time.perf_counter() - started) * 1000
+        assert vars(replayed) == vars(loaded), "a snapshot load must equal the full replay"
+    finally:
+        reader.close()
+    snapshot_note = (
+        f"{len(latest.state.get('reacted_posts', ())):,} reacted posts and "
+        f"{len(latest.state.get('answered_polls', ())):,} polls in the snapshot"
+    )
+    target = f"<= {SNAPSHOT_TARGET:g}x the 10-event load"
+    report.add(Row(store, f"load player, {short_version} events", short_ms, "ms"))
+    for label, version, value in [
+        ("typical", typical, typical_ms),
+        ("worst", long_version, worst_ms),
+    ]:
+        after = version - latest.originator_version
+        report.add(
+            Row(
+                store,
+                f"load player, {version:,} events ({label})",
+                value,
+                "ms",
+                value / short_ms,
+                target,
+                value / short_ms <= SNAPSHOT_TARGET,
+                f"snapshot + {after} events (interval {interval}); {snapshot_note}",
+            )
+        )
+    report.add(
+        Row(
+            store,
+            f"load player, {long_version:,} events, full replay",
+            full_ms,
+            "ms",
+            full_ms / short_ms,
+            note=f"snapshots off, for comparison; history built in {built:.0f}s",
+        )
+    )
+
+
+# ----- stores -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres_schema(url: str) -> Iterator[tuple[str, str]]:
+    """A private schema for the run, dropped at the end: yields (schema, dianabot URL)."""
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    separator = "&" if "?" in url else "?"
+    app_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield schema, f"{app_url}{separator}schema={schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+            )
+
+
+def throughput_rows(
+    store: str,
+    report: Report,
+    baseline: float,
+    measure_app: Callable[[str, int], float],
+) -> None:
+    cases: list[tuple[str, Callable[[], float]]] = [
+        ("dianabot sequential", lambda: measure_app("sequential", 1_000_000)),
+        ("dianabot 32 users, group commit", lambda: measure_app("group", 2_000_000)),
+        ("dianabot 32 users, no group commit", lambda: measure_app("direct", 3_000_000)),
+        ("ceiling: 32 reactions per record()", lambda: measure_app("ceiling", 4_000_000)),
+    ]
+    for case, run in cases:
+        value = run()
+        ratio = value / baseline
+        target = TARGETS.get(case)
+        report.add(
+            Row(
+                store,
+                case,
+                value,
+                "cmd/s",
+                ratio,
+                f">= {target:g}x (a)" if target else "",
+                None if target is None else ratio >= target,
+            )
+        )
+
+
+def app_measure(url: str, seconds: float) -> Callable[[str, int], float]:
+    def measure(kind: str, first_user: int) -> float:
+        if kind == "sequential":
+            return dianabot_sequential(url, seconds, first_user)
+        if kind == "ceiling":
+            return record_ceiling(url, seconds, first_user)
+        return dianabot_concurrent(url, seconds, first_user, group_commit=kind == "group")
+
+    return measure
+
+
+def bench_postgres(url: str, seconds: float, events: int, report: Report) -> None:
+    with postgres_schema(url) as (schema, app_url):
+        raw = PostgresRaw(url, schema)
+        baseline = raw.measure(seconds, locked=False, users=1)
+        report.add(Row("postgres", "(a) raw insert, 1 tx per row", baseline, "cmd/s", 1.0))
+        for label, locked, users in [
+            ("(a) raw insert, 32 threads", False, USERS),
+            ("(b) raw + LOCK TABLE + NOTIFY", True, 1),
+            ("(b) raw + LOCK TABLE + NOTIFY, 32 threads", True, USERS),
+        ]:
+            value = raw.measure(seconds, locked=locked, users=users)
+            report.add(Row("postgres", label, value, "cmd/s", value / baseline))
+        throughput_rows("postgres", report, baseline, app_measure(app_url, seconds))
+        snapshot_case("postgres", app_url, report, events, 9_000_000)
+
+
+def bench_sqlite(seconds: float, events: int, report: Report) -> None:
+    with tempfile.TemporaryDirectory(prefix="dianabot-bench-") as directory:
+        raw = SqliteRaw(Path(directory) / "raw.sqlite3")
+        baseline = raw.measure(seconds, users=1)
+        report.add(Row("sqlite", "(a) raw insert, 1 tx per row", baseline, "cmd/s", 1.0))
+        value = raw.measure(seconds, users=USERS)
+        report.add(Row("sqlite", "(a) raw insert, 32 threads", value, "cmd/s", value / baseline))
+        app_url = f"sqlite:///{Path(directory) / 'events.sqlite3'}"
+        throughput_rows("sqlite", report, baseline, app_measure(app_url, seconds))
+        snapshot_case("sqlite", app_url, report, events, 9_000_000)
+
+
+# ----- output ---------------------------------------------------------------------------------
+
+
+def print_table(report: Report, title: str) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # plain text is enough
+        for row in report.rows:
+            print(row)
+        return
+    table = Table(title=title)
+    for column in ("store", "case", "value", "vs (a)", "target", "holds", "note"):
+        table.add_column(column, justify="right" if column in {"value", "vs (a)"} else "left")
+    for row in report.rows:
+        value = f"{row.value:,.0f} {row.unit}" if row.unit == "cmd/s" else f"{row.value:.2f} ms"
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}x"
+        holds = "" if row.holds is None else ("yes" if row.holds else "NO")
+        table.add_row(row.store, row.case, value, ratio, row.target, holds, row.note)
+    Console(width=200).print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each timed case")
+    parser.add_argument("--stores", default="postgres,sqlite", help="comma-separated stores")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=50_000,
+        help="the long player has this many events plus (snapshot interval - 1)",
+    )
+    args = parser.parse_args(argv)
+    stores = [store.strip() for store in args.stores.split(",") if store.strip()]
+    unknown = set(stores) - {"postgres", "sqlite"}
+    if unknown:
+        parser.error(f"unknown stores: {', '.join(sorted(unknown))}")
+
+    report = Report()
+    started = time.perf_counter()
+    print(f"write-side benchmark: {args.seconds:g}s per case, {os.cpu_count()} CPUs", flush=True)
+    if "postgres" in stores:
+        bench_postgres(args.postgres_url, args.seconds, args.events, report)
+    if "sqlite" in stores:
+        bench_sqlite(args.seconds, args.events, report)
+    title = (
+        f"dianabot write side: react to a post (load, decide, save); {args.seconds:g}s per case,"
+        f" {os.cpu_count()} CPUs, total {time.perf_counter() - started:.0f}s"
+    )
+    print_table(report, title)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
