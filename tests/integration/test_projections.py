@@ -28,54 +28,11 @@ from projections.runner import FAILED, OK
 from projections.schema import TABLES, from_json_list
 from projections.service import Projections
 from tests.conftest import ADMIN_ID
+from tests.samples import SMALL_STORY as STORY
 
 ANA, BRUNO, CARLA = 101, 102, 103
 SLUG = "prueba"
 _updates = iter(range(1, 10**9))
-
-STORY = """
-slug: prueba
-title: Prueba
-version_label: "1"
-start: a
-max_free_cost: 100
-chapters:
-  - {number: 1, title: Uno, arc: Libre, vip: false}
-  - {number: 2, title: Dos, arc: Diván, vip: true}
-clues:
-  - {id: llave, name: Llave, description: Una llave.}
-fragments:
-  - id: a
-    chapter: 1
-    speaker: Diana
-    text: Hola.
-    reward: {besitos: 5}
-    choices:
-      - {id: a_b, label: Ir a B, next: b}
-      - {id: a_c, label: Pagar C, next: c, cost: 20}
-      - {id: a_v, label: Atajo VIP, next: c, vip_only: true}
-  - id: b
-    chapter: 1
-    speaker: Lucien
-    text: B.
-    reward: {besitos: 10, clue: llave}
-    choices:
-      - {id: b_a, label: Volver, next: a}
-      - {id: b_c, label: Abrir, next: c, requires_clue: llave}
-  - id: c
-    chapter: 1
-    speaker: Diana
-    text: C.
-    is_ending: true
-    choices:
-      - {id: c_d, label: Al Diván, next: d}
-      - {id: c_a, label: Otra vez, next: a}
-  - id: d
-    chapter: 2
-    speaker: Diana
-    text: D.
-    is_ending: true
-"""
 
 
 def tg(user: int) -> Origin:

@@ -42,37 +42,9 @@ from tests.integration.test_projections import (
     rows,
     tg,
 )
+from tests.samples import SMALL_STORY_WITHOUT_B as STORY_WITHOUT_B
 
 DANI = 104
-
-STORY_WITHOUT_B = """
-slug: prueba
-title: Prueba
-version_label: "2"
-start: a
-chapters:
-  - {number: 1, title: Uno, arc: Libre, vip: false}
-  - {number: 2, title: Dos, arc: Diván, vip: true}
-fragments:
-  - id: a
-    chapter: 1
-    speaker: Diana
-    text: Hola otra vez.
-    choices:
-      - {id: a_c, label: Pagar C, next: c, cost: 20}
-  - id: c
-    chapter: 1
-    speaker: Diana
-    text: C.
-    is_ending: true
-    choices:
-      - {id: c_d, label: Al Diván, next: d}
-  - id: d
-    chapter: 2
-    speaker: Diana
-    text: D.
-    is_ending: true
-"""
 
 
 @pytest.fixture

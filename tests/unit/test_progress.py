@@ -26,83 +26,12 @@ from domain.progress import (
 from domain.rules import PointSource
 from domain.story import LoadedStory, Story, parse_story, validate_story
 from domain.story_versions import InvalidStory, StoryNotPublished, StoryVersions
+from tests.samples import SMALL_STORY
+from tests.samples import SMALL_STORY_WITHOUT_B as WITHOUT_B
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 USER = 7
 _updates = count(1)
-
-SMALL_STORY = """
-slug: prueba
-title: Prueba
-version_label: "1"
-start: a
-max_free_cost: 100
-chapters:
-  - {number: 1, title: Uno, arc: Libre, vip: false}
-  - {number: 2, title: Dos, arc: Diván, vip: true}
-clues:
-  - {id: llave, name: Llave, description: Una llave.}
-fragments:
-  - id: a
-    chapter: 1
-    speaker: Diana
-    text: Hola.
-    reward: {besitos: 5}
-    choices:
-      - {id: a_b, label: Ir a B, next: b}
-      - {id: a_c, label: Pagar C, next: c, cost: 20}
-      - {id: a_v, label: Atajo VIP, next: c, vip_only: true}
-  - id: b
-    chapter: 1
-    speaker: Lucien
-    text: B.
-    reward: {besitos: 10, clue: llave}
-    choices:
-      - {id: b_a, label: Volver, next: a}
-      - {id: b_c, label: Abrir, next: c, requires_clue: llave}
-  - id: c
-    chapter: 1
-    speaker: Diana
-    text: C.
-    is_ending: true
-    choices:
-      - {id: c_d, label: Al Diván, next: d}
-      - {id: c_a, label: Otra vez, next: a}
-  - id: d
-    chapter: 2
-    speaker: Diana
-    text: D.
-    is_ending: true
-"""
-
-WITHOUT_B = """
-slug: prueba
-title: Prueba
-version_label: "2"
-start: a
-chapters:
-  - {number: 1, title: Uno, arc: Libre, vip: false}
-  - {number: 2, title: Dos, arc: Diván, vip: true}
-fragments:
-  - id: a
-    chapter: 1
-    speaker: Diana
-    text: Hola otra vez.
-    choices:
-      - {id: a_c, label: Pagar C, next: c, cost: 20}
-  - id: c
-    chapter: 1
-    speaker: Diana
-    text: C.
-    is_ending: true
-    choices:
-      - {id: c_d, label: Al Diván, next: d}
-  - id: d
-    chapter: 2
-    speaker: Diana
-    text: D.
-    is_ending: true
-"""
 
 
 def small_story(text: str = SMALL_STORY) -> LoadedStory:
