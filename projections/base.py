@@ -213,6 +213,28 @@ def sql_loader(connection_factory: Callable[[], Connection]) -> Loader:
     return load
 
 
+class PerPlayerProjector(Projector):
+    """A read model with one row per originator (a player) in its first table, keyed by the
+    originator id, created from `new_row` at the first event that touches it."""
+
+    def prefetch(self, events: list[tuple[int, str, Any]]) -> None:
+        rows = self.rows[self.tables[0]]
+        if not rows.complete:
+            rows.load(originator_keys(events, self.handlers))
+
+    def new_row(self, originator_id: UUID) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _row(self, event: Any) -> Row:
+        rows = self.rows[self.tables[0]]
+        key = event.originator_id.int
+        row = rows.get(key)
+        if row is None:
+            return rows.put(key, self.new_row(event.originator_id))
+        rows.touch(key)
+        return row
+
+
 def originator_keys(events: list[tuple[int, str, Any]], names: Iterable[str]) -> set[Hashable]:
     """Cache keys (`uuid.int`) of the originators of the events with these names (most tables
     are keyed by the stream their events come from)."""

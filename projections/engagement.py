@@ -4,40 +4,26 @@ with the current and best check-in streak (the engagement policy and admins read
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
-from projections.base import Projector, Row, originator_keys
+from projections.base import PerPlayerProjector
 
 
-class EngagementProjector(Projector):
+class EngagementProjector(PerPlayerProjector):
     name = "engagement"
     tables = ("engagement",)
 
-    def prefetch(self, events: list[tuple[int, str, Any]]) -> None:
-        rows = self.rows["engagement"]
-        if not rows.complete:
-            rows.load(originator_keys(events, self.handlers))
-
-    def _row(self, event: Any) -> Row:
-        rows = self.rows["engagement"]
-        key = event.originator_id.int
-        row = rows.get(key)
-        if row is None:
-            row = rows.put(
-                key,
-                {
-                    "player_id": event.originator_id,
-                    "reactions": 0,
-                    "messages": 0,
-                    "polls": 0,
-                    "checkins": 0,
-                    "streak": 0,
-                    "best_streak": 0,
-                    "last_active_at": None,
-                },
-            )
-        else:
-            rows.touch(key)
-        return row
+    def new_row(self, originator_id: UUID) -> dict[str, Any]:
+        return {
+            "player_id": originator_id,
+            "reactions": 0,
+            "messages": 0,
+            "polls": 0,
+            "checkins": 0,
+            "streak": 0,
+            "best_streak": 0,
+            "last_active_at": None,
+        }
 
     def on_PlayerRegistered(self, event: Any, position: int) -> None:
         self._row(event)

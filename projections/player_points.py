@@ -9,26 +9,15 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from projections.base import Projector, Row, originator_keys
+from projections.base import PerPlayerProjector, Row
 
 
-class PlayerPointsProjector(Projector):
+class PlayerPointsProjector(PerPlayerProjector):
     name = "player_points"
     tables = ("player_points",)
 
-    def prefetch(self, events: list[tuple[int, str, Any]]) -> None:
-        rows = self.rows["player_points"]
-        if not rows.complete:
-            rows.load(originator_keys(events, self.handlers))
-
-    def _row(self, event: Any) -> Row:
-        rows = self.rows["player_points"]
-        key = event.originator_id.int
-        row = rows.get(key)
-        if row is None:
-            return rows.put(key, new_row(event.originator_id))
-        rows.touch(key)
-        return row
+    def new_row(self, originator_id: UUID) -> dict[str, Any]:
+        return new_row(originator_id)
 
     def on_PlayerRegistered(self, event: Any, position: int) -> None:
         row = self._row(event)

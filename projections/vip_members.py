@@ -5,40 +5,26 @@ reconciliation checks it against the period's end."""
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
-from projections.base import Projector, Row, originator_keys
+from projections.base import PerPlayerProjector
 
 
-class VipMembersProjector(Projector):
+class VipMembersProjector(PerPlayerProjector):
     name = "vip_members"
     tables = ("vip_members",)
 
-    def prefetch(self, events: list[tuple[int, str, Any]]) -> None:
-        rows = self.rows["vip_members"]
-        if not rows.complete:
-            rows.load(originator_keys(events, self.handlers))
-
-    def _row(self, event: Any) -> Row:
-        rows = self.rows["vip_members"]
-        key = event.originator_id.int
-        row = rows.get(key)
-        if row is None:
-            row = rows.put(
-                key,
-                {
-                    "player_id": event.originator_id,
-                    "is_vip": False,
-                    "vip_until": None,
-                    "source": None,
-                    "last_reference": None,
-                    "grants": 0,
-                    "first_granted_at": None,
-                    "expired_at": None,
-                },
-            )
-        else:
-            rows.touch(key)
-        return row
+    def new_row(self, originator_id: UUID) -> dict[str, Any]:
+        return {
+            "player_id": originator_id,
+            "is_vip": False,
+            "vip_until": None,
+            "source": None,
+            "last_reference": None,
+            "grants": 0,
+            "first_granted_at": None,
+            "expired_at": None,
+        }
 
     def on_VipGranted(self, event: Any, position: int) -> None:
         row = self._row(event)
