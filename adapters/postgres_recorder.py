@@ -37,10 +37,16 @@ class ArrayInsertPostgresRecorder(PostgresApplicationRecorder):
             id_type=Identifier(self.datastore.originator_id_type),
         )
 
-        self._begin_and_lock = SQL("BEGIN; {lock}; NOTIFY {channel}").format(
-            lock=SQL("; ").join(self.lock_table_statements),
-            channel=Identifier(self.channel_name),
+        # Rendered to text once: psycopg would otherwise compose them on every insert.
+        self._begin_and_lock = (
+            SQL("BEGIN; {lock}; NOTIFY {channel}")
+            .format(
+                lock=SQL("; ").join(self.lock_table_statements),
+                channel=Identifier(self.channel_name),
+            )
+            .as_string(None)
         )
+        self._insert_sql = self.insert_events_statement.as_string(None)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -51,9 +57,7 @@ class ArrayInsertPostgresRecorder(PostgresApplicationRecorder):
             try:
                 with conn.cursor() as curs:
                     curs.execute(self._begin_and_lock)
-                    curs.execute(
-                        self.insert_events_statement, _columns(stored_events), prepare=True
-                    )
+                    curs.execute(self._insert_sql, _columns(stored_events), prepare=True)
                     notification_ids = [row["notification_id"] for row in curs.fetchall()]
                 conn.execute("COMMIT")
             except BaseException:

@@ -38,8 +38,12 @@ class _Pending:
 
 
 def collect(aggregates: Sequence[Any]) -> ProcessingEvent[Any]:
+    """What `ProcessingEvent.collect_events` does for aggregates, without its runtime protocol
+    checks (tens of microseconds per command on the hot path)."""
     processing: ProcessingEvent[Any] = ProcessingEvent()
-    processing.collect_events(*aggregates)
+    for aggregate in aggregates:
+        processing.events.extend(aggregate.collect_events())
+        processing.aggregates[aggregate.id] = aggregate
     return processing
 
 
