@@ -80,7 +80,8 @@ def _postgres(url: str, parsed: URL) -> Database:
     if isinstance(schema, tuple):
         schema = schema[-1]
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        # eventsourcing.postgres with leaner inserts (same tables, lock, NOTIFY and positions).
+        "PERSISTENCE_MODULE": "adapters.postgres_recorder:DianaPostgresFactory",
         "POSTGRES_DBNAME": parsed.database or "postgres",
         "POSTGRES_HOST": parsed.host or "127.0.0.1",
         "POSTGRES_PORT": str(parsed.port or 5432),
@@ -92,7 +93,6 @@ def _postgres(url: str, parsed: URL) -> Database:
         # No pre-ping round trip per checkout: a dropped connection fails its command, which the
         # application retries once (see CoreApplication._command).
         "POSTGRES_PRE_PING": "n",
-        "APPLICATION_RECORDER_TOPIC": "adapters.postgres_recorder:ArrayInsertPostgresRecorder",
     }
     if schema:
         env["POSTGRES_SCHEMA"] = schema

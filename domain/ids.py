@@ -6,11 +6,13 @@ always maps to the same Player (and the same badge award) without a lookup table
 
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 NAMESPACE = UUID("3b5d5c3e-7f1a-4d3c-9a57-0d1a2b1c9e42")
 
 
+@lru_cache(maxsize=65_536)  # every command derives it; uuid5 hashes with SHA-1 each time
 def player_id(telegram_id: int) -> UUID:
     return uuid5(NAMESPACE, f"player:{telegram_id}")
 

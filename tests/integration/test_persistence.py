@@ -23,7 +23,7 @@ def test_urls_map_onto_the_eventsourcing_modules(tmp_path) -> None:  # type: ign
     pg = database_from_url("postgresql+psycopg://bob:secret@db.local:6543/diana?schema=s1")
     assert pg.kind == "postgres" and pg.schema == "s1"
     env = pg.eventsourcing_env
-    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert env["PERSISTENCE_MODULE"] == "adapters.postgres_recorder:DianaPostgresFactory"
     assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"]) == (
         "db.local",
         "6543",
@@ -120,12 +120,16 @@ def test_a_dropped_connection_is_retried_once_and_applies_once(
 
 def test_the_postgres_recorder_returns_positions_in_insertion_order(postgres_url: str) -> None:
     """One transaction of many aggregates' events: each event gets the position it is read at."""
-    from adapters.postgres_recorder import ArrayInsertPostgresRecorder
+    from adapters.postgres_recorder import (
+        ArrayInsertAggregateRecorder,
+        ArrayInsertPostgresRecorder,
+    )
     from application.group_commit import collect
 
     with bootstrap(make_settings(postgres_url), clock=ManualClock()) as wired:
         app = wired.app
         assert isinstance(app.recorder, ArrayInsertPostgresRecorder)
+        assert isinstance(app.snapshots.recorder, ArrayInsertAggregateRecorder)
         for user in range(1, 21):
             app.register_player(user, f"u{user}", Origin.telegram(user, user))
         players = []
