@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +22,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
     JSONTranscoder,
+    Notification,
     OperationalError,
     PersistenceError,
     Recording,
@@ -34,12 +35,17 @@ from application.locks import StripedLocks
 from application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
 from domain.badge import Badge, BadgeAward
 from domain.cause import Cause
-from domain.errors import DomainError, UnknownBadge, UnknownPlayer
+from domain.errors import DomainError, NotAuthorized, UnknownBadge, UnknownPlayer
 from domain.ids import badge_award_id, badge_id, player_id
 from domain.player import Player
 from domain.progress import StoryProgress
 
 log = logging.getLogger(__name__)
+
+CONSOLE_ADMIN_ID = 0
+"""The operator at the server's console (`dianabot admin ...`): trusted like a configured admin."""
+
+NOTIFICATION_PAGE = 500
 
 MAX_ATTEMPTS = 12
 """Optimistic-concurrency retries before a command reports a conflict."""
@@ -178,7 +184,24 @@ class CoreApplication(Application[UUID]):
             with contextlib.suppress(KeyError):
                 cache.get(aggregate.id, evict=True)
 
+    def is_admin(self, user_id: int) -> bool:
+        return user_id == CONSOLE_ADMIN_ID or user_id in self.admin_ids
+
+    def _require_admin(self, user_id: int) -> None:
+        if not self.is_admin(user_id):
+            raise NotAuthorized(f"user {user_id} is not an admin", admin_id=user_id)
+
     # ----- loading ----------------------------------------------------------------------------
+
+    def scan_notifications(self, topics: list[str], start: int = 1) -> Iterator[Notification]:
+        """The notifications with these topics from position `start` on, read page by page."""
+        position = start
+        while True:
+            page = self.recorder.select_notifications(position, NOTIFICATION_PAGE, topics=topics)
+            yield from page
+            if len(page) < NOTIFICATION_PAGE:
+                return
+            position = page[-1].id + 1
 
     def _load(self, aggregate_id: UUID) -> Any | None:
         try:

@@ -20,7 +20,6 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from application.app import CoreApplication
@@ -45,7 +44,6 @@ DEFAULT_STORY = "diana"
 """The bundled story's slug (content/story.yaml)."""
 
 RELOCATION_REASON = "fragment_removed"
-NOTIFICATION_PAGE = 500
 STORY_MODELS_KEPT = 8
 
 
@@ -386,21 +384,8 @@ class NarrativeCommands(CoreApplication):
 
     def _progress_ids(self) -> Iterator[UUID]:
         """Every StoryProgress stream, from the StoryStarted notifications (one per stream)."""
-        for notification in scan_notifications(self, [get_topic(StoryProgress.StoryStarted)]):
+        for notification in self.scan_notifications([get_topic(StoryProgress.StoryStarted)]):
             yield notification.originator_id
-
-
-def scan_notifications(
-    app: CoreApplication, topics: list[str], start: int = 1
-) -> Iterator[Notification]:
-    """The notifications with these topics from position `start` on, read page by page."""
-    position = start
-    while True:
-        page = app.recorder.select_notifications(position, NOTIFICATION_PAGE, topics=topics)
-        yield from page
-        if len(page) < NOTIFICATION_PAGE:
-            return
-        position = page[-1].id + 1
 
 
 def _choice_view(

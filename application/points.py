@@ -7,14 +7,10 @@ from collections.abc import Callable
 from application.app import CoreApplication
 from application.results import CommandResult, Origin
 from domain.cause import Cause
-from domain.errors import NotAuthorized
 from domain.player import Player
 from domain.rules import PointSource
 
 PlayerAction = Callable[[Player, Cause], None]
-
-CONSOLE_ADMIN_ID = 0
-"""The operator at the server's console (`dianabot admin ...`): trusted like a configured admin."""
 
 
 class PointsCommands(CoreApplication):
@@ -70,15 +66,11 @@ class PointsCommands(CoreApplication):
             admin_id, telegram_id, origin, lambda p, c: p.deduct(amount, admin_id, reason, c)
         )
 
-    def is_admin(self, user_id: int) -> bool:
-        return user_id == CONSOLE_ADMIN_ID or user_id in self.admin_ids
-
     def _as_admin(
         self, admin_id: int, telegram_id: int, origin: Origin, act: PlayerAction
     ) -> CommandResult:
         def decide(cause: Cause) -> list[Player]:
-            if not self.is_admin(admin_id):
-                raise NotAuthorized(f"user {admin_id} is not an admin", admin_id=admin_id)
+            self._require_admin(admin_id)
             player = self._player(telegram_id)
             act(player, cause)
             return [player]

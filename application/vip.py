@@ -27,11 +27,8 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from application.app import CoreApplication
-from application.narrative import scan_notifications
-from application.points import CONSOLE_ADMIN_ID
 from application.results import CommandResult, Origin
 from domain.cause import Cause
-from domain.errors import NotAuthorized
 from domain.ids import vip_token_id
 from domain.player import Player
 from domain.vip import TOKEN_PREFIX, InvalidToken, VipToken, checked_days, hash_token
@@ -83,8 +80,7 @@ class VipCommands(CoreApplication):
         token_hash = hash_token(token)
 
         def decide(cause: Cause) -> list[VipToken]:
-            if not self._is_vip_admin(admin_id):
-                raise NotAuthorized(f"user {admin_id} is not an admin", admin_id=admin_id)
+            self._require_admin(admin_id)
             validity = timedelta(days=checked_days(valid_days))
             return [VipToken.issue(token_hash, days, admin_id, cause.at + validity, cause)]
 
@@ -148,8 +144,8 @@ class VipCommands(CoreApplication):
         """
         watch: _VipWatch = self.__dict__.setdefault("_vip_watch", _VipWatch())
         with watch.lock:
-            for notification in scan_notifications(
-                self, [get_topic(Player.VipGranted)], watch.position + 1
+            for notification in self.scan_notifications(
+                [get_topic(Player.VipGranted)], watch.position + 1
             ):
                 watch.players.add(notification.originator_id)
                 watch.position = notification.id
@@ -186,10 +182,6 @@ class VipCommands(CoreApplication):
 
         origin = Origin.system(EXPIRY_JOB, f"{telegram_id}:{until.isoformat()}")
         return self._command(telegram_id, decide, origin)
-
-    def _is_vip_admin(self, user_id: int) -> bool:
-        # The same rule as PointsCommands.is_admin (this mixin does not inherit it).
-        return user_id == CONSOLE_ADMIN_ID or user_id in self.admin_ids
 
     @staticmethod
     def _with_vip_until(result: CommandResult) -> CommandResult:

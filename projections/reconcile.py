@@ -31,7 +31,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Table, and_, case, delete, func, or_, select, tuple_, update
 
-from application.points import CONSOLE_ADMIN_ID
+from application.app import CONSOLE_ADMIN_ID
 from application.results import CommandResult, Origin
 from domain.catalogue import INITIAL_BADGES
 from domain.ids import badge_award_id, badge_id, player_id, progress_id, story_id

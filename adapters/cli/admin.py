@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from adapters.cli.common import EXIT_REFUSED, errors, report, services
-from application.points import CONSOLE_ADMIN_ID
+from application.app import CONSOLE_ADMIN_ID
 from application.results import Origin
 from domain.badge import BadgeSpec
 

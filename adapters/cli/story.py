@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from adapters.cli.common import console, errors, print_json, report, services
-from application.points import CONSOLE_ADMIN_ID
+from application.app import CONSOLE_ADMIN_ID
 from application.results import Origin
 from domain.story import (
     BUNDLED_STORY_PATH,
