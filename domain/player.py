@@ -193,11 +193,6 @@ class Player(DianaAggregate):
     def can_afford(self, amount: int) -> bool:
         return self.balance >= amount
 
-    def next_checkin_at(self) -> datetime | None:
-        return (
-            None if self.last_checkin_at is None else self.last_checkin_at + rules.CHECKIN_INTERVAL
-        )
-
     def vip_active(self, at: datetime) -> bool:
         return self.vip_until is not None and at < self.vip_until
 
@@ -355,10 +350,3 @@ class Player(DianaAggregate):
         # Set here only (not in __init__): players and snapshots from before VIP existed lack it.
         self.vip_expired_until = until
         self._remember("vip_expire", causation)
-
-
-def time_until(moment: datetime | None, now: datetime) -> timedelta:
-    """How long from now until a moment (zero when it has passed or is unknown)."""
-    if moment is None or moment <= now:
-        return timedelta(0)
-    return moment - now
