@@ -1,20 +1,38 @@
 """Leaner inserts for the eventsourcing PostgreSQL recorders, plugged in as a persistence factory
-(`PERSISTENCE_MODULE=adapters.postgres_recorder:DianaPostgresFactory`).
+(`PERSISTENCE_MODULE=adapters.postgres_recorder:DianaPostgresFactory`). Same tables, same table
+lock, NOTIFY and RETURNING of notification ids as the library, so the stored log is identical
+and the library's readers work unchanged.
 
-The library sends a batch of events as one array of a composite type, which psycopg serialises in
-Python, field by field (~30 µs per event here). These recorders send the same rows as four arrays
-of base types (uuid, bigint, text, bytea) that psycopg dumps in C, into the same tables. The
-application recorder keeps the same table lock, NOTIFY and RETURNING of notification ids, so the
-stored log is identical; it also sends the transaction in three round trips (BEGIN + lock +
-NOTIFY as one simple query, the insert, COMMIT) where the library's pipeline needs several syncs.
-The snapshot recorder gets the same array insert.
+Why: the library sends a batch as one array of a composite type, which psycopg serialises in
+Python field by field (~30 µs per event here), in a pipeline with several syncs. Each database
+round trip also costs a writer thread the GIL twice, and it queues for it behind every busy
+thread of the process. So a transaction is sent as ONE simple query:
+
+    BEGIN; LOCK TABLE ... IN EXCLUSIVE MODE; NOTIFY ...;
+    INSERT INTO ... SELECT i, v, t, decode(h, 'hex')
+        FROM unnest('{<uuids>}'::uuid[], '{<versions>}'::bigint[], '{<topics>}'::text[],
+                    '{<hex states>}'::text[]) AS r(i, v, t, h)
+    RETURNING notification_id;
+    COMMIT
+
+Injection-safe by construction, not by escaping: the literals only ever hold UUIDs rendered by
+Python, integers, topics that match `[A-Za-z0-9_.:]+` and hexadecimal digits, none of which can
+close a quote or an array element. A batch holding anything else (a text originator id, an
+unusual topic) takes the parameterised path: typed arrays in psycopg's binary format (165 µs of
+client CPU per 64 rows against 733 µs in text format), BEGIN + lock + NOTIFY, insert, COMMIT.
+
+Snapshots are few but big (a Player's reacted posts): for them the literal is slower (hex
+doubles the bytes and the server parses it: 1.3-1.8 ms against 0.9-1.1 ms for two 12 kB
+snapshots), so they always take the binary-array insert, in autocommit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import (
@@ -27,10 +45,20 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+COLUMNS = "(originator_id, originator_version, topic, state)"
 INSERT_FROM_ARRAYS = (
-    "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-    "SELECT * FROM unnest(%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[])"
+    "INSERT INTO {schema}.{table} " + COLUMNS + " "
+    "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[])"
 )
+_PLAIN_TOPIC = re.compile(r"[A-Za-z0-9_.:]+")
+
+
+def _table(recorder: PostgresAggregateRecorder) -> str:
+    return (
+        SQL("{}.{}")
+        .format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+        .as_string(None)
+    )
 
 
 def _insert_statement(recorder: PostgresAggregateRecorder, returning: str = "") -> Composed:
@@ -50,8 +78,33 @@ def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:
     )
 
 
+def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | None:
+    """The rows as a SELECT over array literals (see module docstring), or None when a value
+    is not one of the plain kinds that can be written into a literal safely."""
+    if id_type != "uuid":
+        return None
+    ids, versions, topics, states = [], [], [], []
+    for event in stored_events:
+        version = event.originator_version
+        if (
+            type(event.originator_id) is not UUID
+            or type(version) is not int
+            or not _PLAIN_TOPIC.fullmatch(event.topic)
+        ):
+            return None
+        ids.append(str(event.originator_id))
+        versions.append(str(version))
+        topics.append(event.topic)
+        states.append(event.state.hex())
+    return (
+        "SELECT i, v, t, decode(h, 'hex') FROM unnest("
+        f"'{{{','.join(ids)}}}'::uuid[], '{{{','.join(versions)}}}'::bigint[], "
+        f"'{{{','.join(topics)}}}'::text[], '{{{','.join(states)}}}'::text[]) AS r(i, v, t, h)"
+    )
+
+
 class ArrayInsertAggregateRecorder(PostgresAggregateRecorder):
-    """Snapshots: the same table, rows sent as typed arrays."""
+    """Snapshots: the same table, rows sent as typed binary arrays."""
 
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
@@ -84,15 +137,26 @@ class ArrayInsertPostgresRecorder(PostgresApplicationRecorder):
             )
             .as_string(None)
         )
+        self._table = _table(self)
+        self._results_before_insert = len(self.lock_table_statements) + 2  # BEGIN, locks, NOTIFY
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
+        rows = literal_rows(stored_events, self.datastore.originator_id_type)
         with self.datastore.get_connection() as conn:
             try:
                 with conn.cursor() as curs:
+                    if rows is not None:  # the whole transaction in one round trip
+                        curs.execute(
+                            f"{self._begin_and_lock}; INSERT INTO {self._table} {COLUMNS} "
+                            f"{rows} RETURNING notification_id; COMMIT"
+                        )
+                        for _ in range(self._results_before_insert):
+                            curs.nextset()
+                        return [row["notification_id"] for row in curs.fetchall()]
                     curs.execute(self._begin_and_lock)
                     curs.execute(self._insert_sql, _columns(stored_events), prepare=True)
                     notification_ids = [row["notification_id"] for row in curs.fetchall()]
