@@ -19,6 +19,7 @@ from domain.errors import (
     InsufficientPoints,
     InvalidInput,
 )
+from domain.growset import GrowSet
 from domain.ids import player_id
 from domain.rules import PointSource
 from domain.vip import VIP_SOURCES, VipNotDue, checked_days
@@ -89,8 +90,8 @@ class Player(DianaAggregate):
         self.streak = 0
         self.last_checkin_at: datetime | None = None
         self.last_message_at: datetime | None = None
-        self.reacted_posts: set[str] = set()
-        self.answered_polls: set[str] = set()
+        self.reacted_posts: GrowSet[str] = GrowSet()
+        self.answered_polls: GrowSet[str] = GrowSet()
         self.vip_until: datetime | None = None
         self.recent_commands = []
 
@@ -260,7 +261,7 @@ class Player(DianaAggregate):
     def _reaction_recorded(
         self, post: str, emoji: str, timestamp: datetime, causation: str, actor: str
     ) -> None:
-        self.reacted_posts.add(post)
+        self.reacted_posts = self.reacted_posts.added(post)
         self._remember("react", causation)
 
     @event("MessageCounted")
@@ -272,7 +273,7 @@ class Player(DianaAggregate):
 
     @event("PollAnswered")
     def _poll_answered(self, poll: str, timestamp: datetime, causation: str, actor: str) -> None:
-        self.answered_polls.add(poll)
+        self.answered_polls = self.answered_polls.added(poll)
         self._remember("poll", causation)
 
     @event("CheckedIn")

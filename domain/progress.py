@@ -26,6 +26,7 @@ from eventsourcing.domain import event
 from domain.base import DianaAggregate
 from domain.cause import Cause
 from domain.errors import DomainError, DuplicateCommand, InsufficientPoints
+from domain.growset import GrowSet
 from domain.ids import progress_id
 from domain.player import Player
 from domain.rules import PointSource
@@ -90,11 +91,11 @@ class StoryProgress(DianaAggregate):
         self.story_version = story_version
         self.fragment_id = fragment_id
         self.started_at = timestamp
-        self.visited: set[str] = set()
+        self.visited: GrowSet[str] = GrowSet()
         self.trail: list[str] = []
-        self.clues: set[str] = set()
-        self.chapters_completed: set[int] = set()
-        self.paid_choices: set[str] = set()
+        self.clues: GrowSet[str] = GrowSet()
+        self.chapters_completed: GrowSet[int] = GrowSet()
+        self.paid_choices: GrowSet[str] = GrowSet()
         self.decisions = 0
         self.vip_gate_hits = 0
         self.recent_commands = []
@@ -183,7 +184,7 @@ class StoryProgress(DianaAggregate):
     ) -> None:
         self.fragment_id = fragment_id
         self.story_version = story_version
-        self.visited.add(fragment_id)
+        self.visited = self.visited.added(fragment_id)
         self._push_trail(fragment_id)
 
     @event("ChoiceMade")
@@ -199,18 +200,18 @@ class StoryProgress(DianaAggregate):
     ) -> None:
         self.decisions += 1
         if cost > 0:
-            self.paid_choices.add(choice_id)
+            self.paid_choices = self.paid_choices.added(choice_id)
         self._remember("choose", causation)
 
     @event("ClueUnlocked")
     def _clue_unlocked(self, clue: str, timestamp: datetime, causation: str, actor: str) -> None:
-        self.clues.add(clue)
+        self.clues = self.clues.added(clue)
 
     @event("ChapterCompleted")
     def _chapter_completed(
         self, chapter: int, timestamp: datetime, causation: str, actor: str
     ) -> None:
-        self.chapters_completed.add(chapter)
+        self.chapters_completed = self.chapters_completed.added(chapter)
 
     @event("VipGateHit")
     def _vip_gate_hit(
