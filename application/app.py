@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -26,13 +26,15 @@ from eventsourcing.persistence import (
     OperationalError,
     PersistenceError,
     Recording,
-    Transcoding,
+    Transcoder,
 )
 
 from application.clock import Clock, SystemClock
-from application.group_commit import DirectWriter, GroupCommitWriter
+from application.group_commit import DirectWriter, GroupCommitWriter, Write
 from application.locks import StripedLocks
 from application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
+from application.snapshotting import BackgroundSnapshots, InlineSnapshots
+from application.transcoding import FlatJSONTranscoder, GrowSetAsList, SetAsList
 from domain.badge import Badge, BadgeAward
 from domain.cause import Cause
 from domain.errors import DomainError, NotAuthorized, UnknownBadge, UnknownPlayer
@@ -51,19 +53,6 @@ MAX_ATTEMPTS = 12
 """Optimistic-concurrency retries before a command reports a conflict."""
 
 Decide = Callable[[Cause], Iterable[Aggregate | None]]
-
-
-class SetAsList(Transcoding):
-    """Aggregates keep sets (reacted posts, answered polls); snapshots store them as lists."""
-
-    type = set
-    name = "set"
-
-    def encode(self, obj: set[Any]) -> list[Any]:
-        return sorted(obj, key=repr)
-
-    def decode(self, data: list[Any]) -> set[Any]:
-        return set(data)
 
 
 class CoreApplication(Application[UUID]):
@@ -90,31 +79,98 @@ class CoreApplication(Application[UUID]):
         self.clock: Clock = clock or SystemClock()
         self.admin_ids = frozenset(admin_ids)
         self._locks = StripedLocks()
+        # With group commit, snapshots are written off the writer's critical path.
+        self._snapshot_sink: InlineSnapshots | BackgroundSnapshots | None = None
+        if self.snapshots is not None:
+            put = self._put_snapshots
+            self._snapshot_sink = BackgroundSnapshots(put) if group_commit else InlineSnapshots(put)
         self._writer: DirectWriter | GroupCommitWriter = (
-            GroupCommitWriter(self.record, max_batch) if group_commit else DirectWriter(self.record)
+            GroupCommitWriter(self.record, max_batch, prepare=self.encode)
+            if group_commit
+            else DirectWriter(self.record, prepare=self.encode)
         )
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = super().construct_transcoder()
+        if type(transcoder) is JSONTranscoder:  # the default: same output, faster when flat
+            transcoder = FlatJSONTranscoder()
+            self.register_transcodings(transcoder)
+        return transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(SetAsList())
+        transcoder.register(GrowSetAsList())
 
     def close(self) -> None:
-        writer = getattr(self, "_writer", None)
-        if writer is not None:
-            writer.close()
+        for part in (getattr(self, "_writer", None), getattr(self, "_snapshot_sink", None)):
+            if part is not None:
+                part.close()
         super().close()
+
+    def _put_snapshots(self, snapshots: Sequence[Any]) -> None:
+        assert self.snapshots is not None
+        self.snapshots.put(snapshots)
+
+    def flush_snapshots(self, timeout: float = 30.0) -> bool:
+        """Wait until the snapshots due so far are written (they are written in the background
+        with group commit); False on timeout."""
+        return self._snapshot_sink is None or self._snapshot_sink.flush(timeout)
 
     # ----- writing: the one place events are written ----------------------------------------
 
     def record(self, processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        """Write one transaction's events, then snapshots (best effort) and notifications.
+        """Write one transaction's events, then the snapshots that became due (best effort)."""
+        recordings = self._record_events(processing)
+        self._take_due_snapshots(processing)
+        return recordings
+
+    def encode(self, write: Write) -> None:
+        """Turn a write's events into stored rows (run in the commanding thread)."""
+        to_stored_event = self.mapper.to_stored_event
+        write.stored_events = [to_stored_event(event) for event in write.events]
+
+    def _record_events(self, processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Write one transaction's events and cache the aggregates just saved.
+
+        What the library's `Application._record` does, except that events a `Write` carries
+        already encoded are not encoded again.
+        """
+        stored = getattr(processing, "stored_events", None)
+        if stored is None:
+            return self._record(processing)
+        positions = self.recorder.insert_events(stored, tracking=processing.tracking)
+        if positions is None or len(positions) != len(stored):
+            raise PersistenceError("the recorder did not return a position for every event")
+        recordings = [
+            Recording(
+                event,
+                Notification(
+                    originator_id=row.originator_id,
+                    originator_version=row.originator_version,
+                    topic=row.topic,
+                    state=row.state,
+                    id=position,
+                ),
+            )
+            for event, row, position in zip(processing.events, stored, positions, strict=True)
+        ]
+        cache = self.repository.cache
+        if cache is not None and not self.repository.fastforward:
+            for aggregate_id, aggregate in processing.aggregates.items():
+                cache.put(aggregate_id, aggregate)
+        return recordings
+
+    def _take_due_snapshots(self, processing: ProcessingEvent[UUID]) -> None:
+        """Snapshot every aggregate whose save crossed a multiple of its interval.
 
         A snapshot is taken from the aggregate just saved, whose state is exactly the replay of
-        its committed events, at its new version whenever this save crossed a multiple of its
-        interval. (The library's `_take_snapshots` re-reads up to `interval` events from the
-        store for each one: milliseconds on the group-commit writer's critical path.)
+        its committed events. (The library's `_take_snapshots` re-reads up to `interval` events
+        from the store for each one: milliseconds on the writer's critical path.) Readers follow
+        the recorder's notification log, so the library's in-process `_notify` hook is unused.
         """
-        recordings = self._record(processing)
+        if self._snapshot_sink is None:
+            return
         try:
             due: dict[UUID, Aggregate] = {}
             for event in processing.events:
@@ -122,17 +178,18 @@ class CoreApplication(Application[UUID]):
                 interval = self.snapshotting_intervals.get(type(aggregate))
                 if interval and event.originator_version % interval == 0:
                     due[event.originator_id] = aggregate
-            if due and self.snapshots is not None:
-                self.snapshots.put(
-                    [
-                        getattr(type(aggregate), "Snapshot", self.snapshot_class).take(aggregate)
-                        for aggregate in due.values()
-                    ]
-                )
+            if not due:
+                return
+            # The saved aggregates are never mutated again (the cache hands out copies), so a
+            # snapshot taken now may be encoded and written later, on another thread.
+            snapshots = [
+                getattr(type(aggregate), "Snapshot", self.snapshot_class).take(aggregate)
+                for aggregate in due.values()
+            ]
         except Exception:  # a snapshot is an optimisation; the events are already safe
             log.exception("snapshot failed after commit")
-        self._notify(recordings)
-        return recordings
+            return
+        self._snapshot_sink.add(snapshots)
 
     def _command(self, key: object, decide: Decide, origin: Origin) -> CommandResult:
         """Run a use case with per-key ordering, optimistic concurrency and typed failures.
@@ -145,13 +202,18 @@ class CoreApplication(Application[UUID]):
         # commands are written in the order they run, and a group-commit batch never holds two
         # changes to one user.
         connection_retried = False
+        aggregates: list[Aggregate] = []  # what the latest attempt decided, to evict on failure
+
+        def attempt_once() -> list[Aggregate]:
+            # Runs on the group-commit writer's thread, or inline without one.
+            aggregates[:] = [a for a in decide(origin.cause(self.clock.now())) if a is not None]
+            return aggregates
+
         with self._locks.holding(key):
             for attempt in range(1, MAX_ATTEMPTS + 1):
-                aggregates: list[Aggregate] = []
+                aggregates.clear()
                 try:
-                    cause = origin.cause(self.clock.now())
-                    aggregates = [a for a in decide(cause) if a is not None]
-                    recordings = self._writer.commit(aggregates)
+                    recordings = self._writer.run(attempt_once)
                 except DomainError as error:
                     return CommandResult.refused(error)
                 except IntegrityError:
@@ -160,13 +222,15 @@ class CoreApplication(Application[UUID]):
                     time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
                     continue
                 except (OperationalError, InterfaceError) as error:
-                    # A dropped connection (server restart, idle timeout): the pool discards it,
-                    # so one retry from fresh state usually succeeds. If the failed commit did in
+                    # A dropped connection (server restart, idle timeout): the pool's other idle
+                    # connections are likely dead too, so they are checked and replaced, then
+                    # the command is retried once from fresh state. If the failed commit did in
                     # fact land, the retry is refused as a duplicate: never applied twice.
                     self._forget(aggregates)
                     if not connection_retried:
-                        connection_retried = False
+                        connection_retried = True
                         log.warning("database connection failed (%s); retrying once", error)
+                        self._replace_broken_connections()
                         continue
                     return _unavailable(key, error)
                 except PersistenceError as error:
@@ -174,6 +238,16 @@ class CoreApplication(Application[UUID]):
                     return _unavailable(key, error)
                 return CommandResult.accepted(recordings)
         return CommandResult(CONFLICT, message=f"gave up after {MAX_ATTEMPTS} version conflicts")
+
+    def _replace_broken_connections(self) -> None:
+        """Test the pooled connections and replace the dead ones (PostgreSQL only)."""
+        pool = getattr(getattr(self.recorder, "datastore", None), "pool", None)
+        if pool is None:
+            return
+        try:
+            pool.check()
+        except Exception:  # the server may be down altogether: the retry will say so
+            log.warning("could not check the connection pool", exc_info=True)
 
     def _forget(self, aggregates: Iterable[Aggregate]) -> None:
         """Drop cached copies that may be stale, so the retry loads from the store."""

@@ -1,16 +1,24 @@
-"""Group commit: concurrent commands' changes saved together in one transaction.
+"""Group commit: concurrent commands decided and saved together, one transaction per batch.
 
-One writer thread takes the commands waiting (up to `max_batch`) and records all their events with
-a single insert. Each command still waits for its own outcome. If the combined transaction fails
-on an integrity conflict, the writer records the commands one by one, so a conflict in one
-command never fails another. Per-user ordering comes from the caller holding that user's lock until
-its commit returns, so a batch never holds two changes to one aggregate.
+Commands arrive from many threads (one per Telegram update being handled). Each hands its
+*attempt* (decide: load aggregates, call their methods, return those to save) to the one writer
+thread and waits for its own outcome. The writer takes what has queued (up to `max_batch`), runs
+the attempts one after another, and records all their events with a single insert. If that
+combined transaction fails on an integrity conflict, the writer records the commands one by one,
+so a conflict in one command never fails another. Per-user ordering comes from the caller
+holding that user's lock until its outcome returns, so a batch never holds two changes to one
+user, and a user's commands are written in the order they ran.
 
-The writer does not hold a batch open for commands still deciding: measured, such a window did
-not raise throughput here (the commands' own CPU under the GIL is the limit, not the number of
-transactions), and the longer decide-to-commit time made version conflicts with other processes
-writing the same users far more likely. Batches form from whatever queues while a write is in
-flight.
+Why the writer runs the decisions too (flat combining) instead of each caller deciding in its
+own thread: under the GIL only one thread runs Python at a time, and 32 deciding threads spend
+much of their time handing the GIL to each other; worse, the writer, back from each database
+round trip, queued for the GIL behind all of them (measured: 2 ms per batch waiting to read
+the answer to a 0.2 ms statement). Deciding on the writer thread costs the same CPU without the
+hand-offs, and the callers only wake to queue their next command while the writer waits on the
+database. Measured on the write-side benchmark: see docs/performance.md.
+
+A decision that itself issues a command (none does today) runs inline rather than queueing
+behind itself.
 """
 
 from __future__ import annotations
@@ -19,61 +27,123 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.application import ProcessingEvent
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
 
 log = logging.getLogger(__name__)
 
+
+class Write(ProcessingEvent[Any]):
+    """One transaction's worth of events, optionally already encoded for the store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored_events: list[StoredEvent] | None = None
+
+
+Attempt = Callable[[], Sequence[Any]]
+"""Runs one command's decision; returns the aggregates whose pending events are to be saved."""
 Record = Callable[[ProcessingEvent[Any]], list[Recording[Any]]]
+Prepare = Callable[[Write], None]
 
 
-@dataclass
-class _Pending:
-    processing: ProcessingEvent[Any]
-    outcome: Future[list[Recording[Any]]] = field(default_factory=Future)
+def _nothing(write: Write) -> None:
+    """No preparation."""
 
 
-def collect(aggregates: Sequence[Any]) -> ProcessingEvent[Any]:
+def collect(aggregates: Sequence[Any]) -> Write:
     """What `ProcessingEvent.collect_events` does for aggregates, without its runtime protocol
     checks (tens of microseconds per command on the hot path)."""
-    processing: ProcessingEvent[Any] = ProcessingEvent()
+    processing = Write()
     for aggregate in aggregates:
         processing.events.extend(aggregate.collect_events())
         processing.aggregates[aggregate.id] = aggregate
     return processing
 
 
-def merged(batch: Sequence[_Pending]) -> ProcessingEvent[Any]:
-    combined: ProcessingEvent[Any] = ProcessingEvent()
+class _Pending:
+    """One command waiting for the writer: a pre-acquired lock is its signal (cheaper than a
+    Future, whose condition variable costs a few microseconds more on every command)."""
+
+    __slots__ = ("attempt", "write", "_settled", "_recordings", "_error")
+
+    def __init__(self, attempt: Attempt) -> None:
+        self.attempt = attempt
+        self.write = Write()
+        self._settled = threading.Lock()
+        self._settled.acquire()
+        self._recordings: list[Recording[Any]] = []
+        self._error: BaseException | None = None
+
+    def succeed(self, recordings: list[Recording[Any]]) -> None:
+        self._recordings = recordings
+        self._settled.release()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._settled.release()
+
+    def outcome(self) -> list[Recording[Any]]:
+        """Blocks until the writer settles this command; raises what its attempt or commit
+        raised."""
+        self._settled.acquire()
+        if self._error is not None:
+            raise self._error
+        return self._recordings
+
+
+def merged(batch: Sequence[_Pending]) -> Write:
+    combined = Write()
+    stored: list[StoredEvent] | None = []
     for pending in batch:
-        combined.events.extend(pending.processing.events)
-        combined.aggregates.update(pending.processing.aggregates)
+        write = pending.write
+        combined.events.extend(write.events)
+        combined.aggregates.update(write.aggregates)
+        if stored is not None and write.stored_events is not None:
+            stored.extend(write.stored_events)
+        else:
+            stored = None
+    combined.stored_events = stored
     return combined
 
 
 class DirectWriter:
-    """Records each command's events in its own transaction (the simple, default path)."""
+    """Runs each command in its caller's thread and records it in its own transaction (the
+    simple, default path)."""
 
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: Record, prepare: Prepare = _nothing) -> None:
         self._record = record
+        self._prepare = prepare
+
+    def run(self, attempt: Attempt) -> list[Recording[Any]]:
+        return self.commit(attempt())
 
     def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
-        processing = collect(aggregates)
-        return self._record(processing) if processing.events else []
+        write = collect(aggregates)
+        if not write.events:
+            return []
+        self._prepare(write)
+        return self._record(write)
 
     def close(self) -> None:
         """Nothing to stop."""
 
 
 class GroupCommitWriter:
-    """Batches commits from many threads into one transaction per batch (see module docstring)."""
+    """Decides and commits queued commands in batches on one thread (see module docstring).
 
-    def __init__(self, record: Record, max_batch: int = 32) -> None:
+    `record` writes one transaction (and whatever must follow it before the commands hear of
+    it, such as snapshots); `prepare` turns a command's events into rows.
+    """
+
+    def __init__(
+        self, record: Record, max_batch: int = 32, prepare: Prepare = _nothing
+    ) -> None:
         self._record = record
+        self._prepare = prepare
+        self._inline = DirectWriter(record, prepare)
         self._max_batch = max(1, max_batch)
         self._changed = threading.Condition(threading.Lock())
         self._queue: deque[_Pending] = deque()
@@ -83,19 +153,22 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
-        """Queue this command's events for the next batch and wait for its own outcome."""
-        processing = collect(aggregates)
-        if not processing.events:
-            return []
-        pending = _Pending(processing)
+    def run(self, attempt: Attempt) -> list[Recording[Any]]:
+        """Queue a command's attempt for the next batch and wait for its own outcome."""
+        if threading.current_thread() is self._thread:
+            return self._inline.run(attempt)
+        pending = _Pending(attempt)
         with self._changed:
             if self._closed:
                 raise RuntimeError("the group-commit writer is closed")
             self._queue.append(pending)
             if len(self._queue) == 1:  # the writer may be waiting for work
                 self._changed.notify()
-        return pending.outcome.result()
+        return pending.outcome()
+
+    def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
+        """Save aggregates already decided, with the next batch."""
+        return self.run(lambda: aggregates)
 
     def close(self) -> None:
         """Write what is queued, then stop the writer thread."""
@@ -127,8 +200,31 @@ class GroupCommitWriter:
             self._write(batch)
 
     def _write(self, batch: list[_Pending]) -> None:
+        ready = [pending for pending in batch if self._decide(pending)]
+        if not ready:
+            return
         self.batches += 1
-        self.commands += len(batch)
+        self.commands += len(ready)
+        self._commit_batch(ready)
+
+    def _decide(self, pending: _Pending) -> bool:
+        """Runs the command's attempt; False if it is already settled (refused, nothing to
+        save, or failed)."""
+        try:
+            write = collect(pending.attempt())
+            if write.events:
+                self._prepare(write)
+        except BaseException as error:  # the caller turns it into its result
+            pending.fail(error)
+            return False
+        if not write.events:
+            pending.succeed([])
+            return False
+        pending.write = write
+        return True
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        """Writes the batch and settles every command in it."""
         if len(batch) == 1:
             self._settle(batch[0])
             return
@@ -141,16 +237,18 @@ class GroupCommitWriter:
             return
         except BaseException as error:  # every waiting command must hear about the failure
             for pending in batch:
-                pending.outcome.set_exception(error)
+                pending.fail(error)
             return
         start = 0
         for pending in batch:
-            count = len(pending.processing.events)
-            pending.outcome.set_result(recordings[start : start + count])
+            count = len(pending.write.events)
+            pending.succeed(recordings[start : start + count])
             start += count
 
     def _settle(self, pending: _Pending) -> None:
         try:
-            pending.outcome.set_result(self._record(pending.processing))
+            recordings = self._record(pending.write)
         except BaseException as error:
-            pending.outcome.set_exception(error)
+            pending.fail(error)
+            return
+        pending.succeed(recordings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -47,13 +48,45 @@ class Origin:
         return cls(f"job:{job}:{key}", f"system:{job}")
 
 
-@dataclass(frozen=True)
 class RecordedEvent:
-    name: str
-    originator_id: UUID
-    version: int
-    position: int | None
-    fields: Mapping[str, Any]
+    """One event a command recorded, with its position in the log. Read-only; its fields are
+    read off the domain event when first asked for (most callers only look at names)."""
+
+    __slots__ = ("_event", "position", "_fields")
+
+    def __init__(self, event: Any, position: int | None) -> None:
+        self._event = event
+        self.position = position
+        self._fields: Mapping[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return type(self._event).__name__
+
+    @property
+    def originator_id(self) -> UUID:
+        return self._event.originator_id
+
+    @property
+    def version(self) -> int:
+        return self._event.originator_version
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        if self._fields is None:
+            self._fields = MappingProxyType(
+                {key: value for key, value in vars(self._event).items() if key not in _IDENTITY}
+            )
+        return self._fields
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordedEvent(name={self.name!r}, originator_id={self.originator_id!r}, "
+            f"version={self.version!r}, position={self.position!r})"
+        )
+
+
+_IDENTITY = frozenset({"originator_id", "originator_version", "originator_topic"})
 
 
 @dataclass(frozen=True)
@@ -96,16 +129,4 @@ class CommandResult:
 
 
 def _recorded(recording: Recording[Any]) -> RecordedEvent:
-    event = recording.domain_event
-    fields = {
-        key: value
-        for key, value in vars(event).items()
-        if key not in {"originator_id", "originator_version", "originator_topic"}
-    }
-    return RecordedEvent(
-        name=type(event).__name__,
-        originator_id=event.originator_id,
-        version=event.originator_version,
-        position=recording.notification.id,
-        fields=fields,
-    )
+    return RecordedEvent(recording.domain_event, recording.notification.id)

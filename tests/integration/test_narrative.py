@@ -252,6 +252,7 @@ def test_state_replays_identically_from_the_store(playing: DianaApplication) -> 
     replayed = app.get_progress(USER, SLUG)
     assert vars(replayed) == vars(live)
     assert app.snapshots is not None
+    assert app.flush_snapshots()
     assert list(app.snapshots.get(progress_id(USER, SLUG), desc=True, limit=1))
     assert app.published_story(SLUG)[1].content_hash == small_story().story.content_hash  # type: ignore[index]
 

@@ -84,6 +84,7 @@ def test_a_long_history_loads_from_a_snapshot_equal_to_a_full_replay(
     pid = player_id(USER)
     assert app.snapshots is not None
 
+    assert app.flush_snapshots()
     snapshots = list(app.snapshots.get(pid))
     assert len(snapshots) >= 2, "a snapshot is due every time the history crosses the interval"
     assert [s.originator_version for s in snapshots] == sorted(
@@ -109,6 +110,7 @@ def test_every_snapshot_equals_the_replay_at_its_version(services: Services) -> 
     grow_history(app, clock, 3 * interval + 1)
     pid = player_id(USER)
     assert app.snapshots is not None
+    assert app.flush_snapshots()
     snapshots = list(app.snapshots.get(pid))
     assert len(snapshots) >= 3
     replay = Repository(app.events)
@@ -129,8 +131,9 @@ def test_a_failing_snapshot_never_fails_the_command(
 
     app.snapshots.put = broken  # type: ignore[method-assign]
     interval = app.snapshotting_intervals[Player]
-    with caplog.at_level(logging.ERROR, logger="application.app"):
+    with caplog.at_level(logging.ERROR):
         player = grow_history(app, clock, interval + 2)
+        assert app.flush_snapshots()
     assert "snapshot failed after commit" in caplog.text
     fresh = Repository(app.events, snapshot_store=app.snapshots).get(player_id(USER))
     assert state(fresh) == state(player)
