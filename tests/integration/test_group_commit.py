@@ -20,6 +20,7 @@ from application.group_commit import GroupCommitWriter
 from application.results import CommandResult, Origin
 from application.service import DianaApplication
 from domain.ids import player_id
+from domain.player import Player
 from domain.rules import PointSource
 from tests.conftest import make_settings
 
@@ -408,3 +409,74 @@ def test_failure_of_a_batch_reaches_every_waiting_command() -> None:
 class _Event:
     def __init__(self, originator_id: str) -> None:
         self.originator_id = originator_id
+
+
+def test_decisions_run_on_the_writer_thread_and_a_refusal_fails_only_its_command(
+    grouped: Services,
+) -> None:
+    """Flat combining: the writer thread runs each queued command's decision. A command refused
+    by the domain (already reacted) gets its typed refusal; the others of the batch commit."""
+    app = grouped.app
+    register(app, range(1, 5))
+    assert app.react(1, "chan:9", "❤️", Origin.telegram(50, 1)).ok
+    threads_seen: set[str] = set()
+    original = app._player
+
+    def spying(telegram_id: int) -> Any:
+        threads_seen.add(threading.current_thread().name)
+        return original(telegram_id)
+
+    app._player = spying  # type: ignore[method-assign]
+    results: dict[int, CommandResult] = {}
+
+    def command(user: int) -> None:
+        results[user] = app.react(user, "chan:9", "❤️", Origin.telegram(60 + user, user))
+
+    run_threads(4, lambda index: command(index + 1))
+
+    assert threads_seen == {"group-commit"}
+    assert results[1].outcome == "already_reacted" and not results[1].events
+    assert all(results[user].ok for user in (2, 3, 4))
+    assert [app.get_player(user).balance for user in range(1, 5)] == [10, 10, 10, 10]
+
+
+def test_a_decision_that_issues_a_command_runs_it_inline() -> None:
+    """No command does this today; if one does, it must not wait for the writer it runs on."""
+    recorded: list[list[str]] = []
+
+    def record(processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        recorded.append([event.originator_id for event in processing.events])
+        return []
+
+    writer = GroupCommitWriter(record, max_batch=8)
+
+    class Pending:
+        def __init__(self, name: str) -> None:
+            self.id = name
+
+        def collect_events(self) -> list[Any]:
+            return [_Event(self.id)]
+
+    def outer() -> list[Any]:
+        writer.run(lambda: [Pending("inner")])
+        return [Pending("outer")]
+
+    try:
+        writer.run(outer)
+    finally:
+        writer.close()
+    assert recorded == [["inner"], ["outer"]]
+
+
+def test_snapshots_are_written_in_the_background_and_flushed_on_demand(
+    grouped: Services,
+) -> None:
+    app = grouped.app
+    register(app, range(1, 2))
+    interval = app.snapshotting_intervals[Player]
+    for n in range(interval):
+        assert award(app, 1, 1, f"s:{n}", 10_000 + n).ok
+    assert app.flush_snapshots()
+    assert app.snapshots is not None
+    (latest,) = app.snapshots.get(player_id(1), desc=True, limit=1)
+    assert latest.originator_version == interval
