@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    Repository,
+)
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -55,6 +60,22 @@ MAX_ATTEMPTS = 12
 Decide = Callable[[Cause], Iterable[Aggregate | None]]
 
 
+def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's `project_aggregate` without its per-event `isinstance` check against a
+    runtime protocol, which costs ~15 µs an event on Python 3.11 (a third of a snapshot load)."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
+class LeanRepository(Repository[UUID]):
+    """The library's repository, replaying with `_replay` unless told otherwise."""
+
+    def get(self, aggregate_id: UUID, **kwargs: Any) -> Any:
+        kwargs.setdefault("projector_func", _replay)
+        return super().get(aggregate_id, **kwargs)
+
+
 class CoreApplication(Application[UUID]):
     """Persistence, identity, retries and group commit; the use cases live in the mixins."""
 
@@ -89,6 +110,13 @@ class CoreApplication(Application[UUID]):
             if group_commit
             else DirectWriter(self.record, prepare=self.encode)
         )
+
+    def construct_repository(self) -> Repository[UUID]:
+        """The library's repository, configured from the environment as usual, as a
+        `LeanRepository`."""
+        repository = super().construct_repository()
+        repository.__class__ = LeanRepository
+        return repository
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = super().construct_transcoder()
