@@ -12,6 +12,8 @@ baseline (a) compare like with like on this (noisy, 2-core) machine:
 - ceiling: 32 players' reactions recorded by one `record()` per round, no loading, no threads;
 - snapshot load: `repository.get` of a player with 50,000+ events vs one with 10, cache disabled.
 
+Each throughput case runs `--rounds` times, each run right after its own measurement of (a); the
+median of those paired ratios is reported (the VM's noise moves (a) by 20-30 % within a minute).
 PostgreSQL runs in a private schema dropped at the end; SQLite in a temporary directory.
 Numbers are measured, never assumed; see docs/performance.md for a recorded run.
 """
