@@ -375,13 +375,6 @@ def test_failure_of_a_batch_reaches_every_waiting_command() -> None:
 
     writer = GroupCommitWriter(record, max_batch=8)
 
-    class Pending:
-        def __init__(self, name: str) -> None:
-            self.id = name
-
-        def collect_events(self) -> list[Any]:
-            return [_Event(self.id)]
-
     outcomes: dict[str, str] = {}
 
     def commit(name: str) -> None:
@@ -409,6 +402,16 @@ def test_failure_of_a_batch_reaches_every_waiting_command() -> None:
 class _Event:
     def __init__(self, originator_id: str) -> None:
         self.originator_id = originator_id
+
+
+class Pending:
+    """A stand-in aggregate with one pending event, for driving the writer directly."""
+
+    def __init__(self, name: str) -> None:
+        self.id = name
+
+    def collect_events(self) -> list[Any]:
+        return [_Event(self.id)]
 
 
 def test_decisions_run_on_the_writer_thread_and_a_refusal_fails_only_its_command(
@@ -449,13 +452,6 @@ def test_a_decision_that_issues_a_command_runs_it_inline() -> None:
         return []
 
     writer = GroupCommitWriter(record, max_batch=8)
-
-    class Pending:
-        def __init__(self, name: str) -> None:
-            self.id = name
-
-        def collect_events(self) -> list[Any]:
-            return [_Event(self.id)]
 
     def outer() -> list[Any]:
         writer.run(lambda: [Pending("inner")])
