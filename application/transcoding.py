@@ -50,9 +50,6 @@ class GrowSetAsList(SetAsList):
 
     type = GrowSet
 
-    def encode(self, obj: GrowSet[Any]) -> list[Any]:  # type: ignore[override]
-        return _sorted(obj)
-
 
 
 class FlatJSONTranscoder(JSONTranscoder):

@@ -61,9 +61,7 @@ class GrowSet(Set[T], Generic[T]):
         return chain.from_iterable(self._chunks)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, GrowSet):
-            return self._size == other._size and all(element in other for element in self)
-        if isinstance(other, Set):
+        if isinstance(other, Set):  # a GrowSet, a set, a frozenset...
             return self._size == len(other) and all(element in other for element in self)
         return NotImplemented
 
