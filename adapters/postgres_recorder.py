@@ -24,6 +24,10 @@ client CPU per 64 rows against 733 µs in text format), BEGIN + lock + NOTIFY, i
 Snapshots are few but big (a Player's reacted posts): for them the literal is slower (hex
 doubles the bytes and the server parses it: 1.3-1.8 ms against 0.9-1.1 ms for two 12 kB
 snapshots), so they always take the binary-array insert, in autocommit.
+
+Reads (`select_events`, how an aggregate is loaded) ask for results in binary: in text format a
+`bytea` column arrives as hex, twice its size, and psycopg decodes it in Python. A 45 kB Player
+snapshot took 350 µs to fetch as text against 200 µs in binary (150 µs with no row at all).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from eventsourcing.postgres import (
     PostgresFactory,
 )
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 COLUMNS = "(originator_id, originator_version, topic, state)"
@@ -103,7 +107,60 @@ def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | No
     )
 
 
-class ArrayInsertAggregateRecorder(PostgresAggregateRecorder):
+class BinarySelect(PostgresAggregateRecorder):
+    """`select_events` with results in binary format (see module docstring), same rows."""
+
+    _select_statements: dict[tuple[bool, bool, bool, bool], str]
+
+    def _select_statement(self, gt: bool, lte: bool, desc: bool, limit: bool) -> str:
+        key = (gt, lte, desc, limit)
+        try:
+            return self._select_statements[key]
+        except AttributeError:
+            self._select_statements = {}
+        except KeyError:
+            pass
+        statement = (
+            SQL("SELECT originator_version, topic, state FROM {}.{} WHERE originator_id = %s")
+            .format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+            .as_string(None)
+        )
+        statement += " AND originator_version > %s" * gt + " AND originator_version <= %s" * lte
+        statement += " ORDER BY originator_version " + ("DESC" if desc else "ASC")
+        statement += " LIMIT %s" * limit
+        self._select_statements[key] = statement
+        return statement
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        statement = self._select_statement(gt is not None, lte is not None, desc, limit is not None)
+        params = [originator_id, *(value for value in (gt, lte, limit) if value is not None)]
+        if self.datastore.originator_id_type == "uuid" and not isinstance(originator_id, UUID):
+            originator_id = UUID(str(originator_id))  # as the column would return it
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(binary=True, row_factory=tuple_row) as curs,
+        ):
+            curs.execute(statement, params, prepare=True)
+            return [
+                StoredEvent(
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=bytes(state),
+                )
+                for version, topic, state in curs.fetchall()
+            ]
+
+
+class ArrayInsertAggregateRecorder(BinarySelect, PostgresAggregateRecorder):
     """Snapshots: the same table, rows sent as typed binary arrays."""
 
     def __init__(
@@ -119,7 +176,7 @@ class ArrayInsertAggregateRecorder(PostgresAggregateRecorder):
         curs.execute(self._insert_sql, _columns(stored_events), prepare=True)
 
 
-class ArrayInsertPostgresRecorder(PostgresApplicationRecorder):
+class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
     """The events table and its notification log: same lock, NOTIFY and positions."""
 
     def __init__(

@@ -193,3 +193,35 @@ def test_a_conflicting_literal_batch_writes_nothing_and_leaves_the_connection_us
             taken.originator_id,
             fresh.originator_id,
         ]
+
+
+def test_the_postgres_recorder_selects_what_the_library_selects(postgres_url: str) -> None:
+    """Aggregates load through a binary-format `select_events`: every range, order and limit
+    gives the library's own rows, bytes included, for a UUID or its string form."""
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.postgres import PostgresAggregateRecorder
+
+    with bootstrap(make_settings(postgres_url), clock=ManualClock()) as wired:
+        recorder = wired.app.recorder
+        library = PostgresAggregateRecorder(
+            recorder.datastore, events_table_name=recorder.events_table_name
+        )
+        aggregate = uuid.uuid4()
+        states = [b"{}", b'{"a":"\\u0000 \xe2\x9d\xa4"}', bytes(range(256)), b"x" * 50_000]
+        recorder.insert_events(
+            [
+                StoredEvent(aggregate, version, "domain.player:Player.PointsAwarded", state)
+                for version, state in enumerate(states, start=1)
+            ]
+        )
+        for originator_id in (aggregate, str(aggregate), uuid.uuid4()):
+            for gt in (None, 0, 2):
+                for lte in (None, 3, 4):
+                    for desc in (False, True):
+                        for limit in (None, 1, 10):
+                            options = {"gt": gt, "lte": lte, "desc": desc, "limit": limit}
+                            ours = recorder.select_events(originator_id, **options)
+                            theirs = library.select_events(originator_id, **options)
+                            assert ours == theirs, options
+                            assert all(type(e.originator_id) is uuid.UUID for e in ours)
+        assert [e.state for e in recorder.select_events(aggregate)] == states
