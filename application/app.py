@@ -39,7 +39,7 @@ from application.group_commit import DirectWriter, GroupCommitWriter, Write
 from application.locks import StripedLocks
 from application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
 from application.snapshotting import BackgroundSnapshots, InlineSnapshots
-from application.transcoding import FlatJSONTranscoder, GrowSetAsList, SetAsList
+from application.transcoding import FlatJSONTranscoder, GrowSetPacked, SetAsList
 from domain.badge import Badge, BadgeAward
 from domain.cause import Cause
 from domain.errors import DomainError, NotAuthorized, UnknownBadge, UnknownPlayer
@@ -128,7 +128,7 @@ class CoreApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(SetAsList())
-        transcoder.register(GrowSetAsList())
+        transcoder.register(GrowSetPacked())
 
     def close(self) -> None:
         for part in (getattr(self, "_writer", None), getattr(self, "_snapshot_sink", None)):

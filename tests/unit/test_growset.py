@@ -36,3 +36,40 @@ def test_a_grow_set_has_few_chunks_and_copies_are_free() -> None:
     assert GrowSet(["a", "b"]) == GrowSet(["b"]).added("a")
     assert GrowSet(["a"]) != GrowSet(["b"]) and GrowSet(["a"]) != {"a", "b"}
     assert GrowSet(["a"]) != ["a"]
+
+
+# Strings with and without the packing separator, the empty string, and a few non-strings.
+elements = st.one_of(st.text(alphabet="ab :\n", max_size=4), st.integers(min_value=-3, max_value=3))
+
+
+@given(st.sets(elements), st.lists(elements), st.lists(elements))
+def test_a_packed_set_is_the_set_it_was_packed_from(
+    packed_from: set[object], added_later: list[object], probes: list[object]
+) -> None:
+    original: GrowSet[object] = GrowSet(packed_from)
+    packed, others = original.packed_parts()
+    assert packed is None or isinstance(packed, str)
+    unpacked: GrowSet[object] = GrowSet.unpacked(packed, others)
+    assert unpacked == packed_from and len(unpacked) == len(packed_from)
+    assert sorted(map(repr, unpacked)) == sorted(map(repr, packed_from))  # each element once
+    expected = set(packed_from)
+    for element in added_later:
+        unpacked = unpacked.added(element)
+        expected.add(element)
+    assert unpacked == expected and len(unpacked) == len(expected)
+    for probe in [*probes, *expected, "", " ", "a b"]:
+        assert (probe in unpacked) == (probe in expected)
+    assert GrowSet.unpacked(*unpacked.packed_parts()) == expected
+
+
+def test_strings_are_packed_and_the_rest_kept_apart() -> None:
+    assert GrowSet(["post:2", "post:1"]).packed_parts() == ("post:1 post:2", [])
+    assert GrowSet(["a b", "c", 1]).packed_parts() == ("c", ["a b", 1])  # repr order
+    assert GrowSet().packed_parts() == (None, [])
+    assert GrowSet([""]).packed_parts() == ("", [])
+    empty_string_only: GrowSet[str] = GrowSet.unpacked("")
+    assert "" in empty_string_only and " " not in empty_string_only
+    assert len(empty_string_only) == 1 and list(empty_string_only) == [""]
+    posts: GrowSet[str] = GrowSet.unpacked("post:1 post:12")
+    assert "post:1" in posts and "post:12" in posts
+    assert "post:2" not in posts and "post:1 post:12" not in posts and "1" not in posts
