@@ -116,3 +116,44 @@ def test_what_only_the_standard_json_module_reads_takes_the_library_path() -> No
     assert FAST.decode(b'{"big":123456789012345678901234567890,"nan":NaN}')["big"] == 10**29 + (
         23456789012345678901234567890
     )
+
+
+plain_values = st.recursive(
+    st.one_of(
+        flat_values,
+        st.uuids(),
+        st.decimals(allow_nan=False, allow_infinity=False),
+        st.sets(st.text(max_size=4), max_size=4),
+        st.sets(st.text(max_size=4), max_size=4).map(GrowSet),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(st.text(max_size=6), children, max_size=4),
+    ),
+    max_leaves=16,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), plain_values, max_size=6))
+def test_nested_plain_states_are_written_byte_for_byte_as_the_library_writes_them(
+    state: dict[str, Any],
+) -> None:
+    try:
+        expected = LIBRARY.encode(state)
+    except UnicodeEncodeError:  # a lone surrogate: neither can write it
+        return
+    assert FAST.encode(state) == expected
+    assert FAST.decode(expected) == LIBRARY.decode(expected)
+
+
+def test_a_snapshot_state_takes_the_fast_path() -> None:
+    state = {
+        "at": datetime(2026, 3, 1, tzinfo=UTC),
+        "reacted_posts": GrowSet([f"post:{n}" for n in range(100)]),
+        "recent_commands": [f"react|tg:{n}" for n in range(256)],
+        "nested": {"ids": [uuid4(), uuid4()], "none": None},
+    }
+    assert FAST._flat(state) is not None
+    assert FAST.encode(state) == LIBRARY.encode(state)
+    assert FAST._flat({"ratio": [0.5]}) is None  # floats: the library's path
