@@ -1,7 +1,9 @@
 """Maps `DIANABOT_DATABASE_URL` onto the eventsourcing persistence modules and SQLAlchemy.
 
-sqlite:///FILE -> eventsourcing.sqlite (WAL, busy timeout); events and read models share the file.
-postgresql[+psycopg]://user:pw@host:port/db[?schema=NAME] -> eventsourcing.postgres.
+sqlite:///FILE -> eventsourcing.sqlite (WAL, busy timeout, leaner reads: adapters.sqlite_recorder);
+    events and read models share the file.
+postgresql[+psycopg]://user:pw@host:port/db[?schema=NAME] -> eventsourcing.postgres (leaner
+    writes and reads: adapters.postgres_recorder).
 memory:// -> eventsourcing.popo (tests, throwaway demos); read models in an in-memory SQLite.
 """
 
@@ -67,7 +69,7 @@ def _sqlite(url: str, parsed: URL) -> Database:
     if path in {"", ":memory:"}:
         raise DatabaseUnavailable("an in-memory SQLite database cannot be shared; use memory://")
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": "adapters.sqlite_recorder:DianaSQLiteFactory",
         "SQLITE_DBNAME": str(Path(path)),
         "SQLITE_LOCK_TIMEOUT": str(SQLITE_BUSY_TIMEOUT_SECONDS),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,7 +19,10 @@ from tests.conftest import POSTGRES_URL, make_settings
 def test_urls_map_onto_the_eventsourcing_modules(tmp_path) -> None:  # type: ignore[no-untyped-def]
     sqlite = database_from_url(f"sqlite:///{tmp_path}/x.sqlite3")
     assert sqlite.kind == "sqlite"
-    assert sqlite.eventsourcing_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+    assert (
+        sqlite.eventsourcing_env["PERSISTENCE_MODULE"]
+        == "adapters.sqlite_recorder:DianaSQLiteFactory"
+    )
     assert sqlite.eventsourcing_env["SQLITE_DBNAME"] == f"{tmp_path}/x.sqlite3"
     pg = database_from_url("postgresql+psycopg://bob:secret@db.local:6543/diana?schema=s1")
     assert pg.kind == "postgres" and pg.schema == "s1"
@@ -195,10 +199,34 @@ def test_a_conflicting_literal_batch_writes_nothing_and_leaves_the_connection_us
         ]
 
 
-def test_the_postgres_recorder_selects_what_the_library_selects(postgres_url: str) -> None:
-    """Aggregates load through a binary-format `select_events`: every range, order and limit
-    gives the library's own rows, bytes included, for a UUID or its string form."""
+def _assert_selects_like(recorder: Any, library: Any) -> None:
+    """Every range, order and limit gives the library's own rows, bytes included, for a UUID
+    or its string form, and none for an unknown id."""
     from eventsourcing.persistence import StoredEvent
+
+    aggregate = uuid.uuid4()
+    states = [b"{}", b'{"a":"\\u0000 \xe2\x9d\xa4"}', bytes(range(256)), b"x" * 50_000]
+    recorder.insert_events(
+        [
+            StoredEvent(aggregate, version, "domain.player:Player.PointsAwarded", state)
+            for version, state in enumerate(states, start=1)
+        ]
+    )
+    for originator_id in (aggregate, str(aggregate), aggregate.hex, uuid.uuid4()):
+        for gt in (None, 0, 2):
+            for lte in (None, 3, 4):
+                for desc in (False, True):
+                    for limit in (None, 1, 10):
+                        options = {"gt": gt, "lte": lte, "desc": desc, "limit": limit}
+                        ours = recorder.select_events(originator_id, **options)
+                        theirs = library.select_events(originator_id, **options)
+                        assert ours == theirs, options
+                        assert all(type(e.originator_id) is uuid.UUID for e in ours)
+    assert [e.state for e in recorder.select_events(aggregate)] == states
+
+
+def test_the_postgres_recorder_selects_what_the_library_selects(postgres_url: str) -> None:
+    """Aggregates load through a binary-format `select_events`."""
     from eventsourcing.postgres import PostgresAggregateRecorder
 
     with bootstrap(make_settings(postgres_url), clock=ManualClock()) as wired:
@@ -206,22 +234,20 @@ def test_the_postgres_recorder_selects_what_the_library_selects(postgres_url: st
         library = PostgresAggregateRecorder(
             recorder.datastore, events_table_name=recorder.events_table_name
         )
-        aggregate = uuid.uuid4()
-        states = [b"{}", b'{"a":"\\u0000 \xe2\x9d\xa4"}', bytes(range(256)), b"x" * 50_000]
-        recorder.insert_events(
-            [
-                StoredEvent(aggregate, version, "domain.player:Player.PointsAwarded", state)
-                for version, state in enumerate(states, start=1)
-            ]
+        _assert_selects_like(recorder, library)
+
+
+def test_the_sqlite_recorder_selects_what_the_library_selects(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Aggregates load through a `select_events` that reads plain tuples."""
+    from eventsourcing.sqlite import SQLiteAggregateRecorder
+
+    from adapters.sqlite_recorder import LeanSelectApplicationRecorder
+
+    url = f"sqlite:///{tmp_path}/events.sqlite3"
+    with bootstrap(make_settings(url), clock=ManualClock()) as wired:
+        recorder = wired.app.recorder
+        assert isinstance(recorder, LeanSelectApplicationRecorder)
+        library = SQLiteAggregateRecorder(
+            recorder.datastore, events_table_name=recorder.events_table_name
         )
-        for originator_id in (aggregate, str(aggregate), uuid.uuid4()):
-            for gt in (None, 0, 2):
-                for lte in (None, 3, 4):
-                    for desc in (False, True):
-                        for limit in (None, 1, 10):
-                            options = {"gt": gt, "lte": lte, "desc": desc, "limit": limit}
-                            ours = recorder.select_events(originator_id, **options)
-                            theirs = library.select_events(originator_id, **options)
-                            assert ours == theirs, options
-                            assert all(type(e.originator_id) is uuid.UUID for e in ours)
-        assert [e.state for e in recorder.select_events(aggregate)] == states
+        _assert_selects_like(recorder, library)
