@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -45,7 +46,7 @@ from eventsourcing.postgres import (
     PostgresDatastore,
     PostgresFactory,
 )
-from psycopg import Cursor
+from psycopg import Cursor, errors, generators, pq
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -197,6 +198,65 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         self._table = _table(self)
         self._results_before_insert = len(self.lock_table_statements) + 2  # BEGIN, locks, NOTIFY
 
+    def begin_insert_events(
+        self, stored_events: Sequence[StoredEvent]
+    ) -> Callable[[], Sequence[int]]:
+        """Send the transaction without waiting for it; the returned function waits for its
+        outcome and returns the positions, or raises what `insert_events` would raise.
+
+        The group-commit writer decides the next batch while the database commits this one.
+        Until the function is called, one pooled connection is taken. A batch that cannot be
+        written as literals is inserted now, and the function returns its positions."""
+        rows = (
+            literal_rows(stored_events, self.datastore.originator_id_type)
+            if stored_events
+            else None
+        )
+        if rows is None:
+            positions = self.insert_events(stored_events)
+            return lambda: positions or []
+        connection = contextlib.ExitStack()
+        conn = connection.enter_context(self.datastore.get_connection())
+        try:
+            with conn.lock:
+                conn.pgconn.send_query(self._one_round_trip(rows).encode())
+                conn.wait(generators.send(conn.pgconn))
+        except BaseException:
+            self._rolled_back(conn)
+            if not connection.__exit__(*sys.exc_info()):  # translated, then raised
+                raise
+            raise AssertionError("unreachable") from None
+
+        def outcome() -> Sequence[int]:
+            try:
+                with conn.lock:
+                    results = conn.wait(generators.fetch_many(conn.pgconn))
+                for result in results:
+                    if result.status == pq.ExecStatus.FATAL_ERROR:
+                        raise errors.error_from_result(result, encoding=conn.info.encoding)
+                inserted = results[self._results_before_insert]
+                positions = [int(inserted.get_value(row, 0)) for row in range(inserted.ntuples)]
+            except BaseException:
+                self._rolled_back(conn)
+                if not connection.__exit__(*sys.exc_info()):
+                    raise
+                raise AssertionError("unreachable") from None
+            connection.close()
+            return positions
+
+        return outcome
+
+    @staticmethod
+    def _rolled_back(conn: Any) -> None:
+        with contextlib.suppress(Exception):
+            conn.execute("ROLLBACK")
+
+    def _one_round_trip(self, rows: str) -> str:
+        return (
+            f"{self._begin_and_lock}; INSERT INTO {self._table} {COLUMNS} "
+            f"{rows} RETURNING notification_id; COMMIT"
+        )
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -207,10 +267,7 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
             try:
                 with conn.cursor() as curs:
                     if rows is not None:  # the whole transaction in one round trip
-                        curs.execute(
-                            f"{self._begin_and_lock}; INSERT INTO {self._table} {COLUMNS} "
-                            f"{rows} RETURNING notification_id; COMMIT"
-                        )
+                        curs.execute(self._one_round_trip(rows))
                         for _ in range(self._results_before_insert):
                             curs.nextset()
                         return [row["notification_id"] for row in curs.fetchall()]

@@ -31,6 +31,7 @@ from eventsourcing.persistence import (
     OperationalError,
     PersistenceError,
     Recording,
+    StoredEvent,
     Transcoder,
 )
 
@@ -106,7 +107,7 @@ class CoreApplication(Application[UUID]):
             put = self._put_snapshots
             self._snapshot_sink = BackgroundSnapshots(put) if group_commit else InlineSnapshots(put)
         self._writer: DirectWriter | GroupCommitWriter = (
-            GroupCommitWriter(self.record, max_batch, prepare=self.encode)
+            GroupCommitWriter(self.record, max_batch, prepare=self.encode, begin=self.begin_record)
             if group_commit
             else DirectWriter(self.record, prepare=self.encode)
         )
@@ -153,6 +154,26 @@ class CoreApplication(Application[UUID]):
         self._take_due_snapshots(processing)
         return recordings
 
+    def begin_record(self, write: Write) -> Callable[[], list[Recording[UUID]]]:
+        """Start writing a transaction; the returned function waits for it and then does what
+        `record` does after the insert (cache, snapshots), returning the recordings.
+
+        With PostgreSQL the rows are sent without waiting, so the group-commit writer decides
+        its next batch while the database commits this one. Elsewhere the write happens now."""
+        stored = write.stored_events
+        begin = getattr(self.recorder, "begin_insert_events", None)
+        if stored is None or begin is None or write.tracking is not None:
+            recordings = self.record(write)
+            return lambda: recordings
+        positions_when_done = begin(stored)
+
+        def outcome() -> list[Recording[UUID]]:
+            recordings = self._recorded(write, stored, positions_when_done())
+            self._take_due_snapshots(write)
+            return recordings
+
+        return outcome
+
     def encode(self, write: Write) -> None:
         """Turn a write's events into stored rows (run in the commanding thread)."""
         to_stored_event = self.mapper.to_stored_event
@@ -168,6 +189,15 @@ class CoreApplication(Application[UUID]):
         if stored is None:
             return self._record(processing)
         positions = self.recorder.insert_events(stored, tracking=processing.tracking)
+        return self._recorded(processing, stored, positions)
+
+    def _recorded(
+        self,
+        processing: ProcessingEvent[UUID],
+        stored: Sequence[StoredEvent],
+        positions: Sequence[int] | None,
+    ) -> list[Recording[UUID]]:
+        """The recordings of events just inserted at `positions`; their aggregates cached."""
         if positions is None or len(positions) != len(stored):
             raise PersistenceError("the recorder did not return a position for every event")
         recordings = [

@@ -16,7 +16,7 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from adapters.bootstrap import Services, bootstrap
 from application.clock import ManualClock
-from application.group_commit import GroupCommitWriter
+from application.group_commit import GroupCommitWriter, Write
 from application.results import CommandResult, Origin
 from application.service import DianaApplication
 from domain.ids import player_id
@@ -161,28 +161,50 @@ def test_one_users_commands_keep_their_order(grouped: Services) -> None:
 
 
 class GatedRecord:
-    """Wraps the writer's record function: holds the first batch until released, and logs every
-    call (which aggregates it carried and whether it failed on a conflict)."""
+    """Wraps a group-commit writer's ways of writing (a whole batch sent now and awaited later,
+    or one command at a time): holds the first write until released, and logs every write
+    (which aggregates it carried and whether it failed on a conflict)."""
 
-    def __init__(self, record: Callable[[ProcessingEvent[UUID]], list[Recording[UUID]]]) -> None:
-        self._record = record
+    def __init__(self, writer: GroupCommitWriter) -> None:
         self.release = threading.Event()
         self.entered = threading.Event()
         self.calls: list[tuple[set[UUID], str]] = []
         self._first = True
+        record, begin = writer._record, writer._begin
 
-    def __call__(self, processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        def gated_record(processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+            self._hold()
+            return self._logged(processing, lambda: record(processing))
+
+        def gated_begin(write: Write) -> Callable[[], list[Recording[UUID]]]:
+            self._hold()
+            try:
+                outcome = begin(write)
+            except IntegrityError:
+                self._log(write, "conflict")
+                raise
+            return lambda: self._logged(write, outcome)
+
+        writer._record, writer._begin = gated_record, gated_begin
+
+    def _hold(self) -> None:
         if self._first:
             self._first = False
             self.entered.set()
             assert self.release.wait(timeout=30)
-        ids = {event.originator_id for event in processing.events}
+
+    def _log(self, processing: ProcessingEvent[UUID], outcome: str) -> None:
+        self.calls.append(({event.originator_id for event in processing.events}, outcome))
+
+    def _logged(
+        self, processing: ProcessingEvent[UUID], write: Callable[[], list[Recording[UUID]]]
+    ) -> list[Recording[UUID]]:
         try:
-            recordings = self._record(processing)
+            recordings = write()
         except IntegrityError:
-            self.calls.append((ids, "conflict"))
+            self._log(processing, "conflict")
             raise
-        self.calls.append((ids, "ok"))
+        self._log(processing, "ok")
         return recordings
 
 
@@ -199,8 +221,7 @@ def test_a_users_next_command_waits_for_the_previous_commit(grouped: Services) -
     app = grouped.app
     register(app, range(1, 3))
     writer = writer_of(app)
-    gate = GatedRecord(writer._record)
-    writer._record = gate
+    gate = GatedRecord(writer)
     results: dict[str, CommandResult] = {}
 
     def command(name: str, user: int, update: int) -> None:
@@ -243,8 +264,7 @@ def test_a_conflict_in_a_batch_fails_only_that_command(shared_grouped: Services)
         other.close()
 
     writer = writer_of(app)
-    gate = GatedRecord(writer._record)
-    writer._record = gate
+    gate = GatedRecord(writer)
     results: dict[int, CommandResult] = {}
 
     def command(user: int) -> None:
@@ -297,8 +317,7 @@ def test_a_retried_command_keeps_its_place_before_the_users_next_one(
     finally:
         other.close()
     writer = writer_of(app)
-    gate = GatedRecord(writer._record)
-    writer._record = gate
+    gate = GatedRecord(writer)
     results: dict[str, CommandResult] = {}
 
     def command(name: str, update: int) -> None:
@@ -324,8 +343,7 @@ def test_close_writes_what_is_queued_and_stops_the_writer(grouped: Services) -> 
     app = grouped.app
     register(app, range(1, 4))
     writer = writer_of(app)
-    gate = GatedRecord(writer._record)
-    writer._record = gate
+    gate = GatedRecord(writer)
     results: dict[int, CommandResult] = {}
 
     def command(user: int) -> None:
@@ -476,3 +494,82 @@ def test_snapshots_are_written_in_the_background_and_flushed_on_demand(
     assert app.snapshots is not None
     (latest,) = app.snapshots.get(player_id(1), desc=True, limit=1)
     assert latest.originator_version == interval
+
+
+class InFlightLog:
+    """A stand-in store for a writer with one transaction in flight: `begin` logs what it sends
+    and holds the first batch until `go` is set; each outcome logs when it is awaited."""
+
+    def __init__(self, first_fails: bool = False) -> None:
+        self.log: list[str] = []
+        self.go = threading.Event()
+        self._first_fails = first_fails
+        self._begun = 0
+
+    def record(self, processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        raise AssertionError("every batch should take the begin/outcome path")
+
+    def begin(self, write: Write) -> Callable[[], list[Recording[UUID]]]:
+        names = "+".join(sorted(str(event.originator_id) for event in write.events))
+        self._begun += 1
+        first = self._begun == 1
+        self.log.append(f"begin {names}")
+        if first:
+            assert self.go.wait(timeout=10)
+
+        def outcome() -> list[Recording[UUID]]:
+            self.log.append(f"outcome {names}")
+            if first and self._first_fails:
+                raise ConnectionError("store down")
+            return [Recording(event, None) for event in write.events]  # type: ignore[arg-type]
+
+        return outcome
+
+
+def _drive(store: InFlightLog) -> dict[str, str]:
+    """Command 'first' goes in flight; 'b' and 'c' queue meanwhile. Returns each outcome."""
+    writer = GroupCommitWriter(store.record, max_batch=8, begin=store.begin)
+    outcomes: dict[str, str] = {}
+
+    def command(name: str) -> None:
+        def attempt() -> list[Any]:
+            store.log.append(f"decide {name}")
+            return [Pending(name)]
+
+        try:
+            writer.run(attempt)
+            outcomes[name] = "ok"
+        except ConnectionError:
+            outcomes[name] = "down"
+
+    first = threading.Thread(target=command, args=("first",))
+    first.start()
+    wait_until(lambda: "begin first" in store.log)
+    others = [threading.Thread(target=command, args=(name,)) for name in ("b", "c")]
+    for thread in others:
+        thread.start()
+    wait_until(lambda: len(writer._queue) == 2)
+    store.go.set()
+    for thread in [first, *others]:
+        thread.join(timeout=10)
+    writer.close()
+    return outcomes
+
+
+def test_the_next_batch_is_decided_while_one_is_in_flight() -> None:
+    store = InFlightLog()
+    assert _drive(store) == {"first": "ok", "b": "ok", "c": "ok"}
+    assert store.log == [
+        "decide first",
+        "begin first",
+        "decide b",  # decided while 'first' is being committed...
+        "decide c",
+        "outcome first",  # ...whose outcome is awaited only then
+        "begin b+c",
+        "outcome b+c",
+    ]
+
+
+def test_a_failed_batch_in_flight_does_not_fail_the_next() -> None:
+    store = InFlightLog(first_fails=True)
+    assert _drive(store) == {"first": "down", "b": "ok", "c": "ok"}

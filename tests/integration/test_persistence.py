@@ -251,3 +251,33 @@ def test_the_sqlite_recorder_selects_what_the_library_selects(tmp_path) -> None:
             recorder.datastore, events_table_name=recorder.events_table_name
         )
         _assert_selects_like(recorder, library)
+
+
+def test_a_transaction_sent_now_and_awaited_later_lands_or_fails_whole(postgres_url: str) -> None:
+    """The group-commit writer sends a batch and waits for it after deciding the next one: the
+    positions come back in order, a conflict is an IntegrityError that writes nothing, and the
+    pooled connection is usable again either way."""
+    from eventsourcing.persistence import IntegrityError, StoredEvent
+
+    with bootstrap(make_settings(postgres_url), clock=ManualClock()) as wired:
+        recorder = wired.app.recorder
+        topic = "domain.player:Player.PointsAwarded"
+        first = [StoredEvent(uuid.uuid4(), 1, topic, b"{}") for _ in range(3)]
+        outcome = recorder.begin_insert_events(first)
+        assert list(outcome()) == [1, 2, 3]
+        clashing = [StoredEvent(uuid.uuid4(), 1, topic, b"{}"), first[1]]
+        outcome = recorder.begin_insert_events(clashing)
+        with pytest.raises(IntegrityError):
+            outcome()
+        unusual = [StoredEvent(uuid.uuid4(), 1, "odd topic'", b"{}")]  # not literal-safe
+        (position,) = recorder.begin_insert_events(unusual)()
+        assert position > 3
+        stored = recorder.select_notifications(1, 10)
+        assert [n.originator_id for n in stored] == [
+            *(event.originator_id for event in first),
+            unusual[0].originator_id,
+        ]
+        stats = recorder.datastore.pool.get_stats()
+        assert stats["pool_available"] == stats["pool_size"]  # every connection came back
+        with recorder.datastore.get_connection() as conn:
+            assert conn.execute("SELECT 1").fetchone() is not None
