@@ -40,7 +40,12 @@ from application.group_commit import DirectWriter, GroupCommitWriter, Write
 from application.locks import StripedLocks
 from application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
 from application.snapshotting import BackgroundSnapshots, InlineSnapshots
-from application.transcoding import FlatJSONTranscoder, GrowSetPacked, SetAsList
+from application.transcoding import (
+    FlatJSONTranscoder,
+    GrowSetPacked,
+    RecentKeysAsList,
+    SetAsList,
+)
 from domain.badge import Badge, BadgeAward
 from domain.cause import Cause
 from domain.errors import DomainError, NotAuthorized, UnknownBadge, UnknownPlayer
@@ -130,6 +135,7 @@ class CoreApplication(Application[UUID]):
         super().register_transcodings(transcoder)
         transcoder.register(SetAsList())
         transcoder.register(GrowSetPacked())
+        transcoder.register(RecentKeysAsList())
 
     def close(self) -> None:
         for part in (getattr(self, "_writer", None), getattr(self, "_snapshot_sink", None)):

@@ -24,6 +24,7 @@ import orjson
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain.growset import GrowSet, sorted_elements
+from domain.recent import RecentKeys
 
 _AS_IS = frozenset({str, int, bool, type(None)})
 _CONTAINERS = frozenset({dict, list})
@@ -58,6 +59,21 @@ class GrowSetPacked(Transcoding):
     def decode(self, data: list[Any]) -> GrowSet[Any]:
         packed, others = data
         return GrowSet.unpacked(packed, others)
+
+
+class RecentKeysAsList(Transcoding):
+    """An aggregate's remembered command keys as `[how many ever, [the kept keys, oldest
+    first]]`: enough to rebuild exactly the memory that replaying its events builds."""
+
+    type = RecentKeys
+    name = "recent_keys"
+
+    def encode(self, obj: RecentKeys) -> list[Any]:
+        return [obj.count, list(obj)]
+
+    def decode(self, data: list[Any]) -> RecentKeys:
+        count, keys = data
+        return RecentKeys(keys, count)
 
 
 class FlatJSONTranscoder(JSONTranscoder):

@@ -18,6 +18,7 @@ from domain.base import DianaAggregate
 from domain.cause import Cause
 from domain.errors import BadgeAlreadyHeld, BadgeNotHeld, BadgeRetired, InvalidBadge
 from domain.ids import badge_award_id, badge_id
+from domain.recent import RecentKeys
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,47}$")
 
@@ -123,7 +124,7 @@ class Badge(DianaAggregate):
         self.icon = icon
         self.criteria = criteria
         self.retired = False
-        self.recent_commands = []
+        self.recent_commands = RecentKeys()
 
     def change(self, spec: BadgeSpec, cause: Cause) -> None:
         """Criteria and texts change by events, so history shows what a badge meant when."""
@@ -202,7 +203,7 @@ class BadgeAward(DianaAggregate):
         self.held = True
         self.evidence = evidence
         self.awarded_at = timestamp
-        self.recent_commands = []
+        self.recent_commands = RecentKeys()
 
     def reaward(self, badge: Badge, evidence: list[str], cause: Cause) -> None:
         if self.held:

@@ -9,9 +9,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.cause import Cause
 from domain.errors import DuplicateCommand
-
-RECENT_COMMANDS_KEPT = 256
-"""How many recent command keys an aggregate remembers to refuse a re-delivered update."""
+from domain.recent import RecentKeys
 
 
 class DianaAggregate(Aggregate):
@@ -25,7 +23,8 @@ class DianaAggregate(Aggregate):
         """Copy for the aggregate cache, several times cheaper than a generic deep copy.
 
         Convention that makes this exact: an aggregate's lists and sets hold immutable values
-        (str, int, frozen dataclasses). Dicts may nest, so they are deep-copied.
+        (str, int, frozen dataclasses). Dicts may nest, so they are deep-copied. Anything else
+        is shared, so it must be immutable (`GrowSet`, `RecentKeys`, datetimes, strings).
         """
         clone = object.__new__(type(self))
         memo[id(self)] = clone
@@ -39,8 +38,8 @@ class DianaAggregate(Aggregate):
                 state[name] = value
         return clone
 
-    # Subclasses set `self.recent_commands: list[str] = []` in their creation event. (No class-level
-    # annotation: the library would turn it into a constructor argument.)
+    # Subclasses set `self.recent_commands = RecentKeys()` in their creation event. (No
+    # class-level annotation: the library would turn it into a constructor argument.)
 
     def _refuse_duplicate(self, command: str, cause: Cause) -> None:
         """Telegram (or a policy) may deliver the same cause twice: apply it once only."""
@@ -51,9 +50,10 @@ class DianaAggregate(Aggregate):
 
     def _remember(self, command: str, causation: str) -> None:
         """Called from event mutators, so the memory is rebuilt identically on replay."""
-        self.recent_commands.append(_command_key(command, causation))
-        if len(self.recent_commands) > RECENT_COMMANDS_KEPT:
-            del self.recent_commands[: len(self.recent_commands) - RECENT_COMMANDS_KEPT]
+        keys = self.recent_commands
+        if type(keys) is not RecentKeys:  # a list, from a snapshot older than `RecentKeys`
+            keys = RecentKeys(keys)
+        self.recent_commands = keys.remembered(_command_key(command, causation))
 
 
 def _command_key(command: str, causation: str) -> str:

@@ -21,6 +21,7 @@ from domain.errors import (
 )
 from domain.growset import GrowSet
 from domain.ids import player_id
+from domain.recent import RecentKeys
 from domain.rules import PointSource
 from domain.vip import VIP_SOURCES, VipNotDue, checked_days
 
@@ -93,7 +94,7 @@ class Player(DianaAggregate):
         self.reacted_posts: GrowSet[str] = GrowSet()
         self.answered_polls: GrowSet[str] = GrowSet()
         self.vip_until: datetime | None = None
-        self.recent_commands = []
+        self.recent_commands = RecentKeys()
 
     # ----- earning --------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from domain.errors import DomainError, DuplicateCommand, InsufficientPoints
 from domain.growset import GrowSet
 from domain.ids import progress_id
 from domain.player import Player
+from domain.recent import RecentKeys
 from domain.rules import PointSource
 from domain.story import Story
 
@@ -98,7 +99,7 @@ class StoryProgress(DianaAggregate):
         self.paid_choices: GrowSet[str] = GrowSet()
         self.decisions = 0
         self.vip_gate_hits = 0
-        self.recent_commands = []
+        self.recent_commands = RecentKeys()
 
     # ----- queries ------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from domain.base import DianaAggregate
 from domain.cause import Cause
 from domain.errors import DomainError
 from domain.ids import story_id
+from domain.recent import RecentKeys
 from domain.story import LoadedStory, Story, StoryProblem, validate_story
 
 
@@ -58,7 +59,7 @@ class StoryVersions(DianaAggregate):
         self.slug = slug
         self.versions: list[PublishedVersion] = []
         self.content: dict[str, Any] | None = None
-        self.recent_commands = []
+        self.recent_commands = RecentKeys()
 
     @property
     def latest(self) -> PublishedVersion | None:

@@ -19,6 +19,7 @@ from domain.base import DianaAggregate
 from domain.cause import Cause
 from domain.errors import DomainError, InvalidInput
 from domain.ids import vip_token_id
+from domain.recent import RecentKeys
 
 TOKEN_PREFIX = "vip-"
 """Tokens read `vip-<secret>`, so the deep link is `/start vip-<secret>`."""
@@ -117,7 +118,7 @@ class VipToken(DianaAggregate):
         self.expires_at = expires_at
         self.redeemed_by: int | None = None
         self.redeemed_at: datetime | None = None
-        self.recent_commands = []
+        self.recent_commands = RecentKeys()
 
     def redeem(self, telegram_id: int, cause: Cause) -> None:
         """Once only, and only before the deadline; the caller grants the VIP period atomically."""

@@ -11,8 +11,14 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from application.transcoding import FlatJSONTranscoder, GrowSetPacked, SetAsList
+from application.transcoding import (
+    FlatJSONTranscoder,
+    GrowSetPacked,
+    RecentKeysAsList,
+    SetAsList,
+)
 from domain.growset import GrowSet
+from domain.recent import RecentKeys
 
 
 def transcoders() -> tuple[JSONTranscoder, FlatJSONTranscoder]:
@@ -21,6 +27,7 @@ def transcoders() -> tuple[JSONTranscoder, FlatJSONTranscoder]:
         for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), SetAsList()):
             transcoder.register(transcoding)
         transcoder.register(GrowSetPacked())
+        transcoder.register(RecentKeysAsList())
     return library, fast
 
 
@@ -157,3 +164,13 @@ def test_a_snapshot_state_takes_the_fast_path() -> None:
     assert FAST._flat(state) is not None
     assert FAST.encode(state) == LIBRARY.encode(state)
     assert FAST._flat({"ratio": [0.5]}) is None  # floats: the library's path
+
+
+def test_remembered_command_keys_read_back_as_the_same_memory() -> None:
+    memory = RecentKeys()
+    for n in range(300):
+        memory = memory.remembered(f"react|tg:{n}")
+    stored = FAST.encode({"recent_commands": memory})
+    assert stored == LIBRARY.encode({"recent_commands": memory})
+    assert stored.startswith(b'{"recent_commands":{"_type_":"recent_keys","_data_":[300,["react')
+    assert FAST.decode(stored) == {"recent_commands": memory}
