@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from domain.cause import Cause
 from domain.errors import DuplicateCommand
+from domain.growset import GrowSet
 from domain.recent import RecentKeys
+
+_SHARED = frozenset({str, int, bool, type(None), datetime, UUID, GrowSet, RecentKeys})
+"""Immutable types an aggregate copy shares with the original."""
 
 
 class DianaAggregate(Aggregate):
@@ -30,7 +36,9 @@ class DianaAggregate(Aggregate):
         memo[id(self)] = clone
         state = clone.__dict__
         for name, value in self.__dict__.items():
-            if isinstance(value, list | set):
+            if type(value) in _SHARED:  # most attributes: one lookup, no isinstance calls
+                state[name] = value
+            elif isinstance(value, list | set):
                 state[name] = value.copy()
             elif isinstance(value, dict):
                 state[name] = copy.deepcopy(value, memo)
