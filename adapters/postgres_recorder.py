@@ -222,10 +222,8 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
                 conn.pgconn.send_query(self._one_round_trip(rows).encode())
                 conn.wait(generators.send(conn.pgconn))
         except BaseException:
-            self._rolled_back(conn)
-            if not connection.__exit__(*sys.exc_info()):  # translated, then raised
-                raise
-            raise AssertionError("unreachable") from None
+            self._give_back_failed(connection, conn)
+            raise
 
         def outcome() -> Sequence[int]:
             try:
@@ -237,19 +235,21 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
                 inserted = results[self._results_before_insert]
                 positions = [int(inserted.get_value(row, 0)) for row in range(inserted.ntuples)]
             except BaseException:
-                self._rolled_back(conn)
-                if not connection.__exit__(*sys.exc_info()):
-                    raise
-                raise AssertionError("unreachable") from None
+                self._give_back_failed(connection, conn)
+                raise
             connection.close()
             return positions
 
         return outcome
 
     @staticmethod
-    def _rolled_back(conn: Any) -> None:
+    def _give_back_failed(connection: contextlib.ExitStack, conn: Any) -> None:
+        """Called while handling a failure: roll back, return the connection to the pool, and
+        raise a driver error as the library's error (`get_connection` translates what leaves
+        it: `IntegrityError` and the like). Any other error is left to the caller to re-raise."""
         with contextlib.suppress(Exception):
             conn.execute("ROLLBACK")
+        connection.__exit__(*sys.exc_info())
 
     def _one_round_trip(self, rows: str) -> str:
         return (
