@@ -50,6 +50,8 @@ from psycopg import Cursor, errors, generators, pq
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
+from adapters.reads import select_events_query
+
 COLUMNS = "(originator_id, originator_version, topic, state)"
 INSERT_FROM_ARRAYS = (
     "INSERT INTO {schema}.{table} " + COLUMNS + " "
@@ -111,26 +113,12 @@ def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | No
 class BinarySelect(PostgresAggregateRecorder):
     """`select_events` with results in binary format (see module docstring), same rows."""
 
-    _select_statements: dict[tuple[bool, bool, bool, bool], str]
-
-    def _select_statement(self, gt: bool, lte: bool, desc: bool, limit: bool) -> str:
-        key = (gt, lte, desc, limit)
+    def _quoted_table(self) -> str:
         try:
-            return self._select_statements[key]
+            return self._quoted_events_table
         except AttributeError:
-            self._select_statements = {}
-        except KeyError:
-            pass
-        statement = (
-            SQL("SELECT originator_version, topic, state FROM {}.{} WHERE originator_id = %s")
-            .format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
-            .as_string(None)
-        )
-        statement += " AND originator_version > %s" * gt + " AND originator_version <= %s" * lte
-        statement += " ORDER BY originator_version " + ("DESC" if desc else "ASC")
-        statement += " LIMIT %s" * limit
-        self._select_statements[key] = statement
-        return statement
+            self._quoted_events_table: str = _table(self)
+            return self._quoted_events_table
 
     def select_events(
         self,
@@ -141,8 +129,9 @@ class BinarySelect(PostgresAggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        statement = self._select_statement(gt is not None, lte is not None, desc, limit is not None)
-        params = [originator_id, *(value for value in (gt, lte, limit) if value is not None)]
+        statement, params = select_events_query(
+            self._quoted_table(), "%s", originator_id, gt, lte, desc, limit
+        )
         if self.datastore.originator_id_type == "uuid" and not isinstance(originator_id, UUID):
             originator_id = UUID(str(originator_id))  # as the column would return it
         with (

@@ -22,30 +22,11 @@ from eventsourcing.sqlite import (
     SQLiteProcessRecorder,
 )
 
+from adapters.reads import select_events_query
+
 
 class LeanSelect(SQLiteAggregateRecorder):
     """`select_events` returning the library's rows, read as tuples (see module docstring)."""
-
-    _select_statements: dict[tuple[bool, bool, bool, bool], str]
-
-    def _select_statement(self, gt: bool, lte: bool, desc: bool, limit: bool) -> str:
-        key = (gt, lte, desc, limit)
-        try:
-            return self._select_statements[key]
-        except AttributeError:
-            self._select_statements = {}
-        except KeyError:
-            pass
-        statement = (
-            f"SELECT originator_version, topic, state FROM {self.events_table_name} "
-            "WHERE originator_id=? "
-            + "AND originator_version>? " * gt
-            + "AND originator_version<=? " * lte
-            + ("ORDER BY originator_version DESC " if desc else "ORDER BY originator_version ASC ")
-            + "LIMIT ? " * limit
-        )
-        self._select_statements[key] = statement
-        return statement
 
     def select_events(
         self,
@@ -57,8 +38,9 @@ class LeanSelect(SQLiteAggregateRecorder):
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
         stored_id = originator_id.hex if isinstance(originator_id, UUID) else originator_id
-        statement = self._select_statement(gt is not None, lte is not None, desc, limit is not None)
-        params = [stored_id, *(value for value in (gt, lte, limit) if value is not None)]
+        statement, params = select_events_query(
+            self.events_table_name, "?", stored_id, gt, lte, desc, limit
+        )
         with self.datastore.transaction(commit=False) as cursor:
             cursor.row_factory = None  # plain tuples
             cursor.execute(statement, params)
