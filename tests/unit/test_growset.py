@@ -73,3 +73,23 @@ def test_strings_are_packed_and_the_rest_kept_apart() -> None:
     posts: GrowSet[str] = GrowSet.unpacked("post:1 post:12")
     assert "post:1" in posts and "post:12" in posts
     assert "post:2" not in posts and "post:1 post:12" not in posts and "1" not in posts
+
+
+@given(st.lists(st.tuples(elements, st.booleans()), max_size=60), st.lists(elements))
+def test_snapshots_of_a_growing_set_pack_what_a_fresh_set_packs(
+    steps: list[tuple[object, bool]], probes: list[object]
+) -> None:
+    """A snapshot packs a set (`packed_parts`), and the sets grown from it remember that order
+    to merge into next time. Whatever the interleaving, each packing is the one a fresh set of
+    the same elements gives, and membership is unchanged."""
+    grown: GrowSet[object] = GrowSet()
+    expected: set[object] = set()
+    for element, snapshot in steps:
+        if snapshot:
+            assert grown.packed_parts() == GrowSet(expected).packed_parts()
+        grown = grown.added(element)
+        expected.add(element)
+    assert grown.packed_parts() == GrowSet(expected).packed_parts()
+    assert grown == expected and len(grown) == len(expected)
+    for probe in [*probes, *expected]:
+        assert (probe in grown) == (probe in expected)
