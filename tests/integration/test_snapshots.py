@@ -16,6 +16,7 @@ from adapters.bootstrap import Services, bootstrap
 from application.clock import ManualClock
 from application.results import Origin
 from application.service import DianaApplication
+from domain.errors import DuplicateCommand
 from domain.ids import player_id
 from domain.player import Player
 from domain.rules import PointSource
@@ -101,6 +102,29 @@ def test_a_long_history_loads_from_a_snapshot_equal_to_a_full_replay(
     assert state(loaded) == state(replayed) == state(player)
     assert full_replay_events.read == player.version
     assert with_snapshots.read == player.version - latest < interval  # the snapshot was used
+
+
+def test_a_history_longer_than_the_command_memory_loads_equal_to_a_full_replay(
+    services: Services,
+) -> None:
+    """Past 256 remembered command keys the oldest generations are dropped, and past a few
+    hundred reactions the grow-only sets are packed, sorted and merged: a load from the latest
+    snapshot still equals the full replay, and a re-delivered recent update is still refused."""
+    app, clock = services.app, services.clock
+    assert isinstance(clock, ManualClock)
+    player = grow_history(app, clock, 420)
+    pid = player_id(USER)
+    assert app.flush_snapshots()
+    replayed = Repository(app.events).get(pid)
+    loaded = Repository(app.events, snapshot_store=app.snapshots).get(pid)
+    assert state(loaded) == state(replayed) == state(player)
+    assert len(loaded.recent_commands) >= 256 and loaded.recent_commands.count > 256
+    recent_post = sorted(loaded.reacted_posts, key=lambda post: int(post.split(":")[1]))[-1]
+    update = int(recent_post.split(":")[1])
+    redelivered = Origin.telegram(update, USER).cause(clock.now())
+    with pytest.raises(DuplicateCommand):  # the loaded copy remembers it, as the cached one does
+        loaded.react(recent_post, "❤", redelivered)
+    assert app.react(USER, recent_post, "❤", Origin.telegram(update, USER)).outcome == "duplicate"
 
 
 def test_every_snapshot_equals_the_replay_at_its_version(services: Services) -> None:
