@@ -46,19 +46,20 @@ class SetAsList(Transcoding):
 
 
 class GrowSetPacked(Transcoding):
-    """A `GrowSet` as `[packed strings or null, [other elements]]`: see `domain.growset`. Read
-    back without hashing its strings, which is what makes a long-lived Player cheap to load."""
+    """A `GrowSet` as `[packed strings or null, [other elements], how many strings are packed]`:
+    see `domain.growset`. Read back without hashing its strings, which is what makes a
+    long-lived Player cheap to load. (The count came later: without it, they are counted.)"""
 
     type = GrowSet
     name = "growset"
 
     def encode(self, obj: GrowSet[Any]) -> list[Any]:
         packed, others = obj.packed_parts()
-        return [packed, others]
+        return [packed, others, len(obj) - len(others)]
 
     def decode(self, data: list[Any]) -> GrowSet[Any]:
-        packed, others = data
-        return GrowSet.unpacked(packed, others)
+        packed, others, *strings = data
+        return GrowSet.unpacked(packed, others, strings[0] if strings else None)
 
 
 class RecentKeysAsList(Transcoding):

@@ -48,15 +48,19 @@ class GrowSet(Set[T], Generic[T]):
         self._order: tuple[list[T], tuple[T, ...]] | None = None
 
     @classmethod
-    def unpacked(cls, packed: str | None, others: Iterable[T] = ()) -> GrowSet[T]:
+    def unpacked(
+        cls, packed: str | None, others: Iterable[T] = (), strings: int | None = None
+    ) -> GrowSet[T]:
         """The set of the strings in `packed` (joined by SEPARATOR, none containing it; None for
-        no strings) and of `others`, as `packed_parts` wrote them: distinct, none hashed here."""
+        no strings) and of `others`, as `packed_parts` wrote them: distinct, none hashed here.
+        `strings`, how many are packed, saves counting them (11 µs for two 15 kB sets)."""
         chunk = frozenset(others)
         chunks = (chunk,) if chunk else ()
         if packed is None:
             return cls._of("", chunks, len(chunk))
-        size = packed.count(SEPARATOR) + 1 + len(chunk)
-        return cls._of(f"{SEPARATOR}{packed}{SEPARATOR}", chunks, size)
+        if strings is None:
+            strings = packed.count(SEPARATOR) + 1
+        return cls._of(f"{SEPARATOR}{packed}{SEPARATOR}", chunks, strings + len(chunk))
 
     def packed_parts(self) -> tuple[str | None, list[T]]:
         """(the packed strings, sorted and joined by SEPARATOR, or None; the other elements).

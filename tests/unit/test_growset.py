@@ -51,6 +51,8 @@ def test_a_packed_set_is_the_set_it_was_packed_from(
     assert packed is None or isinstance(packed, str)
     unpacked: GrowSet[object] = GrowSet.unpacked(packed, others)
     assert unpacked == packed_from and len(unpacked) == len(packed_from)
+    counted: GrowSet[object] = GrowSet.unpacked(packed, others, len(packed_from) - len(others))
+    assert counted == unpacked and len(counted) == len(packed_from)
     assert sorted(map(repr, unpacked)) == sorted(map(repr, packed_from))  # each element once
     expected = set(packed_from)
     for element in added_later:

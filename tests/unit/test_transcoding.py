@@ -71,7 +71,7 @@ def test_values_outside_the_fast_path_take_the_library_path() -> None:
 def test_sets_are_stored_sorted_and_read_back_as_grow_sets() -> None:
     stored = FAST.encode({"seen": GrowSet(["post:2", "post:1"]), "old": {"b", "a"}})
     assert stored == (
-        b'{"seen":{"_type_":"growset","_data_":["post:1 post:2",[]]},'
+        b'{"seen":{"_type_":"growset","_data_":["post:1 post:2",[],2]},'
         b'"old":{"_type_":"set","_data_":["a","b"]}}'
     )
     state = FAST.decode(stored)
@@ -82,11 +82,14 @@ def test_sets_are_stored_sorted_and_read_back_as_grow_sets() -> None:
 
 
 def test_snapshots_written_before_packing_still_read_back() -> None:
-    """Snapshots stored grow-only sets as plain "set" lists until packing came in."""
+    """Snapshots stored grow-only sets as plain "set" lists until packing came in, and packed
+    sets without their count for a while."""
     older = b'{"reacted_posts":{"_type_":"set","_data_":["post:1","post:2"]}}'
     state = FAST.decode(older)
     assert isinstance(state["reacted_posts"], GrowSet)
     assert state["reacted_posts"] == {"post:1", "post:2"}
+    uncounted = FAST.decode(b'{"seen":{"_type_":"growset","_data_":["a b c",[1]]}}')["seen"]
+    assert uncounted == {"a", "b", "c", 1} and len(uncounted) == 4
 
 
 def test_what_only_the_standard_json_module_reads_takes_the_library_path() -> None:
