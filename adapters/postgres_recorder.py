@@ -99,7 +99,7 @@ def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | No
             or not _PLAIN_TOPIC.fullmatch(event.topic)
         ):
             return None
-        ids.append(str(event.originator_id))
+        ids.append(event.originator_id.hex)  # PostgreSQL reads a uuid without hyphens too
         versions.append(str(version))
         topics.append(event.topic)
         states.append(event.state.hex())
