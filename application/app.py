@@ -8,11 +8,14 @@ of use cases shaped get -> decide -> save.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -37,7 +40,8 @@ from eventsourcing.persistence import (
 
 from application.clock import Clock, SystemClock
 from application.group_commit import DirectWriter, GroupCommitWriter, Write
-from application.locks import StripedLocks
+from application.locks import AsyncKeyLocks, StripedLocks
+from application.plans import Commit, Decide, Pause, Plan, PlannedCommand, Repair, Step, planning
 from application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
 from application.snapshotting import BackgroundSnapshots, InlineSnapshots
 from application.transcoding import (
@@ -47,7 +51,6 @@ from application.transcoding import (
     SetAsList,
 )
 from domain.badge import Badge, BadgeAward
-from domain.cause import Cause
 from domain.errors import DomainError, NotAuthorized, UnknownBadge, UnknownPlayer
 from domain.ids import badge_award_id, badge_id, player_id
 from domain.player import Player
@@ -62,8 +65,6 @@ NOTIFICATION_PAGE = 500
 
 MAX_ATTEMPTS = 12
 """Optimistic-concurrency retries before a command reports a conflict."""
-
-Decide = Callable[[Cause], Iterable[Aggregate | None]]
 
 
 def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -106,6 +107,8 @@ class CoreApplication(Application[UUID]):
         self.clock: Clock = clock or SystemClock()
         self.admin_ids = frozenset(admin_ids)
         self._locks = StripedLocks()
+        self._async_locks = AsyncKeyLocks()
+        self._inbox: LoopInbox | None = None
         # With group commit, snapshots are written off the writer's critical path.
         self._snapshot_sink: InlineSnapshots | BackgroundSnapshots | None = None
         if self.snapshots is not None:
@@ -255,16 +258,100 @@ class CoreApplication(Application[UUID]):
             return
         self._snapshot_sink.add(snapshots)
 
-    def _command(self, key: object, decide: Decide, origin: Origin) -> CommandResult:
+    def _command(
+        self,
+        key: object,
+        decide: Decide,
+        origin: Origin,
+        then: Callable[[CommandResult], CommandResult] | None = None,
+    ) -> CommandResult:
         """Run a use case with per-key ordering, optimistic concurrency and typed failures.
 
         `decide` loads aggregates, calls their methods and returns those to save. It runs again
         from fresh state after a version conflict; nothing is saved unless everything it returned
-        is saved together.
+        is saved together. `then` finishes the result (a use case's own reading of it).
+
+        Called by an `AsyncCommands` caller, the use case is not run here but handed over as a
+        `Plan` (see `application.async_commands`), to run the same steps without blocking.
         """
+        plan = Plan(key, decide, origin, then)
+        if planning.get():
+            raise PlannedCommand(plan)
         # The key's lock is held until the commit returns, across retries too: one user's
         # commands are written in the order they run, and a group-commit batch never holds two
         # changes to one user.
+        with self._locks.holding(key):
+            steps = self._command_steps(plan)
+            step = next(steps)
+            while True:
+                try:
+                    outcome = self._run_step(step)
+                except Exception as error:
+                    try:
+                        step = steps.throw(error)
+                    except StopIteration as done:
+                        return plan.finish(done.value)
+                else:
+                    try:
+                        step = steps.send(outcome)
+                    except StopIteration as done:
+                        return plan.finish(done.value)
+
+    def _run_step(self, step: Step) -> Any:
+        if isinstance(step, Commit):
+            return self._writer.run(step.attempt)
+        if isinstance(step, Pause):
+            time.sleep(step.seconds)
+        elif isinstance(step, Repair):
+            self._replace_broken_connections()
+        return None
+
+    async def run_plan_async(self, plan: Plan) -> CommandResult:
+        """`_command` for asyncio callers: the same steps, awaited instead of blocked on; the
+        per-key order kept by an asyncio lock (see `application.async_commands`)."""
+        locks = self._async_locks
+        await locks.acquire(plan.key)
+        try:
+            steps = self._command_steps(plan)
+            step = next(steps)
+            while True:
+                try:
+                    outcome = await self._run_step_async(step)
+                except Exception as error:
+                    try:
+                        step = steps.throw(error)
+                    except StopIteration as done:
+                        return plan.finish(done.value)
+                else:
+                    try:
+                        step = steps.send(outcome)
+                    except StopIteration as done:
+                        return plan.finish(done.value)
+        finally:
+            locks.release(plan.key)
+
+    async def _run_step_async(self, step: Step) -> Any:
+        if isinstance(step, Commit):
+            writer = self._writer
+            if isinstance(writer, GroupCommitWriter):
+                loop = asyncio.get_running_loop()
+                inbox = self._inbox
+                if inbox is None or inbox.loop is not loop:
+                    inbox = self._inbox = LoopInbox(loop)
+                outcome: asyncio.Future[Any] = loop.create_future()
+                writer.submit(step.attempt, partial(inbox.put, outcome))
+                return await outcome
+            return await asyncio.to_thread(writer.run, step.attempt)
+        if isinstance(step, Pause):
+            await asyncio.sleep(step.seconds)
+        elif isinstance(step, Repair):
+            await asyncio.to_thread(self._replace_broken_connections)
+        return None
+
+    def _command_steps(self, plan: Plan) -> Generator[Step, Any, CommandResult]:
+        """What a command does, as steps its driver runs (blocking or awaited): each `Write`
+        is answered with the recordings, or with the exception its attempt or commit raised."""
+        key, decide, origin = plan.key, plan.decide, plan.origin
         connection_retried = False
         aggregates: list[Aggregate] = []  # what the latest attempt decided, to evict on failure
 
@@ -273,34 +360,33 @@ class CoreApplication(Application[UUID]):
             aggregates[:] = [a for a in decide(origin.cause(self.clock.now())) if a is not None]
             return aggregates
 
-        with self._locks.holding(key):
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                aggregates.clear()
-                try:
-                    recordings = self._writer.run(attempt_once)
-                except DomainError as error:
-                    return CommandResult.refused(error)
-                except IntegrityError:
-                    self._forget(aggregates)
-                    log.info("version conflict on %s (attempt %d); retrying", key, attempt)
-                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            aggregates.clear()
+            try:
+                recordings = yield Commit(attempt_once)
+            except DomainError as error:
+                return CommandResult.refused(error)
+            except IntegrityError:
+                self._forget(aggregates)
+                log.info("version conflict on %s (attempt %d); retrying", key, attempt)
+                yield Pause(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+                continue
+            except (OperationalError, InterfaceError) as error:
+                # A dropped connection (server restart, idle timeout): the pool's other idle
+                # connections are likely dead too, so they are checked and replaced, then
+                # the command is retried once from fresh state. If the failed commit did in
+                # fact land, the retry is refused as a duplicate: never applied twice.
+                self._forget(aggregates)
+                if not connection_retried:
+                    connection_retried = True
+                    log.warning("database connection failed (%s); retrying once", error)
+                    yield Repair()
                     continue
-                except (OperationalError, InterfaceError) as error:
-                    # A dropped connection (server restart, idle timeout): the pool's other idle
-                    # connections are likely dead too, so they are checked and replaced, then
-                    # the command is retried once from fresh state. If the failed commit did in
-                    # fact land, the retry is refused as a duplicate: never applied twice.
-                    self._forget(aggregates)
-                    if not connection_retried:
-                        connection_retried = True
-                        log.warning("database connection failed (%s); retrying once", error)
-                        self._replace_broken_connections()
-                        continue
-                    return _unavailable(key, error)
-                except PersistenceError as error:
-                    self._forget(aggregates)
-                    return _unavailable(key, error)
-                return CommandResult.accepted(recordings)
+                return _unavailable(key, error)
+            except PersistenceError as error:
+                self._forget(aggregates)
+                return _unavailable(key, error)
+            return CommandResult.accepted(recordings)
         return CommandResult(CONFLICT, message=f"gave up after {MAX_ATTEMPTS} version conflicts")
 
     def _replace_broken_connections(self) -> None:
@@ -371,6 +457,43 @@ class CoreApplication(Application[UUID]):
 
     def get_award_by_id(self, award_id: UUID) -> BadgeAward | None:
         return self._load(award_id)
+
+
+class LoopInbox:
+    """Outcomes from the writer thread for the commands awaited on one event loop. The writer
+    settles a whole batch at once; the loop is woken once for all of it (one
+    `call_soon_threadsafe`, one write to its self-pipe) rather than once per command."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        self._lock = threading.Lock()
+
+    def put(
+        self, outcome: asyncio.Future[Any], recordings: Any, error: BaseException | None
+    ) -> None:
+        """On the writer thread: a command's outcome."""
+        with self._lock:
+            self._outcomes.append((outcome, recordings, error))
+            first = len(self._outcomes) == 1
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: its callers are gone
+                with self._lock:
+                    self._outcomes.clear()
+
+    def _deliver(self) -> None:
+        """On the loop: hand every outcome received so far to its awaiting caller."""
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        for outcome, recordings, error in outcomes:
+            if outcome.cancelled():  # the caller went away; the command was settled anyway
+                continue
+            if error is not None:
+                outcome.set_exception(error)
+            else:
+                outcome.set_result(recordings)
 
 
 def _unavailable(key: object, error: Exception) -> CommandResult:

@@ -105,6 +105,28 @@ class _Pending:
         return self._recordings
 
 
+Notify = Callable[[list[Recording[Any]] | None, BaseException | None], None]
+"""Told a submitted command's outcome, on the writer's thread: (recordings, None) or
+(None, the error its attempt or commit raised)."""
+
+
+class _Notifying(_Pending):
+    """A command whose caller does not wait on a lock but is told (`GroupCommitWriter.submit`)."""
+
+    __slots__ = ("_notify",)
+
+    def __init__(self, attempt: Attempt, notify: Notify) -> None:  # no lock to pre-acquire
+        self.attempt = attempt
+        self.write = Write()
+        self._notify = notify
+
+    def succeed(self, recordings: list[Recording[Any]]) -> None:
+        self._notify(recordings, None)
+
+    def fail(self, error: BaseException) -> None:
+        self._notify(None, error)
+
+
 def merged(batch: Sequence[_Pending]) -> Write:
     combined = Write()
     stored: list[StoredEvent] | None = []
@@ -195,13 +217,21 @@ class GroupCommitWriter:
         if threading.current_thread() is self._thread:
             return self._inline.run(attempt)
         pending = _Pending(attempt)
+        self._enqueue(pending)
+        return pending.outcome()
+
+    def submit(self, attempt: Attempt, notify: Notify) -> None:
+        """Queue a command's attempt without waiting: `notify` is told its outcome, on the
+        writer's thread (so it must only hand the outcome over, as to an event loop)."""
+        self._enqueue(_Notifying(attempt, notify))
+
+    def _enqueue(self, pending: _Pending) -> None:
         with self._changed:
             if self._closed:
                 raise RuntimeError("the group-commit writer is closed")
             self._queue.append(pending)
             if len(self._queue) == 1:  # the writer may be waiting for work
                 self._changed.notify()
-        return pending.outcome()
 
     def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
         """Save aggregates already decided, with the next batch."""

@@ -107,27 +107,29 @@ class NarrativeCommands(CoreApplication):
             published = aggregate.publish(loaded, cause)
             return [aggregate]
 
-        result = self._command(("story", slug), decide, origin)
-        if not result.ok:
-            return result
-        if published is None:
-            latest = self._story_aggregate(slug)
-            version = latest.latest if latest is not None else None
+        def finish(result: CommandResult) -> CommandResult:
+            if not result.ok:
+                return result
+            if published is None:
+                latest = self._story_aggregate(slug)
+                version = latest.latest if latest is not None else None
+                return result.with_details(
+                    slug=slug,
+                    version=version.version if version else None,
+                    content_hash=story.content_hash,
+                    unchanged=True,
+                    relocated=0,
+                )
+            relocated = self.relocate_stranded(slug)
             return result.with_details(
                 slug=slug,
-                version=version.version if version else None,
-                content_hash=story.content_hash,
-                unchanged=True,
-                relocated=0,
+                version=published.version,
+                content_hash=published.content_hash,
+                unchanged=False,
+                relocated=sum(1 for r in relocated if r.ok and r.events),
             )
-        relocated = self.relocate_stranded(slug)
-        return result.with_details(
-            slug=slug,
-            version=published.version,
-            content_hash=published.content_hash,
-            unchanged=False,
-            relocated=sum(1 for r in relocated if r.ok and r.events),
-        )
+
+        return self._command(("story", slug), decide, origin, then=finish)
 
     def published_story(self, slug: str = DEFAULT_STORY) -> tuple[int, Story] | None:
         """(version, content) of the latest published version, or None if never published."""
@@ -157,13 +159,15 @@ class NarrativeCommands(CoreApplication):
             self._relocate_if_stranded(progress, player, story, version, cause)
             return [progress]
 
-        result = self._command(telegram_id, decide, origin)
-        if not result.ok:
-            return result
-        progress = self.get_progress(telegram_id, slug)
-        return result.with_details(
-            started=started, fragment_id=progress.fragment_id if progress else None
-        )
+        def finish(result: CommandResult) -> CommandResult:
+            if not result.ok:
+                return result
+            progress = self.get_progress(telegram_id, slug)
+            return result.with_details(
+                started=started, fragment_id=progress.fragment_id if progress else None
+            )
+
+        return self._command(telegram_id, decide, origin, then=finish)
 
     def make_choice(
         self, telegram_id: int, choice_id: str, origin: Origin, slug: str = DEFAULT_STORY
@@ -193,25 +197,27 @@ class NarrativeCommands(CoreApplication):
                 return [progress]
             return [progress, player]
 
-        result = self._command(telegram_id, decide, origin)
-        if not result.ok:
-            return result
-        if refusal is not None:
-            return result.as_refusal(refusal.code, refusal.message, dict(refusal.details))
-        assert outcome is not None
-        if outcome.vip_gate:
-            return result.as_refusal(
-                "vip_required",
-                "this part of the story is for VIP members",
-                {"fragment_id": outcome.fragment_id, "choice_id": choice_id},
+        def finish(result: CommandResult) -> CommandResult:
+            if not result.ok:
+                return result
+            if refusal is not None:
+                return result.as_refusal(refusal.code, refusal.message, dict(refusal.details))
+            assert outcome is not None
+            if outcome.vip_gate:
+                return result.as_refusal(
+                    "vip_required",
+                    "this part of the story is for VIP members",
+                    {"fragment_id": outcome.fragment_id, "choice_id": choice_id},
+                )
+            return result.with_details(
+                fragment_id=outcome.fragment_id,
+                paid=outcome.paid,
+                reward=outcome.reward,
+                clue=outcome.clue,
+                chapters_completed=list(outcome.chapters_completed),
             )
-        return result.with_details(
-            fragment_id=outcome.fragment_id,
-            paid=outcome.paid,
-            reward=outcome.reward,
-            clue=outcome.clue,
-            chapters_completed=list(outcome.chapters_completed),
-        )
+
+        return self._command(telegram_id, decide, origin, then=finish)
 
     def relocate_progress(
         self, telegram_id: int, origin: Origin, slug: str = DEFAULT_STORY

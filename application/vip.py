@@ -84,17 +84,19 @@ class VipCommands(CoreApplication):
             validity = timedelta(days=checked_days(valid_days))
             return [VipToken.issue(token_hash, days, admin_id, cause.at + validity, cause)]
 
-        result = self._command(("vip-token", token_hash), decide, origin)
-        if not result.ok:
-            return result
-        issued = result.events[0].fields
-        log.info("VIP token issued by %s for %s days", admin_id, days)
-        return result.with_details(
-            token=token,
-            days=days,
-            expires_at=issued["expires_at"],
-            token_id=str(vip_token_id(token_hash)),
-        )
+        def finish(result: CommandResult) -> CommandResult:
+            if not result.ok:
+                return result
+            issued = result.events[0].fields
+            log.info("VIP token issued by %s for %s days", admin_id, days)
+            return result.with_details(
+                token=token,
+                days=days,
+                expires_at=issued["expires_at"],
+                token_id=str(vip_token_id(token_hash)),
+            )
+
+        return self._command(("vip-token", token_hash), decide, origin, then=finish)
 
     def redeem_vip_token(self, telegram_id: int, token: str, origin: Origin) -> CommandResult:
         """Redeem a token: VipTokenRedeemed and the Player's VipGranted (source "token"), saved
@@ -114,8 +116,7 @@ class VipCommands(CoreApplication):
             player.grant_vip(vip_token.days, "token", f"vip-token:{vip_token.id}", cause)
             return [vip_token, player]
 
-        result = self._command(telegram_id, decide, origin)
-        return self._with_vip_until(result)
+        return self._command(telegram_id, decide, origin, then=self._with_vip_until)
 
     def grant_vip(
         self, telegram_id: int, days: int, source: str, reference: str, origin: Origin
@@ -128,7 +129,7 @@ class VipCommands(CoreApplication):
             player.grant_vip(days, source, reference, cause)
             return [player]
 
-        return self._with_vip_until(self._command(telegram_id, decide, origin))
+        return self._command(telegram_id, decide, origin, then=self._with_vip_until)
 
     def vip_until(self, telegram_id: int) -> datetime | None:
         """End of the user's VIP period if it is active now, else None."""
