@@ -9,6 +9,8 @@ baseline (a) compare like with like on this (noisy, 2-core) machine:
   ordered notification log needs (what the eventsourcing recorder does on every insert);
 - dianabot sequential: `DianaApplication` from `adapters.bootstrap`, group commit off, cache on;
 - dianabot with 32 concurrent users (one thread per user), with and without group commit;
+- dianabot with 32 concurrent users as tasks of one asyncio loop (`AsyncCommands`, as the bot
+  serves them), group commit;
 - ceiling: 32 players' reactions recorded by one `record()` per round, no loading, no threads;
 - snapshot load: `repository.get` of a player with 50,000+ events vs one with 10, cache disabled.
 
@@ -21,6 +23,7 @@ Numbers are measured, never assumed; see docs/performance.md for a recorded run.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -45,6 +48,7 @@ from psycopg import sql  # noqa: E402
 from adapters.bootstrap import Services, bootstrap  # noqa: E402
 from adapters.persistence import database_from_url  # noqa: E402
 from adapters.settings import Settings  # noqa: E402
+from application.async_commands import AsyncCommands  # noqa: E402
 from application.group_commit import collect  # noqa: E402
 from application.results import Origin  # noqa: E402
 from application.service import DianaApplication  # noqa: E402
@@ -67,6 +71,7 @@ RAW_TOPIC = "domain.player:Player.PointsAwarded"
 TARGETS = {
     "dianabot sequential": 0.45,
     "dianabot 32 users, group commit": 2.5,
+    "dianabot 32 users as asyncio tasks, group commit": 2.5,
 }
 SNAPSHOT_TARGET = 2.0
 LOAD_REPEAT = 300
@@ -294,6 +299,36 @@ def dianabot_concurrent(url: str, seconds: float, first_user: int, *, group_comm
         return run_concurrent(seconds, [reacting(app, user, "conc") for user in users])
 
 
+def dianabot_async(url: str, seconds: float, first_user: int) -> float:
+    """32 users as tasks of one event loop, as the Telegram bot serves them, awaiting their
+    commands through `AsyncCommands` (group commit on): two threads in all, not 33."""
+    users = list(range(first_user, first_user + USERS))
+    with services_for(url, group_commit=True) as services:
+        app = services.app
+        register(app, users)
+        commands = AsyncCommands(app)
+
+        async def user_loop(user: int, deadline: float) -> int:
+            done = 0
+            while time.perf_counter() < deadline:
+                update = user * 10_000_000 + done
+                result = await commands.react(
+                    user, f"post:async:{done}", EMOJI, Origin.telegram(update, user)
+                )
+                if not result.ok:
+                    raise RuntimeError(f"react failed for {user}: {result.outcome}")
+                done += 1
+            return done
+
+        async def all_users() -> float:
+            started = time.perf_counter()
+            deadline = started + seconds
+            counts = await asyncio.gather(*(user_loop(user, deadline) for user in users))
+            return sum(counts) / (time.perf_counter() - started)
+
+        return asyncio.run(all_users())
+
+
 def record_ceiling(url: str, seconds: float, first_user: int) -> float:
     """No loading, no threads: 32 players' reactions recorded with one `record()` per round, as
     the group-commit writer records a full batch. What group commit could reach at best here."""
@@ -471,6 +506,7 @@ def throughput_rows(
     cases = [
         ("dianabot sequential", "sequential", 1_000_000),
         ("dianabot 32 users, group commit", "group", 2_000_000),
+        ("dianabot 32 users as asyncio tasks, group commit", "async", 5_000_000),
         ("dianabot 32 users, no group commit", "direct", 3_000_000),
         ("ceiling: 32 reactions per record()", "ceiling", 4_000_000),
     ]
@@ -502,6 +538,8 @@ def app_measure(url: str, seconds: float) -> Callable[[str, int], float]:
             return dianabot_sequential(url, seconds, first_user)
         if kind == "ceiling":
             return record_ceiling(url, seconds, first_user)
+        if kind == "async":
+            return dianabot_async(url, seconds, first_user)
         return dianabot_concurrent(url, seconds, first_user, group_commit=kind == "group")
 
     return measure
