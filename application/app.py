@@ -282,20 +282,15 @@ class CoreApplication(Application[UUID]):
         # changes to one user.
         with self._locks.holding(key):
             steps = self._command_steps(plan)
-            step = next(steps)
-            while True:
+            step: Step | CommandResult = next(steps)
+            while not isinstance(step, CommandResult):
                 try:
                     outcome = self._run_step(step)
-                except Exception as error:
-                    try:
-                        step = steps.throw(error)
-                    except StopIteration as done:
-                        return plan.finish(done.value)
+                except Exception as error:  # answered to the steps, which decide what it means
+                    step = _advance(steps, error=error)
                 else:
-                    try:
-                        step = steps.send(outcome)
-                    except StopIteration as done:
-                        return plan.finish(done.value)
+                    step = _advance(steps, outcome)
+            return plan.finish(step)
 
     def _run_step(self, step: Step) -> Any:
         if isinstance(step, Commit):
@@ -313,20 +308,15 @@ class CoreApplication(Application[UUID]):
         await locks.acquire(plan.key)
         try:
             steps = self._command_steps(plan)
-            step = next(steps)
-            while True:
+            step: Step | CommandResult = next(steps)
+            while not isinstance(step, CommandResult):
                 try:
                     outcome = await self._run_step_async(step)
                 except Exception as error:
-                    try:
-                        step = steps.throw(error)
-                    except StopIteration as done:
-                        return plan.finish(done.value)
+                    step = _advance(steps, error=error)
                 else:
-                    try:
-                        step = steps.send(outcome)
-                    except StopIteration as done:
-                        return plan.finish(done.value)
+                    step = _advance(steps, outcome)
+            return plan.finish(step)
         finally:
             locks.release(plan.key)
 
@@ -457,6 +447,19 @@ class CoreApplication(Application[UUID]):
 
     def get_award_by_id(self, award_id: UUID) -> BadgeAward | None:
         return self._load(award_id)
+
+
+def _advance(
+    steps: Generator[Step, Any, CommandResult],
+    outcome: Any = None,
+    error: Exception | None = None,
+) -> Step | CommandResult:
+    """Answer a command's last step with its outcome (or the error it raised): the next step,
+    or the command's result once it has one. An error the steps do not handle propagates."""
+    try:
+        return steps.send(outcome) if error is None else steps.throw(error)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 class LoopInbox:

@@ -159,3 +159,26 @@ def test_a_conflict_behind_the_cache_is_retried_when_awaited(shared_database_url
         assert result.ok
         player = app.get_player(1)
         assert player is not None and player.balance == 20
+
+
+def test_an_unexpected_error_reaches_the_caller_and_frees_the_user(services: Services) -> None:
+    """A bug in a decision is not a typed result: it is raised to the awaiting caller, as to a
+    blocking one, and the user's next command runs."""
+    app = services.app
+    commands = AsyncCommands(app)
+    assert app.register_player(5, "Ana", Origin.telegram(1, 5)).ok
+
+    def broken(telegram_id: int) -> object:
+        raise ValueError("a bug")
+
+    async def scenario() -> str:
+        original = app._player
+        app._player = broken  # type: ignore[method-assign,assignment]
+        try:
+            with pytest.raises(ValueError, match="a bug"):
+                await commands.react(5, "chan:1", "❤️", Origin.telegram(2, 5))
+        finally:
+            app._player = original  # type: ignore[method-assign]
+        return (await commands.react(5, "chan:1", "❤️", Origin.telegram(3, 5))).outcome
+
+    assert asyncio.run(asyncio.wait_for(scenario(), timeout=10)) == "ok"
