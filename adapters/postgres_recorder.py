@@ -113,12 +113,11 @@ def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | No
 class BinarySelect(PostgresAggregateRecorder):
     """`select_events` with results in binary format (see module docstring), same rows."""
 
-    def _quoted_table(self) -> str:
-        try:
-            return self._quoted_events_table
-        except AttributeError:
-            self._quoted_events_table: str = _table(self)
-            return self._quoted_events_table
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self._table = _table(self)  # "schema"."table", rendered once for every statement
 
     def select_events(
         self,
@@ -130,7 +129,7 @@ class BinarySelect(PostgresAggregateRecorder):
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
         statement, params = select_events_query(
-            self._quoted_table(), "%s", originator_id, gt, lte, desc, limit
+            self._table, "%s", originator_id, gt, lte, desc, limit
         )
         if self.datastore.originator_id_type == "uuid" and not isinstance(originator_id, UUID):
             originator_id = UUID(str(originator_id))  # as the column would return it
@@ -184,7 +183,6 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
             )
             .as_string(None)
         )
-        self._table = _table(self)
         self._results_before_insert = len(self.lock_table_statements) + 2  # BEGIN, locks, NOTIFY
 
     def begin_insert_events(
