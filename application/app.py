@@ -39,7 +39,7 @@ from eventsourcing.persistence import (
 )
 
 from application.clock import Clock, SystemClock
-from application.group_commit import DirectWriter, GroupCommitWriter, Write
+from application.group_commit import DirectWriter, GroupCommitWriter, Write, recording_now
 from application.locks import AsyncKeyLocks, StripedLocks
 from application.plans import Commit, Decide, Pause, Plan, PlannedCommand, Repair, Step, planning
 from application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
@@ -172,8 +172,7 @@ class CoreApplication(Application[UUID]):
         stored = write.stored_events
         begin = getattr(self.recorder, "begin_insert_events", None)
         if stored is None or begin is None or write.tracking is not None:
-            recordings = self.record(write)
-            return lambda: recordings
+            return recording_now(self.record)(write)
         positions_when_done = begin(stored)
 
         def outcome() -> list[Recording[UUID]]:
@@ -303,7 +302,9 @@ class CoreApplication(Application[UUID]):
 
     async def run_plan_async(self, plan: Plan) -> CommandResult:
         """`_command` for asyncio callers: the same steps, awaited instead of blocked on; the
-        per-key order kept by an asyncio lock (see `application.async_commands`)."""
+        per-key order kept by an asyncio lock (see `application.async_commands`). A use case's
+        reading of its result (`then`) may load aggregates or issue further commands, so it
+        runs off the loop, once the key is released."""
         locks = self._async_locks
         await locks.acquire(plan.key)
         try:
@@ -316,9 +317,11 @@ class CoreApplication(Application[UUID]):
                     step = _advance(steps, error=error)
                 else:
                     step = _advance(steps, outcome)
-            return plan.finish(step)
         finally:
             locks.release(plan.key)
+        if plan.then is None:
+            return step
+        return await asyncio.to_thread(plan.then, step)
 
     async def _run_step_async(self, step: Step) -> Any:
         if isinstance(step, Commit):

@@ -16,7 +16,6 @@ cancel its command: it is written (or refused) all the same, and the result is d
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -68,9 +67,4 @@ class AsyncCommands:
             return answer
         finally:
             planning.reset(token)
-        result = await self.app.run_plan_async(plan.without_then())
-        if plan.then is None:
-            return result
-        # A use case's reading of its result may load aggregates or issue further commands:
-        # off the loop.
-        return await asyncio.to_thread(plan.then, result)
+        return await self.app.run_plan_async(plan)

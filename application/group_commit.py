@@ -152,7 +152,7 @@ class _InFlight:
         self.outcome = outcome
 
 
-def _recording_now(record: Record) -> Begin:
+def recording_now(record: Record) -> Begin:
     """A `Begin` for stores that cannot send a transaction and wait later: write it now."""
 
     def begin(write: Write) -> Callable[[], list[Recording[Any]]]:
@@ -200,7 +200,7 @@ class GroupCommitWriter:
         begin: Begin | None = None,
     ) -> None:
         self._record = record
-        self._begin = begin or _recording_now(record)
+        self._begin = begin or recording_now(record)
         self._prepare = prepare
         self._inline = DirectWriter(record, prepare)
         self._max_batch = max(1, max_batch)

@@ -35,10 +35,6 @@ class Plan:
     def finish(self, result: CommandResult) -> CommandResult:
         return result if self.then is None else self.then(result)
 
-    def without_then(self) -> Plan:
-        """The plan without its reading of the result (which an asyncio caller runs apart)."""
-        return Plan(self.key, self.decide, self.origin)
-
 
 class PlannedCommand(BaseException):  # noqa: N818 - not an error: a plan handed over
     """Carries a use case's plan out of the method to an asyncio caller. A BaseException, so
