@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # runnable as a plain script from any directory
@@ -193,15 +194,23 @@ class PostgresRaw:
         return step
 
     def measure(self, seconds: float, *, locked: bool, users: int) -> float:
-        connections: list[psycopg.Connection] = []
-        try:
-            workers = [self.worker(locked, connections) for _ in range(users)]
-            if users == 1:
-                return run_sequential(seconds, workers[0])
-            return run_concurrent(seconds, workers)
-        finally:
-            for connection in connections:
-                connection.close()
+        return measure_raw(seconds, users, lambda connections: self.worker(locked, connections))
+
+
+def measure_raw(
+    seconds: float, users: int, worker: Callable[[list[Any]], Callable[[int], None]]
+) -> float:
+    """Inserts per second of `users` raw workers (one on this thread, or one thread each), each
+    made by `worker` with the list where it leaves its connection, closed at the end."""
+    connections: list[Any] = []
+    try:
+        workers = [worker(connections) for _ in range(users)]
+        if users == 1:
+            return run_sequential(seconds, workers[0])
+        return run_concurrent(seconds, workers)
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 class SqliteRaw:
@@ -238,15 +247,7 @@ class SqliteRaw:
         return step
 
     def measure(self, seconds: float, *, users: int) -> float:
-        connections: list[sqlite3.Connection] = []
-        try:
-            workers = [self.worker(connections) for _ in range(users)]
-            if users == 1:
-                return run_sequential(seconds, workers[0])
-            return run_concurrent(seconds, workers)
-        finally:
-            for connection in connections:
-                connection.close()
+        return measure_raw(seconds, users, self.worker)
 
 
 # ----- dianabot cases -------------------------------------------------------------------------
