@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.persistence import Database, database_from_url, prepare
-from adapters.settings import Settings
-from application.clock import Clock, SystemClock
-from application.service import DianaApplication
-from projections.service import Projections
+from dianabot.adapters.persistence import Database, database_from_url, prepare
+from dianabot.adapters.settings import Settings
+from dianabot.application.clock import Clock, SystemClock
+from dianabot.application.service import DianaApplication
+from dianabot.projections.service import Projections
 
 
 @dataclass

@@ -69,7 +69,7 @@ def _sqlite(url: str, parsed: URL) -> Database:
     if path in {"", ":memory:"}:
         raise DatabaseUnavailable("an in-memory SQLite database cannot be shared; use memory://")
     env = {
-        "PERSISTENCE_MODULE": "adapters.sqlite_recorder:DianaSQLiteFactory",
+        "PERSISTENCE_MODULE": "dianabot.adapters.sqlite_recorder:DianaSQLiteFactory",
         "SQLITE_DBNAME": str(Path(path)),
         "SQLITE_LOCK_TIMEOUT": str(SQLITE_BUSY_TIMEOUT_SECONDS),
     }
@@ -83,7 +83,7 @@ def _postgres(url: str, parsed: URL) -> Database:
         schema = schema[-1]
     env = {
         # eventsourcing.postgres with leaner inserts (same tables, lock, NOTIFY and positions).
-        "PERSISTENCE_MODULE": "adapters.postgres_recorder:DianaPostgresFactory",
+        "PERSISTENCE_MODULE": "dianabot.adapters.postgres_recorder:DianaPostgresFactory",
         "POSTGRES_DBNAME": parsed.database or "postgres",
         "POSTGRES_HOST": parsed.host or "127.0.0.1",
         "POSTGRES_PORT": str(parsed.port or 5432),

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
+from dianabot.adapters.reads import select_events_query
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
@@ -49,8 +50,6 @@ from eventsourcing.postgres import (
 from psycopg import Cursor, errors, generators, pq
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
-
-from adapters.reads import select_events_query
 
 COLUMNS = "(originator_id, originator_version, topic, state)"
 INSERT_FROM_ARRAYS = (

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
+from dianabot.adapters.reads import select_events_query
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import (
     SQLiteAggregateRecorder,
@@ -21,8 +22,6 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
     SQLiteProcessRecorder,
 )
-
-from adapters.reads import select_events_query
 
 
 class LeanSelect(SQLiteAggregateRecorder):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import random
 import threading
@@ -19,6 +20,32 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
+from dianabot.application.clock import Clock, SystemClock
+from dianabot.application.group_commit import DirectWriter, GroupCommitWriter, Write, recording_now
+from dianabot.application.locks import AsyncKeyLocks, StripedLocks
+from dianabot.application.plans import (
+    Commit,
+    Decide,
+    Pause,
+    Plan,
+    PlannedCommand,
+    Repair,
+    Step,
+    planning,
+)
+from dianabot.application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
+from dianabot.application.snapshotting import BackgroundSnapshots, InlineSnapshots
+from dianabot.application.transcoding import (
+    FlatJSONTranscoder,
+    GrowSetPacked,
+    RecentKeysAsList,
+    SetAsList,
+)
+from dianabot.domain.badge import Badge, BadgeAward
+from dianabot.domain.errors import DomainError, NotAuthorized, UnknownBadge, UnknownPlayer
+from dianabot.domain.ids import badge_award_id, badge_id, player_id
+from dianabot.domain.player import Player
+from dianabot.domain.progress import StoryProgress
 from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
@@ -37,24 +64,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoder,
 )
-
-from application.clock import Clock, SystemClock
-from application.group_commit import DirectWriter, GroupCommitWriter, Write, recording_now
-from application.locks import AsyncKeyLocks, StripedLocks
-from application.plans import Commit, Decide, Pause, Plan, PlannedCommand, Repair, Step, planning
-from application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
-from application.snapshotting import BackgroundSnapshots, InlineSnapshots
-from application.transcoding import (
-    FlatJSONTranscoder,
-    GrowSetPacked,
-    RecentKeysAsList,
-    SetAsList,
-)
-from domain.badge import Badge, BadgeAward
-from domain.errors import DomainError, NotAuthorized, UnknownBadge, UnknownPlayer
-from domain.ids import badge_award_id, badge_id, player_id
-from domain.player import Player
-from domain.progress import StoryProgress
+from eventsourcing.utils import TopicError, register_topic
 
 log = logging.getLogger(__name__)
 
@@ -411,7 +421,9 @@ class CoreApplication(Application[UUID]):
     # ----- loading ----------------------------------------------------------------------------
 
     def scan_notifications(self, topics: list[str], start: int = 1) -> Iterator[Notification]:
-        """The notifications with these topics from position `start` on, read page by page."""
+        """The notifications with these topics from position `start` on, read page by page
+        (events stored before the `dianabot.` namespace under their older topics too)."""
+        topics = [*topics, *(legacy_topic(t) for t in topics if legacy_topic(t) != t)]
         position = start
         while True:
             page = self.recorder.select_notifications(position, NOTIFICATION_PAGE, topics=topics)
@@ -450,6 +462,26 @@ class CoreApplication(Application[UUID]):
 
     def get_award_by_id(self, award_id: UUID) -> BadgeAward | None:
         return self._load(award_id)
+
+
+LEGACY_PACKAGES = ("domain", "application", "projections", "adapters", "content")
+"""Top-level names the layers were imported as before they became `dianabot.*` subpackages."""
+
+
+def register_legacy_topics() -> None:
+    """Resolve topics stored under the old top-level names (`domain.player:Player...`) to the
+    same classes: events are never rewritten, so their stored topics must keep resolving."""
+    for name in LEGACY_PACKAGES:
+        with contextlib.suppress(TopicError):  # registered already
+            register_topic(name, importlib.import_module(f"dianabot.{name}"))
+
+
+def legacy_topic(topic: str) -> str:
+    """The topic an event class had before the `dianabot.` namespace."""
+    return topic.removeprefix("dianabot.")
+
+
+register_legacy_topics()
 
 
 def _advance(

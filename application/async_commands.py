@@ -20,9 +20,9 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from application.app import CoreApplication
-from application.plans import PlannedCommand, planning
-from application.results import CommandResult
+from dianabot.application.app import CoreApplication
+from dianabot.application.plans import PlannedCommand, planning
+from dianabot.application.results import CommandResult
 
 
 class AsyncCommands:

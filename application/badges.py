@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from application.app import CoreApplication
-from application.results import CommandResult, Origin
-from domain.badge import Badge, BadgeAward, BadgeSpec, checked_slug
-from domain.cause import Cause
-from domain.criteria import PLAYER_CRITERIA, player_satisfies
-from domain.errors import BadgeNotHeld, InvalidBadge
+from dianabot.application.app import CoreApplication
+from dianabot.application.results import CommandResult, Origin
+from dianabot.domain.badge import Badge, BadgeAward, BadgeSpec, checked_slug
+from dianabot.domain.cause import Cause
+from dianabot.domain.criteria import PLAYER_CRITERIA, player_satisfies
+from dianabot.domain.errors import BadgeNotHeld, InvalidBadge
 
 
 class BadgeCommands(CoreApplication):

@@ -19,24 +19,23 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.utils import get_topic
-
-from application.app import CoreApplication
-from application.results import CommandResult, Origin
-from domain.cause import Cause
-from domain.errors import DomainError
-from domain.ids import progress_id, story_id
-from domain.player import Player
-from domain.progress import (
+from dianabot.application.app import CoreApplication
+from dianabot.application.results import CommandResult, Origin
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import DomainError
+from dianabot.domain.ids import progress_id, story_id
+from dianabot.domain.player import Player
+from dianabot.domain.progress import (
     ChoiceOutcome,
     StoryNotStarted,
     StoryProgress,
     begin,
     take_choice,
 )
-from domain.story import Choice, LoadedStory, Story
-from domain.story_versions import PublishedVersion, StoryNotPublished, StoryVersions
+from dianabot.domain.story import Choice, LoadedStory, Story
+from dianabot.domain.story_versions import PublishedVersion, StoryNotPublished, StoryVersions
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.utils import get_topic
 
 log = logging.getLogger(__name__)
 

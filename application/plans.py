@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from dianabot.application.results import CommandResult, Origin
+from dianabot.domain.cause import Cause
 from eventsourcing.domain import Aggregate
-
-from application.results import CommandResult, Origin
-from domain.cause import Cause
 
 Decide = Callable[[Cause], Iterable[Aggregate | None]]
 

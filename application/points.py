@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from application.app import CoreApplication
-from application.results import CommandResult, Origin
-from domain.cause import Cause
-from domain.player import Player
-from domain.rules import PointSource
+from dianabot.application.app import CoreApplication
+from dianabot.application.results import CommandResult, Origin
+from dianabot.domain.cause import Cause
+from dianabot.domain.player import Player
+from dianabot.domain.rules import PointSource
 
 PlayerAction = Callable[[Player, Cause], None]
 

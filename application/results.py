@@ -9,10 +9,9 @@ from types import MappingProxyType
 from typing import Any
 from uuid import UUID, uuid4
 
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import DomainError
 from eventsourcing.persistence import Recording
-
-from domain.cause import Cause
-from domain.errors import DomainError
 
 OK = "ok"
 CONFLICT = "conflict"

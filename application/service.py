@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from application.badges import BadgeCommands
-from application.narrative import NarrativeCommands
-from application.points import PointsCommands
-from application.vip import VipCommands
+from dianabot.application.badges import BadgeCommands
+from dianabot.application.narrative import NarrativeCommands
+from dianabot.application.points import PointsCommands
+from dianabot.application.vip import VipCommands
 
 
 class DianaApplication(PointsCommands, BadgeCommands, NarrativeCommands, VipCommands):

@@ -21,10 +21,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from dianabot.domain.growset import GrowSet, sorted_elements
+from dianabot.domain.recent import RecentKeys
 from eventsourcing.persistence import JSONTranscoder, Transcoding
-
-from domain.growset import GrowSet, sorted_elements
-from domain.recent import RecentKeys
 
 _AS_IS = frozenset({str, int, bool, type(None)})
 _CONTAINERS = frozenset({dict, list})

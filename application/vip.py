@@ -24,14 +24,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from dianabot.application.app import CoreApplication
+from dianabot.application.results import CommandResult, Origin
+from dianabot.domain.cause import Cause
+from dianabot.domain.ids import vip_token_id
+from dianabot.domain.player import Player
+from dianabot.domain.vip import TOKEN_PREFIX, InvalidToken, VipToken, checked_days, hash_token
 from eventsourcing.utils import get_topic
-
-from application.app import CoreApplication
-from application.results import CommandResult, Origin
-from domain.cause import Cause
-from domain.ids import vip_token_id
-from domain.player import Player
-from domain.vip import TOKEN_PREFIX, InvalidToken, VipToken, checked_days, hash_token
 
 log = logging.getLogger(__name__)
 

@@ -48,22 +48,21 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from dianabot.adapters.persistence import database_from_url, prepare  # noqa: E402
+from dianabot.application.clock import ManualClock  # noqa: E402
+from dianabot.application.service import DianaApplication  # noqa: E402
+from dianabot.domain import rules  # noqa: E402
+from dianabot.domain.badge import Badge, BadgeAward  # noqa: E402
+from dianabot.domain.catalogue import INITIAL_BADGES  # noqa: E402
+from dianabot.domain.ids import badge_award_id, badge_id, player_id, progress_id, story_id  # noqa: E402
+from dianabot.domain.player import Player  # noqa: E402
+from dianabot.domain.progress import StoryProgress  # noqa: E402
+from dianabot.domain.story import load_bundled_story  # noqa: E402
+from dianabot.domain.story_versions import StoryVersions  # noqa: E402
+from dianabot.projections.history import EventWriter  # noqa: E402
+from dianabot.projections.reconcile import user_streams  # noqa: E402
+from dianabot.projections.service import Projections  # noqa: E402
 from psycopg import sql  # noqa: E402
-
-from adapters.persistence import database_from_url, prepare  # noqa: E402
-from application.clock import ManualClock  # noqa: E402
-from application.service import DianaApplication  # noqa: E402
-from domain import rules  # noqa: E402
-from domain.badge import Badge, BadgeAward  # noqa: E402
-from domain.catalogue import INITIAL_BADGES  # noqa: E402
-from domain.ids import badge_award_id, badge_id, player_id, progress_id, story_id  # noqa: E402
-from domain.player import Player  # noqa: E402
-from domain.progress import StoryProgress  # noqa: E402
-from domain.story import load_bundled_story  # noqa: E402
-from domain.story_versions import StoryVersions  # noqa: E402
-from projections.history import EventWriter  # noqa: E402
-from projections.reconcile import user_streams  # noqa: E402
-from projections.service import Projections  # noqa: E402
 
 BASE_URL = os.environ.get(
     "DIANABOT_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -44,19 +44,18 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from any directory
     sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from dianabot.adapters.bootstrap import Services, bootstrap  # noqa: E402
+from dianabot.adapters.persistence import database_from_url  # noqa: E402
+from dianabot.adapters.settings import Settings  # noqa: E402
+from dianabot.application.async_commands import AsyncCommands  # noqa: E402
+from dianabot.application.group_commit import collect  # noqa: E402
+from dianabot.application.results import Origin  # noqa: E402
+from dianabot.application.service import DianaApplication  # noqa: E402
+from dianabot.domain.cause import Cause  # noqa: E402
+from dianabot.domain.ids import player_id  # noqa: E402
+from dianabot.domain.player import Player  # noqa: E402
+from dianabot.domain.rules import PointSource  # noqa: E402
 from psycopg import sql  # noqa: E402
-
-from adapters.bootstrap import Services, bootstrap  # noqa: E402
-from adapters.persistence import database_from_url  # noqa: E402
-from adapters.settings import Settings  # noqa: E402
-from application.async_commands import AsyncCommands  # noqa: E402
-from application.group_commit import collect  # noqa: E402
-from application.results import Origin  # noqa: E402
-from application.service import DianaApplication  # noqa: E402
-from domain.cause import Cause  # noqa: E402
-from domain.ids import player_id  # noqa: E402
-from domain.player import Player  # noqa: E402
-from domain.rules import PointSource  # noqa: E402
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 USERS = 32
@@ -65,9 +64,9 @@ EMOJI = "\u2764"
 RAW_STATE = (
     b'{"timestamp":"2026-01-01T09:00:00+00:00","causation":"tg:update:123456",'
     b'"actor":"tg:user:123456","source":"reaction","amount":10,"reference":"post:123456",'
-    b'"originator_topic":"domain.player:Player","originator_version":7}'
+    b'"originator_topic":"dianabot.domain.player:Player","originator_version":7}'
 ).ljust(250, b" ")
-RAW_TOPIC = "domain.player:Player.PointsAwarded"
+RAW_TOPIC = "dianabot.domain.player:Player.PointsAwarded"
 
 TARGETS = {
     "dianabot sequential": 0.45,

@@ -12,13 +12,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dianabot.domain.base import DianaAggregate
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import BadgeAlreadyHeld, BadgeNotHeld, BadgeRetired, InvalidBadge
+from dianabot.domain.ids import badge_award_id, badge_id
+from dianabot.domain.recent import RecentKeys
 from eventsourcing.domain import event
-
-from domain.base import DianaAggregate
-from domain.cause import Cause
-from domain.errors import BadgeAlreadyHeld, BadgeNotHeld, BadgeRetired, InvalidBadge
-from domain.ids import badge_award_id, badge_id
-from domain.recent import RecentKeys
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,47}$")
 

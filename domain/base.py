@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import DuplicateCommand
+from dianabot.domain.growset import GrowSet
+from dianabot.domain.recent import RecentKeys
 from eventsourcing.domain import Aggregate
-
-from domain.cause import Cause
-from domain.errors import DuplicateCommand
-from domain.growset import GrowSet
-from domain.recent import RecentKeys
 
 _SHARED = frozenset({str, int, bool, type(None), datetime, UUID, GrowSet, RecentKeys})
 """Immutable types an aggregate copy shares with the original."""

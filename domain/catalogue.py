@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.badge import BadgeSpec
+from dianabot.domain.badge import BadgeSpec
 
 CHAPTERS = range(1, 7)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.errors import InvalidInput
+from dianabot.domain.errors import InvalidInput
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from domain.player import Player
+from dianabot.domain.player import Player
 
 PLAYER_CRITERIA = frozenset(
     {"first_points", "lifetime_besitos", "checkin_streak", "reactions", "vip_active"}

@@ -6,12 +6,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
-
-from domain import rules
-from domain.base import DianaAggregate
-from domain.cause import Cause
-from domain.errors import (
+from dianabot.domain import rules
+from dianabot.domain.base import DianaAggregate
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import (
     AlreadyAnswered,
     AlreadyCheckedIn,
     AlreadyReacted,
@@ -19,11 +17,12 @@ from domain.errors import (
     InsufficientPoints,
     InvalidInput,
 )
-from domain.growset import GrowSet
-from domain.ids import player_id
-from domain.recent import RecentKeys
-from domain.rules import PointSource
-from domain.vip import VIP_SOURCES, VipNotDue, checked_days
+from dianabot.domain.growset import GrowSet
+from dianabot.domain.ids import player_id
+from dianabot.domain.recent import RecentKeys
+from dianabot.domain.rules import PointSource
+from dianabot.domain.vip import VIP_SOURCES, VipNotDue, checked_days
+from eventsourcing.domain import event
 
 MAX_REFERENCE_LENGTH = 200
 DEFAULT_LANGUAGE = "es"

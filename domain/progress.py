@@ -21,17 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from dianabot.domain.base import DianaAggregate
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import DomainError, DuplicateCommand, InsufficientPoints
+from dianabot.domain.growset import GrowSet
+from dianabot.domain.ids import progress_id
+from dianabot.domain.player import Player
+from dianabot.domain.recent import RecentKeys
+from dianabot.domain.rules import PointSource
+from dianabot.domain.story import Story
 from eventsourcing.domain import event
-
-from domain.base import DianaAggregate
-from domain.cause import Cause
-from domain.errors import DomainError, DuplicateCommand, InsufficientPoints
-from domain.growset import GrowSet
-from domain.ids import progress_id
-from domain.player import Player
-from domain.recent import RecentKeys
-from domain.rules import PointSource
-from domain.story import Story
 
 TRAIL_KEPT = 64
 """Recent fragments remembered for relocation (the whole path is in the history anyway)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from domain.errors import InvalidAmount
+from dianabot.domain.errors import InvalidAmount
 
 
 class PointSource(StrEnum):

@@ -14,14 +14,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dianabot.domain.base import DianaAggregate
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import DomainError
+from dianabot.domain.ids import story_id
+from dianabot.domain.recent import RecentKeys
+from dianabot.domain.story import LoadedStory, Story, StoryProblem, validate_story
 from eventsourcing.domain import event
-
-from domain.base import DianaAggregate
-from domain.cause import Cause
-from domain.errors import DomainError
-from domain.ids import story_id
-from domain.recent import RecentKeys
-from domain.story import LoadedStory, Story, StoryProblem, validate_story
 
 
 class InvalidStory(DomainError):

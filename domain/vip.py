@@ -13,13 +13,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dianabot.domain.base import DianaAggregate
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import DomainError, InvalidInput
+from dianabot.domain.ids import vip_token_id
+from dianabot.domain.recent import RecentKeys
 from eventsourcing.domain import event
-
-from domain.base import DianaAggregate
-from domain.cause import Cause
-from domain.errors import DomainError, InvalidInput
-from domain.ids import vip_token_id
-from domain.recent import RecentKeys
 
 TOKEN_PREFIX = "vip-"
 """Tokens read `vip-<secret>`, so the deep link is `/start vip-<secret>`."""

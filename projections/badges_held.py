@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from projections.base import Projector, originator_keys
-from projections.schema import json_list
+from dianabot.projections.base import Projector, originator_keys
+from dianabot.projections.schema import json_list
 
 
 class BadgesHeldProjector(Projector):

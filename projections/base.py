@@ -16,9 +16,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, ClassVar
 from uuid import UUID
 
+from dianabot.projections.schema import TABLES, TableSet
 from sqlalchemy import Connection, Table, Uuid, select, tuple_
-
-from projections.schema import TABLES, TableSet
 
 Row = dict[str, Any]
 Handler = Callable[[Any, int], None]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from projections.base import Projector
+from dianabot.projections.base import Projector
 
 ALL_TIME = "all"
 

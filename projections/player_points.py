@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from projections.base import PerPlayerProjector, Row
+from dianabot.projections.base import PerPlayerProjector, Row
 
 
 class PlayerPointsProjector(PerPlayerProjector):

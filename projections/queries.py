@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from dianabot.domain.ids import player_id
+from dianabot.projections.leaderboard import ALL_TIME, week_of
+from dianabot.projections.schema import from_json_list
 from sqlalchemy import and_, desc, func, select
-
-from domain.ids import player_id
-from projections.leaderboard import ALL_TIME, week_of
-from projections.schema import from_json_list
 
 
 def profile(projections: Any, telegram_id: int) -> dict[str, Any] | None:

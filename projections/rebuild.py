@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dianabot.projections.registry import PROJECTORS, projector_classes
+from dianabot.projections.runner import BUILDING, FAILED, OK, Progress, ProjectionRunner
+from dianabot.projections.schema import SHADOW_SEPARATOR, TableSet, table_name
+from dianabot.projections.store import ReadStore
 from eventsourcing.application import Application
 from sqlalchemy import delete, select, text, update
-
-from projections.registry import PROJECTORS, projector_classes
-from projections.runner import BUILDING, FAILED, OK, Progress, ProjectionRunner
-from projections.schema import SHADOW_SEPARATOR, TableSet, table_name
-from projections.store import ReadStore
 
 log = logging.getLogger(__name__)
 

@@ -29,19 +29,18 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from dianabot.application.app import CONSOLE_ADMIN_ID
+from dianabot.application.results import CommandResult, Origin
+from dianabot.domain.catalogue import INITIAL_BADGES
+from dianabot.domain.ids import badge_award_id, badge_id, player_id, progress_id, story_id
+from dianabot.domain.rules import LEVELS, level_for
+from dianabot.projections.base import Projector, Row, rows_by_key
+from dianabot.projections.log import LogReader, stream_notifications
+from dianabot.projections.rebuild import RebuildError, ShadowBuild, drop_abandoned_shadows
+from dianabot.projections.registry import PROJECTORS
+from dianabot.projections.runner import FAILED, Progress
+from dianabot.projections.schema import TABLES, TableSet, from_json_list
 from sqlalchemy import Connection, Table, and_, case, delete, func, or_, select, tuple_, update
-
-from application.app import CONSOLE_ADMIN_ID
-from application.results import CommandResult, Origin
-from domain.catalogue import INITIAL_BADGES
-from domain.ids import badge_award_id, badge_id, player_id, progress_id, story_id
-from domain.rules import LEVELS, level_for
-from projections.base import Projector, Row, rows_by_key
-from projections.log import LogReader, stream_notifications
-from projections.rebuild import RebuildError, ShadowBuild, drop_abandoned_shadows
-from projections.registry import PROJECTORS
-from projections.runner import FAILED, Progress
-from projections.schema import TABLES, TableSet, from_json_list
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from projections.badges_held import BadgesHeldProjector
-from projections.base import Projector
-from projections.engagement import EngagementProjector
-from projections.leaderboard import LeaderboardProjector
-from projections.player_points import PlayerPointsProjector
-from projections.story_state import StoryStateProjector
-from projections.vip_funnel import VipFunnelProjector
-from projections.vip_members import VipMembersProjector
+from dianabot.projections.badges_held import BadgesHeldProjector
+from dianabot.projections.base import Projector
+from dianabot.projections.engagement import EngagementProjector
+from dianabot.projections.leaderboard import LeaderboardProjector
+from dianabot.projections.player_points import PlayerPointsProjector
+from dianabot.projections.story_state import StoryStateProjector
+from dianabot.projections.vip_funnel import VipFunnelProjector
+from dianabot.projections.vip_members import VipMembersProjector
 
 PROJECTORS: dict[str, type[Projector]] = {
     cls.name: cls

@@ -29,14 +29,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from dianabot.projections.base import Projector, sql_loader
+from dianabot.projections.log import LogReader
+from dianabot.projections.schema import TableSet
+from dianabot.projections.store import ReadStore
 from eventsourcing.application import Application
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import DBAPIError
-
-from projections.base import Projector, sql_loader
-from projections.log import LogReader
-from projections.schema import TableSet
-from projections.store import ReadStore
 
 log = logging.getLogger(__name__)
 

@@ -10,16 +10,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from dianabot.projections.rebuild import RebuildResult, rebuild
+from dianabot.projections.reconcile import ReconcileReport, reconcile
+from dianabot.projections.registry import PROJECTORS, projector_classes
+from dianabot.projections.runner import Progress, ProjectionRunner, ProjectionStatus
+from dianabot.projections.schema import TableSet
+from dianabot.projections.store import ReadStore, StoreKind
 from eventsourcing.application import Application
 from sqlalchemy import Table
 from sqlalchemy.engine import URL
-
-from projections.rebuild import RebuildResult, rebuild
-from projections.reconcile import ReconcileReport, reconcile
-from projections.registry import PROJECTORS, projector_classes
-from projections.runner import Progress, ProjectionRunner, ProjectionStatus
-from projections.schema import TableSet
-from projections.store import ReadStore, StoreKind
 
 
 class Projections:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.base import Projector, Row, originator_keys
-from projections.schema import from_json_list, json_list
+from dianabot.projections.base import Projector, Row, originator_keys
+from dianabot.projections.schema import from_json_list, json_list
 
 
 class StoryStateProjector(Projector):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.ids import player_id
-from projections.base import Projector, originator_keys
+from dianabot.domain.ids import player_id
+from dianabot.projections.base import Projector, originator_keys
 
 
 class VipFunnelProjector(Projector):

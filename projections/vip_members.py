@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from projections.base import PerPlayerProjector
+from dianabot.projections.base import PerPlayerProjector
 
 
 class VipMembersProjector(PerPlayerProjector):

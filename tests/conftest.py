@@ -13,12 +13,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.adapters.settings import Settings
+from dianabot.application.clock import ManualClock
+from dianabot.application.service import DianaApplication
 from psycopg import sql
-
-from adapters.bootstrap import Services, bootstrap
-from adapters.settings import Settings
-from application.clock import ManualClock
-from application.service import DianaApplication
 
 POSTGRES_URL = os.environ.get(
     "DIANABOT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"

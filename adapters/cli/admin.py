@@ -6,11 +6,10 @@ import json
 from typing import Annotated
 
 import typer
-
-from adapters.cli.common import EXIT_REFUSED, errors, report, services
-from application.app import CONSOLE_ADMIN_ID
-from application.results import Origin
-from domain.badge import BadgeSpec
+from dianabot.adapters.cli.common import EXIT_REFUSED, errors, report, services
+from dianabot.application.app import CONSOLE_ADMIN_ID
+from dianabot.application.results import Origin
+from dianabot.domain.badge import BadgeSpec
 
 admin_app = typer.Typer(
     help="Administrative commands (grant, deduct, badges).", no_args_is_help=True

@@ -8,13 +8,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import typer
+from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.adapters.logs import configure_logging
+from dianabot.adapters.persistence import DatabaseUnavailable
+from dianabot.adapters.settings import Settings
+from dianabot.application.results import CommandResult
 from rich.console import Console
-
-from adapters.bootstrap import Services, bootstrap
-from adapters.logs import configure_logging
-from adapters.persistence import DatabaseUnavailable
-from adapters.settings import Settings
-from application.results import CommandResult
 
 console = Console()
 errors = Console(stderr=True)

@@ -13,20 +13,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from dianabot.adapters.cli.common import console, print_json, services
+from dianabot.adapters.cli.reconcile import render as render_reconciliation
+from dianabot.application.clock import ManualClock
+from dianabot.application.narrative import DEFAULT_STORY
+from dianabot.application.results import CommandResult, Origin
+from dianabot.application.service import DianaApplication
+from dianabot.domain.catalogue import INITIAL_BADGES
+from dianabot.domain.rules import level_for
+from dianabot.domain.story import load_bundled_story
+from dianabot.projections import queries
+from dianabot.projections.service import Projections
 from rich.table import Table
 from sqlalchemy import select
-
-from adapters.cli.common import console, print_json, services
-from adapters.cli.reconcile import render as render_reconciliation
-from application.clock import ManualClock
-from application.narrative import DEFAULT_STORY
-from application.results import CommandResult, Origin
-from application.service import DianaApplication
-from domain.catalogue import INITIAL_BADGES
-from domain.rules import level_for
-from domain.story import load_bundled_story
-from projections import queries
-from projections.service import Projections
 
 DEMO_FILE = "dianabot-demo.sqlite3"
 ADMIN_ID = 0

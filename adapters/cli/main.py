@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import typer
-
-from adapters.cli.admin import admin_app
-from adapters.cli.demo import demo
-from adapters.cli.projections import projections_app
-from adapters.cli.reconcile import reconcile
-from adapters.cli.story import story_app
+from dianabot.adapters.cli.admin import admin_app
+from dianabot.adapters.cli.demo import demo
+from dianabot.adapters.cli.projections import projections_app
+from dianabot.adapters.cli.reconcile import reconcile
+from dianabot.adapters.cli.story import story_app
 
 app = typer.Typer(
     name="dianabot",

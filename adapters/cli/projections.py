@@ -7,14 +7,13 @@ import threading
 from typing import Annotated
 
 import typer
+from dianabot.adapters.cli.common import console, errors, print_json, services
+from dianabot.projections.rebuild import RebuildError
+from dianabot.projections.registry import ALL_NAMES
+from dianabot.projections.runner import FAILED, OK
+from dianabot.projections.service import Projections
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
-from adapters.cli.common import console, errors, print_json, services
-from projections.rebuild import RebuildError
-from projections.registry import ALL_NAMES
-from projections.runner import FAILED, OK
-from projections.service import Projections
 
 projections_app = typer.Typer(
     help="Read models: status, zero-downtime rebuild, live runner.", no_args_is_help=True

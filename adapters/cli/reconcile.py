@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from dianabot.adapters.cli.common import console, errors, print_json, services
+from dianabot.projections.reconcile import ReconcileReport
 from rich.table import Table
-
-from adapters.cli.common import console, errors, print_json, services
-from projections.reconcile import ReconcileReport
 
 EXIT_DIFFERENCES = 1
 

@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-
-from adapters.cli.common import console, errors, print_json, report, services
-from application.app import CONSOLE_ADMIN_ID
-from application.results import Origin
-from domain.story import (
+from dianabot.adapters.cli.common import console, errors, print_json, report, services
+from dianabot.application.app import CONSOLE_ADMIN_ID
+from dianabot.application.results import Origin
+from dianabot.domain.story import (
     BUNDLED_STORY_PATH,
     LoadedStory,
     StoryFileError,
@@ -23,6 +21,7 @@ from domain.story import (
     load_story,
     validate_story,
 )
+from rich.table import Table
 
 EXIT_PROBLEMS = 1
 EXIT_UNREADABLE = 2

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from dianabot.adapters.cli.main import app as cli
 from typer.testing import CliRunner
-
-from adapters.cli.main import app as cli
 
 runner = CliRunner()
 
@@ -56,9 +55,9 @@ def test_demo_runs_every_flow_on_a_fresh_sqlite_file(workdir) -> None:  # type: 
 
 
 def test_admin_grant_and_deduct(workdir) -> None:  # type: ignore[no-untyped-def]
-    from adapters.bootstrap import bootstrap
-    from adapters.settings import Settings
-    from application.results import Origin
+    from dianabot.adapters.bootstrap import bootstrap
+    from dianabot.adapters.settings import Settings
+    from dianabot.application.results import Origin
 
     with bootstrap(Settings(_env_file=None)) as wired:
         assert wired.app.register_player(7, "Ana", Origin.telegram(1, 7)).ok

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dianabot.adapters.bootstrap import bootstrap
+from dianabot.adapters.cli.main import app as cli
+from dianabot.application.clock import ManualClock
+from dianabot.domain.ids import player_id
+from dianabot.projections.registry import ALL_NAMES
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from adapters.bootstrap import bootstrap
-from adapters.cli.main import app as cli
-from application.clock import ManualClock
-from domain.ids import player_id
-from projections.registry import ALL_NAMES
 from tests.conftest import make_settings
 from tests.integration.test_projections import ANA, play
 

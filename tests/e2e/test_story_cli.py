@@ -7,12 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from dianabot.adapters.bootstrap import bootstrap
+from dianabot.adapters.settings import Settings
+from dianabot.application.results import Origin
+from dianabot.domain.story import BUNDLED_STORY_PATH, load_bundled_story
 from typer.testing import CliRunner
 
-from adapters.bootstrap import bootstrap
-from adapters.settings import Settings
-from application.results import Origin
-from domain.story import BUNDLED_STORY_PATH, load_bundled_story
 from tests.unit.test_progress import SMALL_STORY, WITHOUT_B
 
 runner = CliRunner()
@@ -27,7 +27,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def cli():  # type: ignore[no-untyped-def]
-    from adapters.cli.main import app
+    from dianabot.adapters.cli.main import app
 
     return app
 

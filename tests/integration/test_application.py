@@ -6,16 +6,16 @@ import json
 from datetime import timedelta
 
 import pytest
+from dianabot.adapters.bootstrap import Services
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
+from dianabot.application.service import DianaApplication
+from dianabot.domain.badge import BadgeSpec
+from dianabot.domain.catalogue import INITIAL_BADGES
+from dianabot.domain.ids import player_id
+from dianabot.domain.rules import PointSource
 from eventsourcing.persistence import StoredEvent
 
-from adapters.bootstrap import Services
-from application.clock import ManualClock
-from application.results import Origin
-from application.service import DianaApplication
-from domain.badge import BadgeSpec
-from domain.catalogue import INITIAL_BADGES
-from domain.ids import player_id
-from domain.rules import PointSource
 from tests.conftest import ADMIN_ID
 
 USER = 7

@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.application.async_commands import AsyncCommands
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
+from dianabot.application.service import DianaApplication
+from dianabot.domain.rules import PointSource
 
-from adapters.bootstrap import Services, bootstrap
-from application.async_commands import AsyncCommands
-from application.clock import ManualClock
-from application.results import Origin
-from application.service import DianaApplication
-from domain.rules import PointSource
 from tests.conftest import make_settings
 
 

@@ -6,12 +6,11 @@ import threading
 from collections import Counter
 
 import pytest
-
-from adapters.bootstrap import Services
-from application.clock import ManualClock
-from application.results import Origin
-from application.service import DianaApplication
-from domain.rules import PointSource
+from dianabot.adapters.bootstrap import Services
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
+from dianabot.application.service import DianaApplication
+from dianabot.domain.rules import PointSource
 
 THREADS = 8
 AWARDS_PER_THREAD = 200
@@ -24,7 +23,8 @@ def test_eight_threads_of_awards_to_overlapping_players_lose_nothing(
 ) -> None:
     """8 threads x 200 awards on PostgreSQL, split over two application instances (two
     'processes' with their own caches), all hitting the same five players."""
-    from adapters.bootstrap import bootstrap
+    from dianabot.adapters.bootstrap import bootstrap
+
     from tests.conftest import make_settings
 
     with bootstrap(make_settings(postgres_url, group_commit=group_commit), clock=clock) as one:

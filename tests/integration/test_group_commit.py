@@ -11,17 +11,17 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.application.clock import ManualClock
+from dianabot.application.group_commit import GroupCommitWriter, Write
+from dianabot.application.results import CommandResult, Origin
+from dianabot.application.service import DianaApplication
+from dianabot.domain.ids import player_id
+from dianabot.domain.player import Player
+from dianabot.domain.rules import PointSource
 from eventsourcing.application import ProcessingEvent, Repository
 from eventsourcing.persistence import IntegrityError, Recording
 
-from adapters.bootstrap import Services, bootstrap
-from application.clock import ManualClock
-from application.group_commit import GroupCommitWriter, Write
-from application.results import CommandResult, Origin
-from application.service import DianaApplication
-from domain.ids import player_id
-from domain.player import Player
-from domain.rules import PointSource
 from tests.conftest import make_settings
 
 THREADS = 16

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
+from dianabot.application.service import DianaApplication
+from dianabot.domain.ids import progress_id, story_id
+from dianabot.domain.story import load_bundled_story
 from eventsourcing.persistence import PersistenceError
 
-from application.clock import ManualClock
-from application.results import Origin
-from application.service import DianaApplication
-from domain.ids import progress_id, story_id
-from domain.story import load_bundled_story
 from tests.conftest import ADMIN_ID
 from tests.unit.test_progress import SMALL_STORY, WITHOUT_B, small_story
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from dianabot.adapters.bootstrap import bootstrap
+from dianabot.adapters.persistence import DatabaseUnavailable, database_from_url, prepare
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
 from psycopg import sql
 
-from adapters.bootstrap import bootstrap
-from adapters.persistence import DatabaseUnavailable, database_from_url, prepare
-from application.clock import ManualClock
-from application.results import Origin
 from tests.conftest import POSTGRES_URL, make_settings
 
 
@@ -21,13 +21,13 @@ def test_urls_map_onto_the_eventsourcing_modules(tmp_path) -> None:  # type: ign
     assert sqlite.kind == "sqlite"
     assert (
         sqlite.eventsourcing_env["PERSISTENCE_MODULE"]
-        == "adapters.sqlite_recorder:DianaSQLiteFactory"
+        == "dianabot.adapters.sqlite_recorder:DianaSQLiteFactory"
     )
     assert sqlite.eventsourcing_env["SQLITE_DBNAME"] == f"{tmp_path}/x.sqlite3"
     pg = database_from_url("postgresql+psycopg://bob:secret@db.local:6543/diana?schema=s1")
     assert pg.kind == "postgres" and pg.schema == "s1"
     env = pg.eventsourcing_env
-    assert env["PERSISTENCE_MODULE"] == "adapters.postgres_recorder:DianaPostgresFactory"
+    assert env["PERSISTENCE_MODULE"] == "dianabot.adapters.postgres_recorder:DianaPostgresFactory"
     assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"]) == (
         "db.local",
         "6543",
@@ -124,11 +124,11 @@ def test_a_dropped_connection_is_retried_once_and_applies_once(
 
 def test_the_postgres_recorder_returns_positions_in_insertion_order(postgres_url: str) -> None:
     """One transaction of many aggregates' events: each event gets the position it is read at."""
-    from adapters.postgres_recorder import (
+    from dianabot.adapters.postgres_recorder import (
         ArrayInsertAggregateRecorder,
         ArrayInsertPostgresRecorder,
     )
-    from application.group_commit import collect
+    from dianabot.application.group_commit import collect
 
     with bootstrap(make_settings(postgres_url), clock=ManualClock()) as wired:
         app = wired.app
@@ -155,9 +155,8 @@ def test_the_postgres_recorder_writes_plain_and_unusual_rows_alike(postgres_url:
     """Plain rows go in one round trip as literal arrays; a row whose topic could not be written
     into a literal safely (quote, brace, space) takes the parameterised path. Both store the
     exact bytes, in order, with gap-free positions."""
+    from dianabot.adapters.postgres_recorder import literal_rows
     from eventsourcing.persistence import StoredEvent
-
-    from adapters.postgres_recorder import literal_rows
 
     with bootstrap(make_settings(postgres_url), clock=ManualClock()) as wired:
         recorder = wired.app.recorder
@@ -239,9 +238,8 @@ def test_the_postgres_recorder_selects_what_the_library_selects(postgres_url: st
 
 def test_the_sqlite_recorder_selects_what_the_library_selects(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Aggregates load through a `select_events` that reads plain tuples."""
+    from dianabot.adapters.sqlite_recorder import LeanSelectApplicationRecorder
     from eventsourcing.sqlite import SQLiteAggregateRecorder
-
-    from adapters.sqlite_recorder import LeanSelectApplicationRecorder
 
     url = f"sqlite:///{tmp_path}/events.sqlite3"
     with bootstrap(make_settings(url), clock=ManualClock()) as wired:

@@ -13,20 +13,20 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from dianabot.adapters.bootstrap import Services
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
+from dianabot.application.service import DianaApplication
+from dianabot.domain.catalogue import INITIAL_BADGES
+from dianabot.domain.ids import badge_award_id, badge_id, player_id, progress_id
+from dianabot.domain.story import parse_story
+from dianabot.projections.leaderboard import week_of
+from dianabot.projections.registry import ALL_NAMES, PROJECTORS
+from dianabot.projections.runner import FAILED, OK
+from dianabot.projections.schema import TABLES, from_json_list
+from dianabot.projections.service import Projections
 from sqlalchemy import func, select, update
 
-from adapters.bootstrap import Services
-from application.clock import ManualClock
-from application.results import Origin
-from application.service import DianaApplication
-from domain.catalogue import INITIAL_BADGES
-from domain.ids import badge_award_id, badge_id, player_id, progress_id
-from domain.story import parse_story
-from projections.leaderboard import week_of
-from projections.registry import ALL_NAMES, PROJECTORS
-from projections.runner import FAILED, OK
-from projections.schema import TABLES, from_json_list
-from projections.service import Projections
 from tests.conftest import ADMIN_ID
 from tests.samples import SMALL_STORY as STORY
 
@@ -380,7 +380,8 @@ def test_live_mode_follows_new_events(services: Services, clock: ManualClock) ->
 
 @pytest.mark.postgres
 def test_postgres_live_mode_is_woken_by_notify(postgres_url: str, clock: ManualClock) -> None:
-    from adapters.bootstrap import bootstrap
+    from dianabot.adapters.bootstrap import bootstrap
+
     from tests.conftest import make_settings
 
     with bootstrap(make_settings(postgres_url), clock=clock) as wired:
@@ -423,7 +424,7 @@ def test_week_of_uses_the_utc_iso_week() -> None:
 
 
 def test_the_screens_queries_read_the_read_models(played: Services, clock: ManualClock) -> None:
-    from projections import queries
+    from dianabot.projections import queries
 
     projections = played.projections
     assert projections is not None

@@ -15,10 +15,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from dianabot.application.clock import ManualClock
+from dianabot.domain.ids import player_id
+from dianabot.projections.registry import ALL_NAMES
 
-from application.clock import ManualClock
-from domain.ids import player_id
-from projections.registry import ALL_NAMES
 from tests.conftest import make_settings
 from tests.integration.test_projections import ANA, BRUNO, CARLA, all_rows, head, play
 
@@ -29,7 +29,7 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     sys.path.insert(0, {root!r})
-    from adapters.bootstrap import bootstrap
+    from dianabot.adapters.bootstrap import bootstrap
     from tests.conftest import make_settings
 
     kill_at = int(sys.argv[1])
@@ -64,7 +64,7 @@ def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_a_kill_mid_batch_neither_doubles_nor_skips(
     durable_url: str, clock: ManualClock, kill_at: int
 ) -> None:
-    from adapters.bootstrap import bootstrap
+    from dianabot.adapters.bootstrap import bootstrap
 
     with bootstrap(make_settings(durable_url), clock=clock) as wired:
         play(wired.app, clock)

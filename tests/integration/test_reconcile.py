@@ -15,20 +15,20 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from dianabot.adapters.bootstrap import Services
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
+from dianabot.domain.badge import BadgeAward
+from dianabot.domain.cause import Cause
+from dianabot.domain.ids import badge_award_id, player_id, progress_id, story_id
+from dianabot.domain.player import Player
+from dianabot.domain.story import parse_story
+from dianabot.projections import reconcile as reconcile_module
+from dianabot.projections.history import EventWriter
+from dianabot.projections.reconcile import HISTORY, READ_MODEL, ReconcileReport, problems_for
+from dianabot.projections.service import Projections
 from sqlalchemy import delete, insert, update
 
-from adapters.bootstrap import Services
-from application.clock import ManualClock
-from application.results import Origin
-from domain.badge import BadgeAward
-from domain.cause import Cause
-from domain.ids import badge_award_id, player_id, progress_id, story_id
-from domain.player import Player
-from domain.story import parse_story
-from projections import reconcile as reconcile_module
-from projections.history import EventWriter
-from projections.reconcile import HISTORY, READ_MODEL, ReconcileReport, problems_for
-from projections.service import Projections
 from tests.conftest import ADMIN_ID
 from tests.integration.test_projections import (
     ANA,

@@ -9,17 +9,17 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
+from dianabot.application.service import DianaApplication
+from dianabot.domain.errors import DuplicateCommand
+from dianabot.domain.ids import player_id
+from dianabot.domain.player import Player
+from dianabot.domain.rules import PointSource
 from eventsourcing.application import Repository
 from eventsourcing.persistence import EventStore
 
-from adapters.bootstrap import Services, bootstrap
-from application.clock import ManualClock
-from application.results import Origin
-from application.service import DianaApplication
-from domain.errors import DuplicateCommand
-from domain.ids import player_id
-from domain.player import Player
-from domain.rules import PointSource
 from tests.conftest import make_settings
 
 USER = 7

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
+from dianabot.application.service import DianaApplication
+from dianabot.domain.vip import hash_token, token_secret
 
-from application.clock import ManualClock
-from application.results import Origin
-from application.service import DianaApplication
-from domain.vip import hash_token, token_secret
 from tests.conftest import ADMIN_ID
 from tests.unit.test_progress import small_story
 

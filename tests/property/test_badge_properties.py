@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+from dianabot.adapters.bootstrap import bootstrap
+from dianabot.application.results import Origin
+from dianabot.domain.catalogue import INITIAL_BADGES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.bootstrap import bootstrap
-from application.results import Origin
-from domain.catalogue import INITIAL_BADGES
 from tests.conftest import ADMIN_ID, make_settings
 
 SLUGS = [spec.slug for spec in INITIAL_BADGES[:3]]

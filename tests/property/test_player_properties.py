@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import DomainError
+from dianabot.domain.player import Player
+from dianabot.domain.rules import PointSource, level_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from domain.cause import Cause
-from domain.errors import DomainError
-from domain.player import Player
-from domain.rules import PointSource, level_for
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

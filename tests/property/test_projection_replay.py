@@ -12,18 +12,18 @@ from typing import Any
 
 import psycopg
 import pytest
+from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
+from dianabot.domain.catalogue import INITIAL_BADGES
+from dianabot.domain.rules import PointSource
+from dianabot.domain.story import parse_story
+from dianabot.projections.registry import ALL_NAMES
+from dianabot.projections.service import Projections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from adapters.bootstrap import Services, bootstrap
-from application.clock import ManualClock
-from application.results import Origin
-from domain.catalogue import INITIAL_BADGES
-from domain.rules import PointSource
-from domain.story import parse_story
-from projections.registry import ALL_NAMES
-from projections.service import Projections
 from tests.conftest import ADMIN_ID, POSTGRES_URL, _postgres_or_skip, make_settings
 from tests.integration.test_projections import SLUG, STORY, all_rows
 

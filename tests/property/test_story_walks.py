@@ -19,16 +19,16 @@ from itertools import count
 from typing import Any
 
 import pytest
+from dianabot.adapters.bootstrap import bootstrap
+from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
+from dianabot.application.service import DianaApplication
+from dianabot.domain.ids import player_id, progress_id
+from dianabot.domain.story import Story, load_bundled_story
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
 
-from adapters.bootstrap import bootstrap
-from application.clock import ManualClock
-from application.results import Origin
-from application.service import DianaApplication
-from domain.ids import player_id, progress_id
-from domain.story import Story, load_bundled_story
 from tests.conftest import ADMIN_ID, make_settings
 
 STORY: Story = load_bundled_story().story

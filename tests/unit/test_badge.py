@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
-from domain.badge import Badge, BadgeAward, BadgeSpec
-from domain.catalogue import INITIAL_BADGES
-from domain.cause import Cause
-from domain.errors import BadgeAlreadyHeld, BadgeNotHeld, BadgeRetired, InvalidBadge
-from domain.ids import badge_award_id, badge_id
+from dianabot.domain.badge import Badge, BadgeAward, BadgeSpec
+from dianabot.domain.catalogue import INITIAL_BADGES
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import BadgeAlreadyHeld, BadgeNotHeld, BadgeRetired, InvalidBadge
+from dianabot.domain.ids import badge_award_id, badge_id
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 CAUSE = Cause("admin:1", "admin:42", T0)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from dianabot.application import app as app_module
+from dianabot.application.results import Origin
+from dianabot.application.service import DianaApplication
 from eventsourcing.persistence import IntegrityError, OperationalError
-
-from application import app as app_module
-from application.results import Origin
-from application.service import DianaApplication
 
 
 def failing_writer(app: DianaApplication, error: Exception) -> list[int]:

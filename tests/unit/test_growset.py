@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import copy
 
+from dianabot.domain.growset import GrowSet
 from hypothesis import given
 from hypothesis import strategies as st
-
-from domain.growset import GrowSet
 
 
 @given(st.lists(st.integers(min_value=0, max_value=300)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from application.locks import AsyncKeyLocks
+from dianabot.application.locks import AsyncKeyLocks
 
 
 def test_a_key_is_held_by_one_task_at_a_time_in_arrival_order() -> None:

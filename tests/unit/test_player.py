@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
-
-from domain.cause import Cause
-from domain.errors import (
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import (
     AlreadyAnswered,
     AlreadyCheckedIn,
     AlreadyReacted,
@@ -18,9 +17,9 @@ from domain.errors import (
     InvalidAmount,
     InvalidInput,
 )
-from domain.ids import player_id
-from domain.player import Player
-from domain.rules import PointSource
+from dianabot.domain.ids import player_id
+from dianabot.domain.player import Player
+from dianabot.domain.rules import PointSource
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 _updates = count(1)

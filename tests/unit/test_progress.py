@@ -11,11 +11,10 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
-
-from domain.cause import Cause
-from domain.errors import DuplicateCommand, InsufficientPoints
-from domain.player import Player
-from domain.progress import (
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import DuplicateCommand, InsufficientPoints
+from dianabot.domain.player import Player
+from dianabot.domain.progress import (
     ClueRequired,
     InvalidChoice,
     StoryProgress,
@@ -23,9 +22,10 @@ from domain.progress import (
     begin,
     take_choice,
 )
-from domain.rules import PointSource
-from domain.story import LoadedStory, Story, parse_story, validate_story
-from domain.story_versions import InvalidStory, StoryNotPublished, StoryVersions
+from dianabot.domain.rules import PointSource
+from dianabot.domain.story import LoadedStory, Story, parse_story, validate_story
+from dianabot.domain.story_versions import InvalidStory, StoryNotPublished, StoryVersions
+
 from tests.samples import SMALL_STORY
 from tests.samples import SMALL_STORY_WITHOUT_B as WITHOUT_B
 

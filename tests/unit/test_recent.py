@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import copy
 
+from dianabot.domain.recent import GENERATION, KEPT, RecentKeys
 from hypothesis import given
 from hypothesis import strategies as st
-
-from domain.recent import GENERATION, KEPT, RecentKeys
 
 
 def remembered(keys: list[str]) -> RecentKeys:
@@ -54,8 +53,9 @@ def test_a_memory_never_changes_and_copies_are_free() -> None:
 
 
 def test_an_older_snapshots_list_becomes_a_memory_on_the_next_command() -> None:
-    from domain.cause import Cause
-    from domain.player import Player
+    from dianabot.domain.cause import Cause
+    from dianabot.domain.player import Player
+
     from tests.unit.test_player import cause, new_player
 
     player: Player = new_player()

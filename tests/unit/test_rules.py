@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from domain.errors import InvalidAmount
-from domain.rules import LEVELS, MAX_AMOUNT, checked_amount, level_for, next_level
+from dianabot.domain.errors import InvalidAmount
+from dianabot.domain.rules import LEVELS, MAX_AMOUNT, checked_amount, level_for, next_level
 
 
 @pytest.mark.parametrize(

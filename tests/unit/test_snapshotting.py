@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-
-from application.snapshotting import BackgroundSnapshots, InlineSnapshots
+from dianabot.application.snapshotting import BackgroundSnapshots, InlineSnapshots
 
 
 def test_flush_waits_for_what_was_queued_and_close_writes_the_rest() -> None:

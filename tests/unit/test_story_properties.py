@@ -13,16 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from domain.story import (
+from dianabot.domain.story import (
     BUNDLED_STORY_PATH,
     Choice,
     Story,
     load_bundled_story,
     validate_story,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 STORY = load_bundled_story().story
 

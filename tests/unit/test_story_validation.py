@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import ValidationError
-
-from domain.story import (
+from dianabot.domain.story import (
     BUNDLED_STORY_PATH,
     PROBLEM_CODES,
     Story,
@@ -26,6 +24,7 @@ from domain.story import (
     parse_story,
     validate_story,
 )
+from pydantic import ValidationError
 
 FIXTURES = Path(__file__).parent / "story_fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -7,18 +7,17 @@ from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
-from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
-from hypothesis import given
-from hypothesis import strategies as st
-
-from application.transcoding import (
+from dianabot.application.transcoding import (
     FlatJSONTranscoder,
     GrowSetPacked,
     RecentKeysAsList,
     SetAsList,
 )
-from domain.growset import GrowSet
-from domain.recent import RecentKeys
+from dianabot.domain.growset import GrowSet
+from dianabot.domain.recent import RecentKeys
+from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def transcoders() -> tuple[JSONTranscoder, FlatJSONTranscoder]:

@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
-
-from domain.cause import Cause
-from domain.errors import DuplicateCommand, InvalidInput
-from domain.ids import vip_token_id
-from domain.player import Player
-from domain.vip import (
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import DuplicateCommand, InvalidInput
+from dianabot.domain.ids import vip_token_id
+from dianabot.domain.player import Player
+from dianabot.domain.vip import (
     InvalidToken,
     TokenExpired,
     TokenUsed,
