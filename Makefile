@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,17 @@ demo: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
+# mypy's settings, and how it sees domain/ as dianabot.domain, are in pyproject.toml ([tool.mypy]).
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/write_side.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis dianabot.sqlite3*
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache dianabot.sqlite3*

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from dianabot.domain.cause import Cause
@@ -46,7 +46,10 @@ class DianaAggregate(Aggregate):
         return clone
 
     # Subclasses set `self.recent_commands = RecentKeys()` in their creation event. (No
-    # class-level annotation: the library would turn it into a constructor argument.)
+    # class-level annotation at run time: the library would turn it into a constructor
+    # argument; a snapshot older than `RecentKeys` restores a list.)
+    if TYPE_CHECKING:
+        recent_commands: RecentKeys | list[str]
 
     def _refuse_duplicate(self, command: str, cause: Cause) -> None:
         """Telegram (or a policy) may deliver the same cause twice: apply it once only."""

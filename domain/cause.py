@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 
 from dianabot.domain.errors import InvalidInput
+
+
+class EventFields(TypedDict):
+    """What `Cause.event_fields` returns, typed per key so `**cause.event_fields()` type-checks."""
+
+    timestamp: datetime
+    causation: str
+    actor: str
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,6 @@ class Cause:
         if self.at.tzinfo is None:
             raise InvalidInput("event times must be timezone-aware")
 
-    def event_fields(self) -> dict[str, object]:
+    def event_fields(self) -> EventFields:
         """The keyword arguments every `@event` method takes: timestamp, causation, actor."""
         return {"timestamp": self.at, "causation": self.causation, "actor": self.actor}

@@ -18,11 +18,14 @@ def player_satisfies(criteria: dict[str, Any], player: Player, at: datetime) -> 
     if kind == "first_points":
         return player.lifetime_earned > 0
     if kind == "lifetime_besitos":
-        return player.lifetime_earned >= criteria["threshold"]
+        threshold: int = criteria["threshold"]
+        return player.lifetime_earned >= threshold
     if kind == "checkin_streak":
-        return player.streak >= criteria["days"]
+        days: int = criteria["days"]
+        return player.streak >= days
     if kind == "reactions":
-        return len(player.reacted_posts) >= criteria["count"]
+        count: int = criteria["count"]
+        return len(player.reacted_posts) >= count
     if kind == "vip_active":
         return player.vip_active(at)
     return False

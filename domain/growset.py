@@ -76,13 +76,19 @@ class GrowSet(Set[T], Generic[T]):
             ordered = sorted_elements(self)
         self._order = (ordered, ())
         try:
-            packed = SEPARATOR.join(ordered)  # type: ignore[arg-type]
+            packed = SEPARATOR.join(ordered)  # type: ignore[arg-type]  # T may not be str: TypeError
         except TypeError:  # not all strings
             packed = None
         if packed is not None and packed.count(SEPARATOR) == len(ordered) - 1:
             return (packed if ordered else None), []
-        strings = [x for x in ordered if isinstance(x, str) and SEPARATOR not in x]
-        others = [x for x in ordered if not (isinstance(x, str) and SEPARATOR not in x)]
+        strings: list[str] = []
+        others: list[T] = []
+        for element in ordered:
+            text: object = element  # narrowed below, while `element` keeps its type T
+            if isinstance(text, str) and SEPARATOR not in text:
+                strings.append(text)
+            else:
+                others.append(element)
         return (SEPARATOR.join(strings) if strings else None), others
 
     @classmethod

@@ -85,7 +85,7 @@ class RecentKeys:
             return self._count == other._count and self._generations == other._generations
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # None, not a method: compared, never hashed
 
     def __copy__(self) -> RecentKeys:
         return self

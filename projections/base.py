@@ -57,7 +57,7 @@ class Rows:
         Keys are cache keys: the primary key's value, a UUID as its `.int` (a tuple for a
         composite key: `("all", player.int)`).
         """
-        row = self._rows.get(key, _UNKNOWN)
+        row: Row | None = self._rows.get(key, _UNKNOWN)
         if row is not _UNKNOWN:
             return row
         if self.complete or self._loader is None:

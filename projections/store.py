@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from dianabot.projections.schema import TABLES, TableSet
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
@@ -26,6 +26,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +134,7 @@ class ReadStore:
     # ----- rows -----------------------------------------------------------------------------
 
     def upsert(
-        self, conn: Connection, table: Table, key: Sequence[str], rows: list[Mapping[str, Any]]
+        self, conn: Connection, table: Table, key: Sequence[str], rows: Sequence[Mapping[str, Any]]
     ) -> None:
         """Insert rows, replacing every non-key column of rows whose key already exists."""
         if not rows:
@@ -148,7 +151,7 @@ class ReadStore:
             self._upserts[cache_key] = statement
         conn.execute(statement, rows)
 
-    def insert(self, conn: Connection, table: Table, rows: list[Mapping[str, Any]]) -> None:
+    def insert(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert rows known to be new: COPY on PostgreSQL, a batched INSERT elsewhere."""
         if not rows:
             return
@@ -156,10 +159,11 @@ class ReadStore:
             conn.execute(table.insert(), rows)
             return
         columns = [c.name for c in table.c]
-        driver = conn.connection.driver_connection
+        # Only the PostgreSQL store gets here, and its SQLAlchemy dialect drives psycopg 3.
+        driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
         quoted = ", ".join(_quote_ident(c) for c in columns)
         statement = f"COPY {_quote_ident(table.name)} ({quoted}) FROM STDIN"
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row([row[c] for c in columns])
 

@@ -238,7 +238,7 @@ def demo(
             str(row["streak"]),
             "★" if row["vip"] else "",
             str(row["fragment"]),
-            ", ".join(row["badges"]),  # type: ignore[arg-type]
+            ", ".join(row["badges"]),
         )
     console.print(table)
     outcomes = Table(title="Command outcomes")

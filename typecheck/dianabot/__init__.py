@@ -1,0 +1,1 @@
+../../dianabot/__init__.py
