@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 from dianabot.adapters.persistence import database_from_url, prepare  # noqa: E402
+from dianabot.adapters.story_file import load_bundled_story  # noqa: E402
 from dianabot.application.clock import ManualClock  # noqa: E402
 from dianabot.application.service import DianaApplication  # noqa: E402
 from dianabot.domain import rules  # noqa: E402
@@ -57,7 +58,6 @@ from dianabot.domain.catalogue import INITIAL_BADGES  # noqa: E402
 from dianabot.domain.ids import badge_award_id, badge_id, player_id, progress_id, story_id  # noqa: E402
 from dianabot.domain.player import Player  # noqa: E402
 from dianabot.domain.progress import StoryProgress  # noqa: E402
-from dianabot.domain.story import load_bundled_story  # noqa: E402
 from dianabot.domain.story_versions import StoryVersions  # noqa: E402
 from dianabot.projections.history import EventWriter  # noqa: E402
 from dianabot.projections.reconcile import user_streams  # noqa: E402

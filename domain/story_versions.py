@@ -19,7 +19,8 @@ from dianabot.domain.cause import Cause
 from dianabot.domain.errors import DomainError
 from dianabot.domain.ids import story_id
 from dianabot.domain.recent import RecentKeys
-from dianabot.domain.story import LoadedStory, Story, StoryProblem, validate_story
+from dianabot.domain.story import LoadedStory, Story
+from dianabot.domain.story_validation import StoryProblem, validate_story
 from eventsourcing.domain import event
 
 

@@ -11,16 +11,11 @@ from typing import Annotated, Any
 
 import typer
 from dianabot.adapters.cli.common import console, errors, print_json, report, services
+from dianabot.adapters.story_file import StoryFileError, load_bundled_story, load_story
 from dianabot.application.app import CONSOLE_ADMIN_ID
 from dianabot.application.results import Origin
-from dianabot.domain.story import (
-    BUNDLED_STORY_PATH,
-    LoadedStory,
-    StoryFileError,
-    StoryProblem,
-    load_story,
-    validate_story,
-)
+from dianabot.domain.story import LoadedStory
+from dianabot.domain.story_validation import StoryProblem, validate_story
 from rich.table import Table
 
 EXIT_PROBLEMS = 1
@@ -40,13 +35,12 @@ AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")
 @story_app.command()
 def check(file: StoryFile = None, as_json: AsJson = False) -> None:
     """Load and validate a story file: exit 0 clean, 1 problems, 2 unreadable or malformed."""
-    path = file or BUNDLED_STORY_PATH
-    loaded = _load_or_exit(path, as_json)
+    loaded = _load_or_exit(file, as_json)
     problems = validate_story(loaded)
     if as_json:
         print_json(
             {
-                "file": str(path),
+                "file": loaded.source.file,
                 "ok": not problems,
                 "story": _summary(loaded),
                 "problems": [p.to_dict() for p in problems],
@@ -72,8 +66,7 @@ def publish(
     Players standing on a fragment the new version removed are moved to the nearest valid one,
     each by a recorded ProgressRelocated event.
     """
-    path = file or BUNDLED_STORY_PATH
-    loaded = _load_or_exit(path, as_json)
+    loaded = _load_or_exit(file, as_json)
     with services() as wired:
         result = wired.app.publish_story(loaded, Origin.admin(admin))
     if not result.ok and not as_json:
@@ -95,12 +88,13 @@ def publish(
     report(result, as_json, success)
 
 
-def _load_or_exit(path: Path, as_json: bool) -> LoadedStory:
+def _load_or_exit(file: Path | None, as_json: bool) -> LoadedStory:
+    """The story in `file`, or the bundled one when no file is given; exit 2 if unreadable."""
     try:
-        return load_story(path)
+        return load_story(file) if file is not None else load_bundled_story()
     except StoryFileError as error:
         if as_json:
-            print_json({"file": str(path), "ok": False, "error": error.to_dict()})
+            print_json({"file": error.file, "ok": False, "error": error.to_dict()})
         else:
             errors.print(str(error), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_UNREADABLE) from None

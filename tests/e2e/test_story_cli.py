@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from dianabot.adapters.bootstrap import bootstrap
 from dianabot.adapters.settings import Settings
+from dianabot.adapters.story_file import bundled_story_file, load_bundled_story
 from dianabot.application.results import Origin
-from dianabot.domain.story import BUNDLED_STORY_PATH, load_bundled_story
 from typer.testing import CliRunner
 
 from tests.unit.test_progress import SMALL_STORY, WITHOUT_B
@@ -46,7 +46,7 @@ def test_check_the_bundled_story(workdir: Path) -> None:
     assert as_json.exit_code == 0
     report = json.loads(as_json.stdout)
     assert report["ok"] is True and report["problems"] == []
-    assert report["file"] == str(BUNDLED_STORY_PATH)
+    assert report["file"] == str(bundled_story_file())
     assert report["story"]["content_hash"] == load_bundled_story().story.content_hash
     assert report["story"]["fragments"] == len(load_bundled_story().story.fragments)
 

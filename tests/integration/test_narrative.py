@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from dianabot.adapters.story_file import load_bundled_story
 from dianabot.application.clock import ManualClock
 from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
 from dianabot.domain.ids import progress_id, story_id
-from dianabot.domain.story import load_bundled_story
 from eventsourcing.persistence import PersistenceError
 
 from tests.conftest import ADMIN_ID

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from dianabot.adapters.bootstrap import Services
+from dianabot.adapters.story_file import parse_story
 from dianabot.application.clock import ManualClock
 from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.ids import badge_award_id, badge_id, player_id, progress_id
-from dianabot.domain.story import parse_story
 from dianabot.projections.leaderboard import week_of
 from dianabot.projections.registry import ALL_NAMES, PROJECTORS
 from dianabot.projections.runner import FAILED, OK

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 from dianabot.adapters.bootstrap import Services
+from dianabot.adapters.story_file import parse_story
 from dianabot.application.clock import ManualClock
 from dianabot.application.results import Origin
 from dianabot.domain.badge import BadgeAward
 from dianabot.domain.cause import Cause
 from dianabot.domain.ids import badge_award_id, player_id, progress_id, story_id
 from dianabot.domain.player import Player
-from dianabot.domain.story import parse_story
 from dianabot.projections import reconcile as reconcile_module
 from dianabot.projections.history import EventWriter
 from dianabot.projections.reconcile import HISTORY, READ_MODEL, ReconcileReport, problems_for

@@ -13,11 +13,11 @@ from typing import Any
 import psycopg
 import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.adapters.story_file import parse_story
 from dianabot.application.clock import ManualClock
 from dianabot.application.results import Origin
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.rules import PointSource
-from dianabot.domain.story import parse_story
 from dianabot.projections.registry import ALL_NAMES
 from dianabot.projections.service import Projections
 from hypothesis import HealthCheck, given, settings

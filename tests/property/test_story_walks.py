@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 from dianabot.adapters.bootstrap import bootstrap
+from dianabot.adapters.story_file import load_bundled_story
 from dianabot.application.clock import ManualClock
 from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
 from dianabot.domain.ids import player_id, progress_id
-from dianabot.domain.story import Story, load_bundled_story
+from dianabot.domain.story import Story
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st

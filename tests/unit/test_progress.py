@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+from dianabot.adapters.story_file import parse_story
 from dianabot.domain.cause import Cause
 from dianabot.domain.errors import DuplicateCommand, InsufficientPoints
 from dianabot.domain.player import Player
@@ -23,7 +24,8 @@ from dianabot.domain.progress import (
     take_choice,
 )
 from dianabot.domain.rules import PointSource
-from dianabot.domain.story import LoadedStory, Story, parse_story, validate_story
+from dianabot.domain.story import LoadedStory, Story
+from dianabot.domain.story_validation import validate_story
 from dianabot.domain.story_versions import InvalidStory, StoryNotPublished, StoryVersions
 
 from tests.samples import SMALL_STORY

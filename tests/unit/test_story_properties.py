@@ -13,20 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import yaml
-from dianabot.domain.story import (
-    BUNDLED_STORY_PATH,
-    Choice,
-    Story,
-    load_bundled_story,
-    validate_story,
-)
+from dianabot.adapters.story_file import bundled_story_file, load_bundled_story
+from dianabot.domain.story import Choice, Story
+from dianabot.domain.story_validation import validate_story
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 STORY = load_bundled_story().story
 
 # VIP-ness computed from the raw file, independently of Story.is_vip_fragment.
-RAW = yaml.safe_load(BUNDLED_STORY_PATH.read_text("utf-8"))
+RAW = yaml.safe_load(bundled_story_file().read_text("utf-8"))
 VIP_CHAPTERS = {c["number"] for c in RAW["chapters"] if c["vip"]}
 RAW_VIP = {f["id"]: f.get("vip", f["chapter"] in VIP_CHAPTERS) for f in RAW["fragments"]}
 

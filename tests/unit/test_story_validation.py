@@ -7,23 +7,27 @@ Each fixture in story_fixtures/ marks what it must produce on the very line it i
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import zipfile
 from pathlib import Path
 
+import dianabot.content
+import dianabot.domain.story
+import dianabot.domain.story_validation
 import pytest
 import yaml
-from dianabot.domain.story import (
-    BUNDLED_STORY_PATH,
-    PROBLEM_CODES,
-    Story,
+from dianabot.adapters import story_file
+from dianabot.adapters.story_file import (
     StoryFileError,
-    StoryProblem,
+    bundled_story_file,
     load_bundled_story,
     load_story,
     parse_story,
-    validate_story,
 )
+from dianabot.domain.story import Story
+from dianabot.domain.story_validation import PROBLEM_CODES, StoryProblem, validate_story
 from pydantic import ValidationError
 
 FIXTURES = Path(__file__).parent / "story_fixtures"
@@ -297,7 +301,7 @@ def test_paragraphs_follow_blank_lines_of_the_folded_text() -> None:
 
 def test_source_map_points_at_the_file() -> None:
     loaded = load_bundled_story()
-    lines = BUNDLED_STORY_PATH.read_text("utf-8").splitlines()
+    lines = bundled_story_file().read_text("utf-8").splitlines()
     for fragment_id, line in loaded.source.fragment_lines.items():
         assert lines[line - 1].strip() == f"- id: {fragment_id}"
     for choice_id, line in loaded.source.choice_lines.items():
@@ -347,7 +351,7 @@ def reordered(value: object) -> object:
 
 def test_content_hash_is_stable_under_reformatting() -> None:
     original = load_bundled_story().story
-    data = yaml.safe_load(BUNDLED_STORY_PATH.read_text("utf-8"))
+    data = yaml.safe_load(bundled_story_file().read_text("utf-8"))
     data = reordered(data)
     data["fragments"].reverse()
     data["clues"].reverse()
@@ -359,7 +363,7 @@ def test_content_hash_is_stable_under_reformatting() -> None:
 
 
 def test_content_hash_changes_with_the_content() -> None:
-    base = BUNDLED_STORY_PATH.read_text("utf-8")
+    base = bundled_story_file().read_text("utf-8")
     original = parse_story(base).story.content_hash
 
     text_changed = base.replace("Sostengo puertas", "Abro puertas", 1)
@@ -379,8 +383,58 @@ def bundled() -> Story:
     return load_bundled_story().story
 
 
-def test_bundled_story_path_is_in_the_repo() -> None:
-    assert BUNDLED_STORY_PATH == REPO_ROOT / "content" / "story.yaml"
+def test_bundled_story_is_the_content_package_file() -> None:
+    # In this (editable) install the content package is the repo's folder, so edits are seen.
+    package_dir = Path(dianabot.content.__file__).parent
+    assert Path(str(bundled_story_file())) == package_dir / "story.yaml"
+    assert package_dir == REPO_ROOT / "content"
+
+
+def test_bundled_story_is_read_through_importlib_resources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An installed package may be a zip (no file path at all): the loader must only ask the
+    # package for its resource, as importlib.resources does, and read it as such.
+    archive = tmp_path / "installed.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("dianabot/content/__init__.py", "")
+        zipped.writestr("dianabot/content/story.yaml", MINIMAL)
+    asked: list[str] = []
+
+    def files(package: str) -> zipfile.Path:
+        asked.append(package)
+        return zipfile.Path(archive, "dianabot/content/")
+
+    monkeypatch.setattr(story_file, "files", files)
+    loaded = load_bundled_story()
+    assert asked == ["dianabot.content"]
+    assert loaded.story.content_hash == parse_story(MINIMAL).story.content_hash
+    assert loaded.source.file == f"{archive}/dianabot/content/story.yaml"
+    assert loaded.source.fragment_lines == {"a": 8}
+
+
+def test_story_modules_of_the_domain_do_no_io() -> None:
+    # Files and YAML belong to the adapter (dianabot.adapters.story_file), not to the domain.
+    io_modules = {"os", "io", "pathlib", "yaml", "importlib", "shutil", "tempfile"}
+    for module in (dianabot.domain.story, dianabot.domain.story_validation):
+        tree = ast.parse(Path(str(module.__file__)).read_text("utf-8"))
+        imported = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+        }
+        calls = {
+            node.func.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        }
+        assert not imported & io_modules, module.__name__
+        assert "open" not in calls, module.__name__
 
 
 def test_bundled_story_has_no_problems() -> None:
