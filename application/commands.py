@@ -97,18 +97,19 @@ class SpendPoints(PlayerCommand):
     reference: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GrantPoints(PlayerCommand):
-    """An admin gives points (refused `not_authorized` for anyone else)."""
+    """An admin gives points (refused `not_admin` for anyone else). Named fields after the
+    player's id, so the two ids are never swapped."""
 
     admin_id: int
     amount: int
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeductPoints(PlayerCommand):
-    """An admin takes points away (refused `not_authorized` for anyone else)."""
+    """An admin takes points away (refused `not_admin` for anyone else)."""
 
     admin_id: int
     amount: int

@@ -54,9 +54,13 @@ class PointsCommands(CoreApplication):
     def grant_points(
         self, admin_id: int, telegram_id: int, amount: int, reason: str, origin: Origin
     ) -> CommandResult:
-        return self.bus.handle(GrantPoints(telegram_id, admin_id, amount, reason), origin)
+        return self.bus.handle(
+            GrantPoints(telegram_id, admin_id=admin_id, amount=amount, reason=reason), origin
+        )
 
     def deduct_points(
         self, admin_id: int, telegram_id: int, amount: int, reason: str, origin: Origin
     ) -> CommandResult:
-        return self.bus.handle(DeductPoints(telegram_id, admin_id, amount, reason), origin)
+        return self.bus.handle(
+            DeductPoints(telegram_id, admin_id=admin_id, amount=amount, reason=reason), origin
+        )

@@ -102,8 +102,8 @@ def scenario(user: int, other: int) -> list[Command]:
         CheckIn(user),  # already_checked_in
         AwardPoints(user, PointSource.STORY, 5, "r1"),
         SpendPoints(user, 10_000, "gift", "g1"),  # insufficient_points
-        GrantPoints(user, ADMIN_ID, 100, "seed"),
-        DeductPoints(user, user, 5, "not an admin"),  # not_admin
+        GrantPoints(user, admin_id=ADMIN_ID, amount=100, reason="seed"),
+        DeductPoints(user, admin_id=user, amount=5, reason="not an admin"),  # not_admin
         AwardBadge("fiel", user, ("evidence:1",)),
         AwardBadge("fiel", user, ("evidence:2",)),  # already_held
         RevokeBadge("fiel", user, "test"),
