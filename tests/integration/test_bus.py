@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.application import bus as bus_module
 from dianabot.application import commands as commands_module
 from dianabot.application.bus import CommandBus
 from dianabot.application.clock import ManualClock
@@ -43,6 +44,7 @@ from dianabot.application.results import CommandResult, Origin
 from dianabot.application.service import DianaApplication
 from dianabot.domain.badge import BadgeSpec
 from dianabot.domain.rules import PointSource
+from eventsourcing.persistence import IntegrityError
 
 from tests.conftest import ADMIN_ID, make_settings
 from tests.unit.test_progress import small_story
@@ -462,3 +464,41 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.001)
+
+
+def test_a_caller_cancelled_while_its_command_backs_off_still_gets_it_written(
+    memory_app: DianaApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first attempt meets a version conflict; the caller is cancelled during the back-off;
+    the retry runs in the background, the command lands and the user is free again."""
+    app = memory_app
+    assert app.register_player(5, "Ana", Origin.telegram(1, 5)).ok
+    monkeypatch.setattr(bus_module.random, "uniform", lambda low, high: 0.3)
+    run = app._writer.run
+    attempts: list[int] = []
+
+    def conflict_once(attempt: Any) -> Any:
+        attempts.append(1)
+        if len(attempts) == 1:
+            attempt()
+            raise IntegrityError("another process wrote first")
+        return run(attempt)
+
+    monkeypatch.setattr(app._writer, "run", conflict_once)
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(
+            app.bus.handle_async(ReactToPost(5, "chan:1", "❤️"), Origin.telegram(2, 5))
+        )
+        while not attempts:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # backing off now
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(until_free(app, 5), timeout=10)
+
+    asyncio.run(scenario())
+    assert len(attempts) == 2
+    player = app.get_player(5)
+    assert player is not None and player.balance == 10
