@@ -2,38 +2,24 @@
 
 Why one Application and not one per bounded context: every read model, policy, reconciliation and
 audit works from one ordered history, so "the state at position P" means one thing. The bounded
-contexts stay separate in code as command mixins (points, badges, narrative, VIP), each a small set
-of use cases shaped get -> decide -> save.
+contexts stay separate in code: their commands (`commands.py`) are handled per context
+(`handlers/`), each handler shaped get -> decide -> save, and run by the one bus (`bus.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import logging
-import random
-import threading
-import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from functools import partial
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from dianabot.application.bus import CommandBus
 from dianabot.application.clock import Clock, SystemClock
+from dianabot.application.commands import Command
 from dianabot.application.group_commit import DirectWriter, GroupCommitWriter, Write, recording_now
-from dianabot.application.locks import AsyncKeyLocks, StripedLocks
-from dianabot.application.plans import (
-    Commit,
-    Decide,
-    Pause,
-    Plan,
-    PlannedCommand,
-    Repair,
-    Step,
-    planning,
-)
-from dianabot.application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
+from dianabot.application.plans import Handler
 from dianabot.application.snapshotting import BackgroundSnapshots, InlineSnapshots
 from dianabot.application.transcoding import (
     FlatJSONTranscoder,
@@ -42,7 +28,7 @@ from dianabot.application.transcoding import (
     SetAsList,
 )
 from dianabot.domain.badge import Badge, BadgeAward
-from dianabot.domain.errors import DomainError, NotAuthorized, UnknownBadge, UnknownPlayer
+from dianabot.domain.errors import NotAuthorized, UnknownBadge, UnknownPlayer
 from dianabot.domain.ids import badge_award_id, badge_id, player_id
 from dianabot.domain.player import Player
 from dianabot.domain.progress import StoryProgress
@@ -54,11 +40,8 @@ from eventsourcing.application import (
 )
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
-    IntegrityError,
-    InterfaceError,
     JSONTranscoder,
     Notification,
-    OperationalError,
     PersistenceError,
     Recording,
     StoredEvent,
@@ -72,9 +55,6 @@ CONSOLE_ADMIN_ID = 0
 """The operator at the server's console (`dianabot admin ...`): trusted like a configured admin."""
 
 NOTIFICATION_PAGE = 500
-
-MAX_ATTEMPTS = 12
-"""Optimistic-concurrency retries before a command reports a conflict."""
 
 
 def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -94,7 +74,10 @@ class LeanRepository(Repository[UUID]):
 
 
 class CoreApplication(Application[UUID]):
-    """Persistence, identity, retries and group commit; the use cases live in the mixins."""
+    """Persistence, identity, loading and the writer; commands run on `self.bus` with the
+    handlers the composed application names (`handlers`)."""
+
+    handlers: Mapping[type[Command], Handler] = {}
 
     snapshotting_intervals: dict[type[Any], int] = {Player: 20, StoryProgress: 100}
     env = {
@@ -116,9 +99,6 @@ class CoreApplication(Application[UUID]):
         super().__init__(env)
         self.clock: Clock = clock or SystemClock()
         self.admin_ids = frozenset(admin_ids)
-        self._locks = StripedLocks()
-        self._async_locks = AsyncKeyLocks()
-        self._inbox: LoopInbox | None = None
         # With group commit, snapshots are written off the writer's critical path.
         self._snapshot_sink: InlineSnapshots | BackgroundSnapshots | None = None
         if self.snapshots is not None:
@@ -129,6 +109,7 @@ class CoreApplication(Application[UUID]):
             if group_commit
             else DirectWriter(self.record, prepare=self.encode)
         )
+        self.bus = CommandBus(self, self.handlers)
 
     def construct_repository(self) -> Repository[UUID]:
         """The library's repository, configured from the environment as usual, as a
@@ -267,131 +248,6 @@ class CoreApplication(Application[UUID]):
             return
         self._snapshot_sink.add(snapshots)
 
-    def _command(
-        self,
-        key: object,
-        decide: Decide,
-        origin: Origin,
-        then: Callable[[CommandResult], CommandResult] | None = None,
-    ) -> CommandResult:
-        """Run a use case with per-key ordering, optimistic concurrency and typed failures.
-
-        `decide` loads aggregates, calls their methods and returns those to save. It runs again
-        from fresh state after a version conflict; nothing is saved unless everything it returned
-        is saved together. `then` finishes the result (a use case's own reading of it).
-
-        Called by an `AsyncCommands` caller, the use case is not run here but handed over as a
-        `Plan` (see `application.async_commands`), to run the same steps without blocking.
-        """
-        plan = Plan(key, decide, origin, then)
-        if planning.get():
-            raise PlannedCommand(plan)
-        # The key's lock is held until the commit returns, across retries too: one user's
-        # commands are written in the order they run, and a group-commit batch never holds two
-        # changes to one user.
-        with self._locks.holding(key):
-            steps = self._command_steps(plan)
-            step: Step | CommandResult = next(steps)
-            while not isinstance(step, CommandResult):
-                try:
-                    outcome = self._run_step(step)
-                except Exception as error:  # answered to the steps, which decide what it means
-                    step = _advance(steps, error=error)
-                else:
-                    step = _advance(steps, outcome)
-            return plan.finish(step)
-
-    def _run_step(self, step: Step) -> Any:
-        if isinstance(step, Commit):
-            return self._writer.run(step.attempt)
-        if isinstance(step, Pause):
-            time.sleep(step.seconds)
-        elif isinstance(step, Repair):
-            self._replace_broken_connections()
-        return None
-
-    async def run_plan_async(self, plan: Plan) -> CommandResult:
-        """`_command` for asyncio callers: the same steps, awaited instead of blocked on; the
-        per-key order kept by an asyncio lock (see `application.async_commands`). A use case's
-        reading of its result (`then`) may load aggregates or issue further commands, so it
-        runs off the loop, once the key is released."""
-        locks = self._async_locks
-        await locks.acquire(plan.key)
-        try:
-            steps = self._command_steps(plan)
-            step: Step | CommandResult = next(steps)
-            while not isinstance(step, CommandResult):
-                try:
-                    outcome = await self._run_step_async(step)
-                except Exception as error:
-                    step = _advance(steps, error=error)
-                else:
-                    step = _advance(steps, outcome)
-        finally:
-            locks.release(plan.key)
-        if plan.then is None:
-            return step
-        return await asyncio.to_thread(plan.then, step)
-
-    async def _run_step_async(self, step: Step) -> Any:
-        if isinstance(step, Commit):
-            writer = self._writer
-            if isinstance(writer, GroupCommitWriter):
-                loop = asyncio.get_running_loop()
-                inbox = self._inbox
-                if inbox is None or inbox.loop is not loop:
-                    inbox = self._inbox = LoopInbox(loop)
-                outcome: asyncio.Future[Any] = loop.create_future()
-                writer.submit(step.attempt, partial(inbox.put, outcome))
-                return await outcome
-            return await asyncio.to_thread(writer.run, step.attempt)
-        if isinstance(step, Pause):
-            await asyncio.sleep(step.seconds)
-        elif isinstance(step, Repair):
-            await asyncio.to_thread(self._replace_broken_connections)
-        return None
-
-    def _command_steps(self, plan: Plan) -> Generator[Step, Any, CommandResult]:
-        """What a command does, as steps its driver runs (blocking or awaited): each `Write`
-        is answered with the recordings, or with the exception its attempt or commit raised."""
-        key, decide, origin = plan.key, plan.decide, plan.origin
-        connection_retried = False
-        aggregates: list[Aggregate] = []  # what the latest attempt decided, to evict on failure
-
-        def attempt_once() -> list[Aggregate]:
-            # Runs on the group-commit writer's thread, or inline without one.
-            aggregates[:] = [a for a in decide(origin.cause(self.clock.now())) if a is not None]
-            return aggregates
-
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            aggregates.clear()
-            try:
-                recordings = yield Commit(attempt_once)
-            except DomainError as error:
-                return CommandResult.refused(error)
-            except IntegrityError:
-                self._forget(aggregates)
-                log.info("version conflict on %s (attempt %d); retrying", key, attempt)
-                yield Pause(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
-                continue
-            except (OperationalError, InterfaceError) as error:
-                # A dropped connection (server restart, idle timeout): the pool's other idle
-                # connections are likely dead too, so they are checked and replaced, then
-                # the command is retried once from fresh state. If the failed commit did in
-                # fact land, the retry is refused as a duplicate: never applied twice.
-                self._forget(aggregates)
-                if not connection_retried:
-                    connection_retried = True
-                    log.warning("database connection failed (%s); retrying once", error)
-                    yield Repair()
-                    continue
-                return _unavailable(key, error)
-            except PersistenceError as error:
-                self._forget(aggregates)
-                return _unavailable(key, error)
-            return CommandResult.accepted(recordings)
-        return CommandResult(CONFLICT, message=f"gave up after {MAX_ATTEMPTS} version conflicts")
-
     def _replace_broken_connections(self) -> None:
         """Test the pooled connections and replace the dead ones (PostgreSQL only)."""
         pool = getattr(getattr(self.recorder, "datastore", None), "pool", None)
@@ -482,61 +338,6 @@ def legacy_topic(topic: str) -> str:
 
 
 register_legacy_topics()
-
-
-def _advance(
-    steps: Generator[Step, Any, CommandResult],
-    outcome: Any = None,
-    error: Exception | None = None,
-) -> Step | CommandResult:
-    """Answer a command's last step with its outcome (or the error it raised): the next step,
-    or the command's result once it has one. An error the steps do not handle propagates."""
-    try:
-        return steps.send(outcome) if error is None else steps.throw(error)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-class LoopInbox:
-    """Outcomes from the writer thread for the commands awaited on one event loop. The writer
-    settles a whole batch at once; the loop is woken once for all of it (one
-    `call_soon_threadsafe`, one write to its self-pipe) rather than once per command."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        self._lock = threading.Lock()
-
-    def put(
-        self, outcome: asyncio.Future[Any], recordings: Any, error: BaseException | None
-    ) -> None:
-        """On the writer thread: a command's outcome."""
-        with self._lock:
-            self._outcomes.append((outcome, recordings, error))
-            first = len(self._outcomes) == 1
-        if first:
-            try:
-                self.loop.call_soon_threadsafe(self._deliver)
-            except RuntimeError:  # the loop is closed: its callers are gone
-                with self._lock:
-                    self._outcomes.clear()
-
-    def _deliver(self) -> None:
-        """On the loop: hand every outcome received so far to its awaiting caller."""
-        with self._lock:
-            outcomes, self._outcomes = self._outcomes, []
-        for outcome, recordings, error in outcomes:
-            if outcome.cancelled():  # the caller went away; the command was settled anyway
-                continue
-            if error is not None:
-                outcome.set_exception(error)
-            else:
-                outcome.set_result(recordings)
-
-
-def _unavailable(key: object, error: Exception) -> CommandResult:
-    log.error("event store unavailable: %s", error, extra={"key": str(key)})
-    return CommandResult(UNAVAILABLE, message=f"the event store is unavailable: {error}")
 
 
 def _is_telegram_id(value: object) -> bool:

@@ -209,6 +209,8 @@ class GroupCommitWriter:
         self._closed = False
         self.batches = 0
         self.commands = 0
+        self.failed_batches = 0
+        """Batches whose transaction failed (each then re-recorded one by one, or failed)."""
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
@@ -301,6 +303,7 @@ class GroupCommitWriter:
     def _failed(self, batch: list[_Pending], error: BaseException) -> None:
         """A batch's transaction failed (so none of it was written). On an integrity conflict
         its commands are recorded one by one, so one command's conflict fails only that one."""
+        self.failed_batches += 1
         if isinstance(error, IntegrityError) and len(batch) > 1:
             log.info("group commit conflict; recording %d commands one by one", len(batch))
             for pending in batch:

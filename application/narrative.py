@@ -1,8 +1,9 @@
 """Use cases of the narrative context: publish a story, start it, show it, make choices.
 
-A paid choice (Player `PointsSpent`) and the move (StoryProgress events), and a fragment's reward
-(Player `PointsAwarded`) and entering it, are decided together and saved in one transaction by
-`_command`: there is never a payment without the move, nor a move without the payment.
+The single-command methods are blocking shorthands for commands on the bus (handled by
+`application.handlers.narrative`, which also says how a paid choice and its move are saved
+together); `relocate_stranded` issues a `RelocateProgress` per stranded player. The helpers the
+handlers read through (`_published`, `_progress`, ...) live here, with the queries.
 
 The story a player walks is the latest *published* version, read from the event store (its
 `StoryPublished` carries the content), so every process serves the same version. When a new
@@ -20,27 +21,24 @@ from typing import Any
 from uuid import UUID
 
 from dianabot.application.app import CoreApplication
+from dianabot.application.commands import (
+    DEFAULT_STORY,
+    MakeChoice,
+    PublishStory,
+    RelocateProgress,
+    StartStory,
+)
 from dianabot.application.results import CommandResult, Origin
 from dianabot.domain.cause import Cause
-from dianabot.domain.errors import DomainError
 from dianabot.domain.ids import progress_id, story_id
 from dianabot.domain.player import Player
-from dianabot.domain.progress import (
-    ChoiceOutcome,
-    StoryNotStarted,
-    StoryProgress,
-    begin,
-    take_choice,
-)
+from dianabot.domain.progress import StoryNotStarted, StoryProgress
 from dianabot.domain.story import Choice, LoadedStory, Story
-from dianabot.domain.story_versions import PublishedVersion, StoryNotPublished, StoryVersions
+from dianabot.domain.story_versions import StoryNotPublished, StoryVersions
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.utils import get_topic
 
 log = logging.getLogger(__name__)
-
-DEFAULT_STORY = "diana"
-"""The bundled story's slug (content/story.yaml)."""
 
 RELOCATION_REASON = "fragment_removed"
 STORY_MODELS_KEPT = 8
@@ -96,39 +94,7 @@ class NarrativeCommands(CoreApplication):
 
         Players standing on a fragment the new version removed are relocated right after.
         """
-        story = loaded.story if isinstance(loaded, LoadedStory) else loaded
-        slug = story.slug
-        published: PublishedVersion | None = None
-
-        def decide(cause: Cause) -> list[StoryVersions]:
-            nonlocal published
-            aggregate = self._load(story_id(slug)) or StoryVersions.create(slug, cause)
-            published = aggregate.publish(loaded, cause)
-            return [aggregate]
-
-        def finish(result: CommandResult) -> CommandResult:
-            if not result.ok:
-                return result
-            if published is None:
-                latest = self._story_aggregate(slug)
-                version = latest.latest if latest is not None else None
-                return result.with_details(
-                    slug=slug,
-                    version=version.version if version else None,
-                    content_hash=story.content_hash,
-                    unchanged=True,
-                    relocated=0,
-                )
-            relocated = self.relocate_stranded(slug)
-            return result.with_details(
-                slug=slug,
-                version=published.version,
-                content_hash=published.content_hash,
-                unchanged=False,
-                relocated=sum(1 for r in relocated if r.ok and r.events),
-            )
-
-        return self._command(("story", slug), decide, origin, then=finish)
+        return self.bus.handle(PublishStory(loaded), origin)
 
     def published_story(self, slug: str = DEFAULT_STORY) -> tuple[int, Story] | None:
         """(version, content) of the latest published version, or None if never published."""
@@ -144,94 +110,20 @@ class NarrativeCommands(CoreApplication):
     ) -> CommandResult:
         """Start the story (StoryStarted, entering the start, its reward), or, if already started,
         relocate the player when their fragment was removed. Idempotent: `/story` calls it."""
-        started = False
-
-        def decide(cause: Cause) -> list[Any]:
-            nonlocal started
-            started = False
-            player = self._player(telegram_id)
-            version, story = self._published(slug)
-            progress = self.get_progress(telegram_id, slug)
-            if progress is None:
-                started = True
-                return [begin(player, story, version, cause), player]
-            self._relocate_if_stranded(progress, player, story, version, cause)
-            return [progress]
-
-        def finish(result: CommandResult) -> CommandResult:
-            if not result.ok:
-                return result
-            progress = self.get_progress(telegram_id, slug)
-            return result.with_details(
-                started=started, fragment_id=progress.fragment_id if progress else None
-            )
-
-        return self._command(telegram_id, decide, origin, then=finish)
+        return self.bus.handle(StartStory(telegram_id, slug), origin)
 
     def make_choice(
         self, telegram_id: int, choice_id: str, origin: Origin, slug: str = DEFAULT_STORY
     ) -> CommandResult:
-        """Take a choice of the current fragment. Refusals: invalid_choice, vip_required (with a
-        VipGateHit recorded), clue_required, insufficient_points, story_not_started,
-        story_not_published, unknown_user, duplicate (the same update again)."""
-        outcome: ChoiceOutcome | None = None
-        refusal: DomainError | None = None
-
-        def decide(cause: Cause) -> list[Any]:
-            nonlocal outcome, refusal
-            outcome, refusal = None, None
-            player = self._player(telegram_id)
-            version, story = self._published(slug)
-            progress = self._progress(telegram_id, slug)
-            relocated = self._relocate_if_stranded(progress, player, story, version, cause)
-            try:
-                outcome = take_choice(progress, player, story, version, choice_id, cause)
-            except DomainError as error:
-                if not relocated:
-                    raise
-                # Keep the relocation (the player must learn where they are now); report the
-                # refusal. take_choice checks everything before recording, so only the
-                # relocation is saved.
-                refusal = error
-                return [progress]
-            return [progress, player]
-
-        def finish(result: CommandResult) -> CommandResult:
-            if not result.ok:
-                return result
-            if refusal is not None:
-                return result.as_refusal(refusal.code, refusal.message, dict(refusal.details))
-            assert outcome is not None
-            if outcome.vip_gate:
-                return result.as_refusal(
-                    "vip_required",
-                    "this part of the story is for VIP members",
-                    {"fragment_id": outcome.fragment_id, "choice_id": choice_id},
-                )
-            return result.with_details(
-                fragment_id=outcome.fragment_id,
-                paid=outcome.paid,
-                reward=outcome.reward,
-                clue=outcome.clue,
-                chapters_completed=list(outcome.chapters_completed),
-            )
-
-        return self._command(telegram_id, decide, origin, then=finish)
+        """Take a choice of the current fragment (refusals: see `MakeChoice`)."""
+        return self.bus.handle(MakeChoice(telegram_id, choice_id, slug), origin)
 
     def relocate_progress(
         self, telegram_id: int, origin: Origin, slug: str = DEFAULT_STORY
     ) -> CommandResult:
         """Move one player off a fragment the published story no longer has (ok, no events, if
         they are not stranded). Reconciliation's compensating command."""
-
-        def decide(cause: Cause) -> list[StoryProgress]:
-            player = self._player(telegram_id)
-            version, story = self._published(slug)
-            progress = self._progress(telegram_id, slug)
-            self._relocate_if_stranded(progress, player, story, version, cause)
-            return [progress]
-
-        return self._command(telegram_id, decide, origin)
+        return self.bus.handle(RelocateProgress(telegram_id, slug), origin)
 
     def relocate_stranded(self, slug: str = DEFAULT_STORY) -> list[CommandResult]:
         """Relocate every player of `slug` standing on a fragment the latest version removed.
@@ -250,7 +142,7 @@ class NarrativeCommands(CoreApplication):
             progress = self._load(progress_uuid)
             if progress is None or progress.story_slug != slug or not progress.stranded(story):
                 continue
-            result = self.relocate_progress(progress.telegram_id, origin, slug)
+            result = self.bus.handle(RelocateProgress(progress.telegram_id, slug), origin)
             if not result.ok:
                 log.warning(
                     "could not relocate user %s in story %s: %s %s",

@@ -1,8 +1,11 @@
 """Use cases of the VIP context: issue and redeem one-time tokens, grant periods, expire them.
 
-Tokens: the plaintext is generated here with `secrets`, returned once in the issuing result's
-details and never stored or logged; the store keeps only its sha256 (`VipTokenIssued.token_hash`)
-and derives the token's aggregate id from it.
+Tokens: the plaintext is generated with the `IssueVipToken` command (`secrets`), returned once
+in the issuing result's details and never stored or logged; the store keeps only its sha256
+(`VipTokenIssued.token_hash`) and derives the token's aggregate id from it.
+
+The single-command methods are blocking shorthands for commands on the bus (handled by
+`application.handlers.vip`); `expire_due_vips` issues an `ExpireVip` per due player.
 
 Expiry (`expire_due_vips`) has to find the players whose period ended. It reads the notification
 log, filtered by the `VipGranted` topic, rather than keeping a schedule aggregate: a single
@@ -17,29 +20,26 @@ player and the period's end, so two processes running the job expire a period on
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 from uuid import UUID
 
 from dianabot.application.app import CoreApplication
+from dianabot.application.commands import (
+    DEFAULT_TOKEN_VALIDITY_DAYS,
+    ExpireVip,
+    GrantVip,
+    IssueVipToken,
+    RedeemVipToken,
+)
 from dianabot.application.results import CommandResult, Origin
-from dianabot.domain.cause import Cause
-from dianabot.domain.ids import vip_token_id
 from dianabot.domain.player import Player
-from dianabot.domain.vip import TOKEN_PREFIX, InvalidToken, VipToken, checked_days, hash_token
 from eventsourcing.utils import get_topic
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VIP_DAYS = 30
-DEFAULT_TOKEN_VALIDITY_DAYS = 30
-"""How long an issued token can be redeemed."""
-
-TOKEN_SECRET_BYTES = 24
-"""32 URL-safe characters: `vip-` + 32 fits a Telegram deep-link payload (64 characters)."""
 
 EXPIRY_JOB = "vip-expiry"
 
@@ -75,60 +75,20 @@ class VipCommands(CoreApplication):
 
         The plaintext token is in `details["token"]` of this result only.
         """
-        token = f"{TOKEN_PREFIX}{secrets.token_urlsafe(TOKEN_SECRET_BYTES)}"
-        token_hash = hash_token(token)
-
-        def decide(cause: Cause) -> list[VipToken]:
-            self._require_admin(admin_id)
-            validity = timedelta(days=checked_days(valid_days))
-            return [VipToken.issue(token_hash, days, admin_id, cause.at + validity, cause)]
-
-        def finish(result: CommandResult) -> CommandResult:
-            if not result.ok:
-                return result
-            issued = result.events[0].fields
-            log.info("VIP token issued by %s for %s days", admin_id, days)
-            return result.with_details(
-                token=token,
-                days=days,
-                expires_at=issued["expires_at"],
-                token_id=str(vip_token_id(token_hash)),
-            )
-
-        return self._command(("vip-token", token_hash), decide, origin, then=finish)
+        return self.bus.handle(IssueVipToken(admin_id, days, valid_days), origin)
 
     def redeem_vip_token(self, telegram_id: int, token: str, origin: Origin) -> CommandResult:
         """Redeem a token: VipTokenRedeemed and the Player's VipGranted (source "token"), saved
         together. Refusals: invalid_token (malformed, unknown or forged), token_used,
         token_expired, unknown_user, duplicate."""
-        try:
-            token_hash = hash_token(token)
-        except InvalidToken as error:
-            return CommandResult.refused(error)
-
-        def decide(cause: Cause) -> list[Any]:
-            player = self._player(telegram_id)
-            vip_token = self._load(vip_token_id(token_hash))
-            if vip_token is None:
-                raise InvalidToken("that is not a VIP token")
-            vip_token.redeem(telegram_id, cause)
-            player.grant_vip(vip_token.days, "token", f"vip-token:{vip_token.id}", cause)
-            return [vip_token, player]
-
-        return self._command(telegram_id, decide, origin, then=self._with_vip_until)
+        return self.bus.handle(RedeemVipToken(telegram_id, token), origin)
 
     def grant_vip(
         self, telegram_id: int, days: int, source: str, reference: str, origin: Origin
     ) -> CommandResult:
         """A VIP period from elsewhere: a Telegram Stars subscription payment (source "stars",
         reference the charge id) or an admin (source "admin"). Extends an active period."""
-
-        def decide(cause: Cause) -> list[Player]:
-            player = self._player(telegram_id)
-            player.grant_vip(days, source, reference, cause)
-            return [player]
-
-        return self._command(telegram_id, decide, origin, then=self._with_vip_until)
+        return self.bus.handle(GrantVip(telegram_id, days, source, reference), origin)
 
     def vip_until(self, telegram_id: int) -> datetime | None:
         """End of the user's VIP period if it is active now, else None."""
@@ -175,17 +135,5 @@ class VipCommands(CoreApplication):
             return VipExpiryRun(tuple(expired), failed, watch.position, len(watch.players))
 
     def _expire(self, telegram_id: int, until: datetime) -> CommandResult:
-        def decide(cause: Cause) -> list[Player]:
-            player = self._player(telegram_id)
-            player.expire_vip(cause)
-            return [player]
-
         origin = Origin.system(EXPIRY_JOB, f"{telegram_id}:{until.isoformat()}")
-        return self._command(telegram_id, decide, origin)
-
-    @staticmethod
-    def _with_vip_until(result: CommandResult) -> CommandResult:
-        granted = [e for e in result.events if e.name == "VipGranted"]
-        if not granted:
-            return result
-        return result.with_details(vip_until=granted[-1].fields["until"])
+        return self.bus.handle(ExpireVip(telegram_id), origin)

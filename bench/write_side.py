@@ -9,7 +9,7 @@ baseline (a) compare like with like on this (noisy, 2-core) machine:
   ordered notification log needs (what the eventsourcing recorder does on every insert);
 - dianabot sequential: `DianaApplication` from `adapters.bootstrap`, group commit off, cache on;
 - dianabot with 32 concurrent users (one thread per user), with and without group commit;
-- dianabot with 32 concurrent users as tasks of one asyncio loop (`AsyncCommands`, as the bot
+- dianabot with 32 concurrent users as tasks of one asyncio loop (`bus.handle_async`, as the bot
   serves them), group commit;
 - ceiling: 32 players' reactions recorded by one `record()` per round, no loading, no threads;
 - snapshot load: `repository.get` of a player with 50,000+ events vs one with 10, cache disabled.
@@ -47,7 +47,7 @@ import psycopg  # noqa: E402
 from dianabot.adapters.bootstrap import Services, bootstrap  # noqa: E402
 from dianabot.adapters.persistence import database_from_url  # noqa: E402
 from dianabot.adapters.settings import Settings  # noqa: E402
-from dianabot.application.async_commands import AsyncCommands  # noqa: E402
+from dianabot.application.commands import ReactToPost  # noqa: E402
 from dianabot.application.group_commit import collect  # noqa: E402
 from dianabot.application.results import Origin  # noqa: E402
 from dianabot.application.service import DianaApplication  # noqa: E402
@@ -301,19 +301,19 @@ def dianabot_concurrent(url: str, seconds: float, first_user: int, *, group_comm
 
 def dianabot_async(url: str, seconds: float, first_user: int) -> float:
     """32 users as tasks of one event loop, as the Telegram bot serves them, awaiting their
-    commands through `AsyncCommands` (group commit on): two threads in all, not 33."""
+    commands through `bus.handle_async` (group commit on): two threads in all, not 33."""
     users = list(range(first_user, first_user + USERS))
     with services_for(url, group_commit=True) as services:
         app = services.app
         register(app, users)
-        commands = AsyncCommands(app)
+        bus = app.bus
 
         async def user_loop(user: int, deadline: float) -> int:
             done = 0
             while time.perf_counter() < deadline:
                 update = user * 10_000_000 + done
-                result = await commands.react(
-                    user, f"post:async:{done}", EMOJI, Origin.telegram(update, user)
+                result = await bus.handle_async(
+                    ReactToPost(user, f"post:async:{done}", EMOJI), Origin.telegram(update, user)
                 )
                 if not result.ok:
                     raise RuntimeError(f"react failed for {user}: {result.outcome}")

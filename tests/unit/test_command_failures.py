@@ -1,4 +1,4 @@
-"""How `_command` turns store failures into typed results: one retry for a dropped connection,
+"""How the bus turns store failures into typed results: one retry for a dropped connection,
 a bounded number for version conflicts, nothing recorded twice."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dianabot.application import app as app_module
+from dianabot.application import bus as bus_module
 from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
 from eventsourcing.persistence import IntegrityError, OperationalError
@@ -37,9 +37,9 @@ def test_a_connection_that_keeps_failing_is_retried_once_then_unavailable(
 def test_version_conflicts_are_retried_a_bounded_number_of_times(
     memory_app: DianaApplication, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(bus_module.time, "sleep", lambda seconds: None)
     assert memory_app.register_player(1, "Ana", Origin.telegram(1, 1)).ok
     attempts = failing_writer(memory_app, IntegrityError("duplicate key"))
     result = memory_app.react(1, "chan:1", "❤️", Origin.telegram(2, 1))
     assert result.outcome == "conflict"
-    assert len(attempts) == app_module.MAX_ATTEMPTS
+    assert len(attempts) == bus_module.MAX_ATTEMPTS

@@ -1,0 +1,353 @@
+"""The command bus: every command of the application runs here, blocking or awaited.
+
+`bus.handle(command, origin)` runs a command in the calling thread; `await
+bus.handle_async(command, origin)` runs the same steps without blocking the event loop (the
+Telegram bot's handlers are coroutines). Both look the command's handler up by its type (a
+registry built once: `application.handlers.HANDLERS`), which gives a `Plan`, and then
+
+- hold the command's key (`application.locks.KeyLocks`, one FIFO per key shared by threads and
+  tasks of any loop), so one user's commands are written in the order they were issued and a
+  group-commit batch never holds two changes to one user;
+- run the plan's decision through the writer (`writer.run`, or `writer.submit` for an awaited
+  command with group commit: its outcome comes back to the loop, one wake-up per batch);
+- turn `DomainError` into a typed `CommandResult` (`already_reacted`, `cooldown`, ...);
+- retry on a version conflict (`IntegrityError`) after evicting the cached aggregates, with a
+  growing random back-off: optimistic concurrency across processes;
+- after a dropped connection, replace the pool's dead connections and retry once; report
+  `unavailable` when the database stays away, with nothing half-written (one transaction);
+- release the key, then finish the result with the plan's `then` (off the loop when awaited:
+  it may load aggregates or issue further commands).
+
+What a command does is written once, as a generator of steps (`Commit`, `Pause`, `Repair`); one
+driver runs them blocking and the other awaits them. An awaited command whose caller is
+cancelled once it holds its key is not cancelled: it is finished in the background (written or
+refused all the same; the result is dropped) and only then releases the key. Cancelled while
+still waiting for the key, it was never started and is not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from dianabot.application.commands import Command
+from dianabot.application.group_commit import GroupCommitWriter
+from dianabot.application.locks import KeyLocks
+from dianabot.application.plans import Handler, Plan
+from dianabot.application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
+from dianabot.domain.errors import DomainError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+
+    from dianabot.application.app import CoreApplication
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 12
+"""Optimistic-concurrency retries before a command reports a conflict."""
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """Run this attempt and save what it decided (through the writer)."""
+
+    attempt: Callable[[], list[Aggregate]]
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Back off before retrying after a version conflict."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """Replace the connection pool's dead connections before retrying."""
+
+
+Step = Commit | Pause | Repair
+Steps = Generator[Step, Any, CommandResult]
+
+
+class CommandBus:
+    """Runs commands for `app` (its writer, clock, cache and connections) with `handlers`."""
+
+    def __init__(self, app: CoreApplication, handlers: Mapping[type[Command], Handler]) -> None:
+        self._app = app
+        self._handlers = dict(handlers)
+        self._locks = KeyLocks()
+        self._inbox: LoopInbox | None = None
+
+    # ----- blocking ---------------------------------------------------------------------------
+
+    def handle(self, command: Command, origin: Origin) -> CommandResult:
+        """Run `command` in this thread and return its result. Not from an event loop's thread
+        (use `handle_async` there)."""
+        plan = self._plan(command)
+        key = command.key
+        # Held until the commit returns, across retries too.
+        with self._locks.holding(key):
+            steps = self._steps(key, plan, origin)
+            step: Step | CommandResult = next(steps)
+            while not isinstance(step, CommandResult):
+                try:
+                    outcome = self._run_step(step)
+                except Exception as error:  # answered to the steps, which decide what it means
+                    step = _advance(steps, error=error)
+                else:
+                    step = _advance(steps, outcome)
+        return step if plan.then is None else plan.then(step)
+
+    def _run_step(self, step: Step) -> Any:
+        if isinstance(step, Commit):
+            return self._app._writer.run(step.attempt)
+        if isinstance(step, Pause):
+            time.sleep(step.seconds)
+        elif isinstance(step, Repair):
+            self._app._replace_broken_connections()
+        return None
+
+    # ----- awaited ----------------------------------------------------------------------------
+
+    async def handle_async(self, command: Command, origin: Origin) -> CommandResult:
+        """`handle` for asyncio callers: the same steps, awaited instead of blocked on."""
+        plan = self._plan(command)
+        key = command.key
+        await self._locks.acquire_async(key)
+        steps = self._steps(key, plan, origin)
+        try:
+            step: Step | CommandResult = next(steps)
+            while not isinstance(step, CommandResult):
+                try:
+                    outcome = await self._run_step_async(step, steps, key)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    step = _advance(steps, error=error)
+                else:
+                    step = _advance(steps, outcome)
+        except asyncio.CancelledError:
+            raise  # the key is released once the command is finished in the background
+        except BaseException:
+            self._locks.release(key)
+            raise
+        self._locks.release(key)
+        if plan.then is None:
+            return step
+        return await asyncio.to_thread(plan.then, step)
+
+    async def _run_step_async(self, step: Step, steps: Steps, key: Hashable) -> Any:
+        """One step, awaited. If the caller is cancelled meanwhile, the rest of the command
+        (from this step's outcome on) is handed to a background task, which releases the key."""
+        loop = asyncio.get_running_loop()
+        if isinstance(step, Commit):
+            writer = self._app._writer
+            if not isinstance(writer, GroupCommitWriter):
+                return await self._shielded(asyncio.to_thread(writer.run, step.attempt), steps, key)
+            inbox = self._inbox
+            if inbox is None or inbox.loop is not loop:
+                inbox = self._inbox = LoopInbox(loop)
+            expected = Expected(loop.create_future())
+            writer.submit(step.attempt, partial(inbox.put, expected))
+            try:
+                return await expected.future
+            except asyncio.CancelledError:
+                future = expected.future
+                if expected.arrived is not None:  # delivered after the cancellation
+                    self._finish_abandoned(steps, key, *expected.arrived)
+                elif not future.cancelled():  # delivered just before it
+                    error = future.exception()
+                    outcome = None if error is not None else future.result()
+                    self._finish_abandoned(steps, key, outcome, error)
+                else:  # still with the writer: finish the command when it answers
+                    expected.abandoned = partial(self._finish_abandoned, steps, key)
+                    expected.release = partial(self._locks.release, key)
+                raise
+        if isinstance(step, Pause):
+            return await self._shielded(asyncio.sleep(step.seconds), steps, key)
+        return await self._shielded(
+            asyncio.to_thread(self._app._replace_broken_connections), steps, key
+        )
+
+    async def _shielded(self, work: Any, steps: Steps, key: Hashable) -> Any:
+        """Await `work`; if the caller is cancelled, let it finish and the command go on
+        without the caller."""
+        task = asyncio.ensure_future(work)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(partial(self._continue_after, steps, key))
+            raise
+
+    def _continue_after(self, steps: Steps, key: Hashable, task: asyncio.Future[Any]) -> None:
+        error = task.exception() if not task.cancelled() else asyncio.CancelledError()
+        outcome = None if error is not None else task.result()
+        self._finish_abandoned(steps, key, outcome, error)
+
+    def _finish_abandoned(
+        self, steps: Steps, key: Hashable, outcome: Any, error: BaseException | None
+    ) -> None:
+        """On the loop: finish a command whose caller was cancelled, then release its key."""
+        asyncio.get_running_loop().create_task(self._drive_abandoned(steps, key, outcome, error))
+
+    async def _drive_abandoned(
+        self, steps: Steps, key: Hashable, outcome: Any, error: BaseException | None
+    ) -> None:
+        handed_over = False
+        try:
+            if error is not None and not isinstance(error, Exception):  # the work was cancelled
+                steps.close()
+                return
+            step = _advance(steps, outcome, error)
+            while not isinstance(step, CommandResult):
+                try:
+                    outcome = await self._run_step_async(step, steps, key)
+                except asyncio.CancelledError:
+                    handed_over = True  # to yet another background task, which releases
+                    raise
+                except Exception as failure:
+                    step = _advance(steps, error=failure)
+                else:
+                    step = _advance(steps, outcome)
+        except Exception:
+            log.exception("a command whose caller was cancelled failed", extra={"key": str(key)})
+        finally:
+            if not handed_over:
+                self._locks.release(key)
+
+    # ----- what a command does --------------------------------------------------------------
+
+    def _plan(self, command: Command) -> Plan:
+        try:
+            handler = self._handlers[type(command)]
+        except KeyError:
+            raise TypeError(f"no handler for {type(command).__name__}") from None
+        return handler(self._app, command)
+
+    def _steps(self, key: Hashable, plan: Plan, origin: Origin) -> Steps:
+        """What a command does, as steps its driver runs (blocking or awaited): each `Commit`
+        is answered with the recordings, or with the exception its attempt or commit raised."""
+        app, decide = self._app, plan.decide
+        connection_retried = False
+        aggregates: list[Aggregate] = []  # what the latest attempt decided, to evict on failure
+
+        def attempt_once() -> list[Aggregate]:
+            # Runs on the group-commit writer's thread, or inline without one.
+            aggregates[:] = [a for a in decide(origin.cause(app.clock.now())) if a is not None]
+            return aggregates
+
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            aggregates.clear()
+            try:
+                recordings = yield Commit(attempt_once)
+            except DomainError as error:
+                return CommandResult.refused(error)
+            except IntegrityError:
+                app._forget(aggregates)
+                log.info("version conflict on %s (attempt %d); retrying", key, attempt)
+                yield Pause(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+                continue
+            except (OperationalError, InterfaceError) as error:
+                # A dropped connection (server restart, idle timeout): the pool's other idle
+                # connections are likely dead too, so they are checked and replaced, then
+                # the command is retried once from fresh state. If the failed commit did in
+                # fact land, the retry is refused as a duplicate: never applied twice.
+                app._forget(aggregates)
+                if not connection_retried:
+                    connection_retried = True
+                    log.warning("database connection failed (%s); retrying once", error)
+                    yield Repair()
+                    continue
+                return _unavailable(key, error)
+            except PersistenceError as error:
+                app._forget(aggregates)
+                return _unavailable(key, error)
+            return CommandResult.accepted(recordings)
+        return CommandResult(CONFLICT, message=f"gave up after {MAX_ATTEMPTS} version conflicts")
+
+
+def _advance(steps: Steps, outcome: Any = None, error: BaseException | None = None) -> Any:
+    """Answer a command's last step with its outcome (or the error it raised): the next step,
+    or the command's result once it has one. An error the steps do not handle propagates."""
+    try:
+        return steps.send(outcome) if error is None else steps.throw(error)
+    except StopIteration as done:
+        return done.value
+
+
+class Expected:
+    """An awaited command's outcome from the writer: its future, and, if the caller was
+    cancelled meanwhile, what to do with the outcome instead (finish the command without the
+    caller), or the outcome kept until the cancelled caller says so (`arrived`)."""
+
+    __slots__ = ("future", "abandoned", "release", "arrived")
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+        self.abandoned: Callable[[Any, BaseException | None], None] | None = None
+        self.release: Callable[[], None] | None = None
+        self.arrived: tuple[Any, BaseException | None] | None = None
+
+
+class LoopInbox:
+    """Outcomes from the writer thread for the commands awaited on one event loop. The writer
+    settles a whole batch at once; the loop is woken once for all of it (one
+    `call_soon_threadsafe`, one write to its self-pipe) rather than once per command."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._outcomes: list[tuple[Expected, Any, BaseException | None]] = []
+        self._lock = threading.Lock()
+
+    def put(self, expected: Expected, recordings: Any, error: BaseException | None) -> None:
+        """On the writer thread: a command's outcome."""
+        with self._lock:
+            self._outcomes.append((expected, recordings, error))
+            first = len(self._outcomes) == 1
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: its callers are gone
+                with self._lock:
+                    orphans, self._outcomes = self._outcomes, []
+                for orphan, _, _ in orphans:  # nothing can finish them: free their keys
+                    if orphan.release is not None:
+                        orphan.release()
+
+    def _deliver(self) -> None:
+        """On the loop: hand every outcome received so far to its awaiting caller."""
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        for expected, recordings, error in outcomes:
+            future = expected.future
+            if future.cancelled():  # the caller went away; its command goes on without it
+                if expected.abandoned is not None:
+                    expected.abandoned(recordings, error)
+                else:  # the caller has not heard of its cancellation yet
+                    expected.arrived = (recordings, error)
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(recordings)
+
+
+def _unavailable(key: object, error: Exception) -> CommandResult:
+    log.error("event store unavailable: %s", error, extra={"key": str(key)})
+    return CommandResult(UNAVAILABLE, message=f"the event store is unavailable: {error}")

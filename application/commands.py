@@ -1,0 +1,270 @@
+"""Commands: one typed message per use case, handled by the bus (`application.bus`).
+
+A command says what is asked, in data, and which key orders it: commands with one key (one
+user, one badge, one story) run one at a time in the order they were issued, whatever thread or
+event loop issues them; commands with different keys run side by side. Who asked, and why, is
+not part of the command but of its `Origin`, given to the bus alongside it.
+
+Commands are frozen: the bus may hand one to another thread, and a retry after a version conflict
+decides again from the same command.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+from dianabot.domain.badge import BadgeSpec
+from dianabot.domain.rules import PointSource
+from dianabot.domain.story import LoadedStory, Story
+from dianabot.domain.vip import TOKEN_PREFIX, hash_token
+
+DEFAULT_STORY = "diana"
+"""The bundled story's slug (content/story.yaml)."""
+
+DEFAULT_TOKEN_VALIDITY_DAYS = 30
+"""How long an issued VIP token can be redeemed."""
+
+TOKEN_SECRET_BYTES = 24
+"""32 URL-safe characters: `vip-` + 32 fits a Telegram deep-link payload (64 characters)."""
+
+
+class Command:
+    """A use case asked for. `key` orders it: one key's commands run one at a time, in order."""
+
+    __slots__ = ()
+
+    @property
+    def key(self) -> Hashable:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerCommand(Command):
+    """A command about one player: ordered by the player's Telegram id."""
+
+    telegram_id: int
+
+    @property
+    def key(self) -> Hashable:
+        return self.telegram_id
+
+
+# ----- points ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterPlayer(PlayerCommand):
+    """Idempotent: registering an existing user records nothing and succeeds."""
+
+    display_name: str
+    language_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReactToPost(PlayerCommand):
+    post: str
+    emoji: str
+
+
+@dataclass(frozen=True, slots=True)
+class CountMessage(PlayerCommand):
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerPoll(PlayerCommand):
+    poll: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn(PlayerCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AwardPoints(PlayerCommand):
+    source: PointSource
+    amount: int
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpendPoints(PlayerCommand):
+    amount: int
+    purpose: str
+    reference: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantPoints(PlayerCommand):
+    """An admin gives points (refused `not_admin` for anyone else). Named fields after the
+    player's id, so the two ids are never swapped."""
+
+    admin_id: int
+    amount: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeductPoints(PlayerCommand):
+    """An admin takes points away (refused `not_admin` for anyone else)."""
+
+    admin_id: int
+    amount: int
+    reason: str
+
+
+# ----- badges ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DefineBadge(Command):
+    spec: BadgeSpec
+
+    @property
+    def key(self) -> Hashable:
+        return ("badge", self.spec.slug)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBadge(Command):
+    spec: BadgeSpec
+
+    @property
+    def key(self) -> Hashable:
+        return ("badge", self.spec.slug)
+
+
+@dataclass(frozen=True, slots=True)
+class RetireBadge(Command):
+    slug: str
+    reason: str
+
+    @property
+    def key(self) -> Hashable:
+        return ("badge", self.slug)
+
+
+@dataclass(frozen=True, slots=True)
+class AwardBadge(Command):
+    """Award once: a second award (even from another process) is refused as already_held.
+
+    Ordered by the holding (badge and user), not the user: awards touch no Player stream."""
+
+    slug: str
+    telegram_id: int
+    evidence: Sequence[str]
+
+    @property
+    def key(self) -> Hashable:
+        return ("award", self.slug, self.telegram_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeBadge(Command):
+    slug: str
+    telegram_id: int
+    reason: str
+
+    @property
+    def key(self) -> Hashable:
+        return ("award", self.slug, self.telegram_id)
+
+
+# ----- narrative ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PublishStory(Command):
+    """Publish a validated story as a new version (refused `invalid_story` when validation
+    finds problems; ok with no events when it is the latest already). Players standing on a
+    fragment the new version removed are relocated right after."""
+
+    story: LoadedStory | Story
+
+    @property
+    def content(self) -> Story:
+        return self.story.story if isinstance(self.story, LoadedStory) else self.story
+
+    @property
+    def key(self) -> Hashable:
+        return ("story", self.content.slug)
+
+
+@dataclass(frozen=True, slots=True)
+class StartStory(PlayerCommand):
+    """Start the story, or relocate a player whose fragment was removed. Idempotent."""
+
+    slug: str = DEFAULT_STORY
+
+
+@dataclass(frozen=True, slots=True)
+class MakeChoice(PlayerCommand):
+    """Take a choice of the current fragment. Refusals: invalid_choice, vip_required (with a
+    VipGateHit recorded), clue_required, insufficient_points, story_not_started,
+    story_not_published, unknown_user, duplicate (the same update again)."""
+
+    choice_id: str
+    slug: str = DEFAULT_STORY
+
+
+@dataclass(frozen=True, slots=True)
+class RelocateProgress(PlayerCommand):
+    """Move one player off a fragment the published story no longer has (ok, no events, if
+    they are not stranded)."""
+
+    slug: str = DEFAULT_STORY
+
+
+# ----- VIP ------------------------------------------------------------------------------------
+
+
+def new_vip_token() -> str:
+    """A fresh one-time VIP token's plaintext."""
+    return f"{TOKEN_PREFIX}{secrets.token_urlsafe(TOKEN_SECRET_BYTES)}"
+
+
+@dataclass(frozen=True, slots=True)
+class IssueVipToken(Command):
+    """An admin issues a one-time token worth `days` of VIP, redeemable for `valid_days`.
+
+    The plaintext `token` is made with the command (never shown by its repr), returned in the
+    result's details once and never stored: the store keeps only its hash."""
+
+    admin_id: int
+    days: int
+    valid_days: int = DEFAULT_TOKEN_VALIDITY_DAYS
+    token: str = field(default_factory=new_vip_token, repr=False)
+
+    @property
+    def token_hash(self) -> str:
+        return hash_token(self.token)
+
+    @property
+    def key(self) -> Hashable:
+        return ("vip-token", self.token_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemVipToken(PlayerCommand):
+    """VipTokenRedeemed and the Player's VipGranted, saved together. Refusals: invalid_token
+    (malformed, unknown or forged), token_used, token_expired, unknown_user, duplicate."""
+
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantVip(PlayerCommand):
+    """A VIP period from elsewhere: a Telegram Stars payment (source "stars", reference the
+    charge id) or an admin (source "admin"). Extends an active period."""
+
+    days: int
+    source: str
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireVip(PlayerCommand):
+    """End a player's VIP period that is due (refused `vip_not_due` otherwise)."""

@@ -1,0 +1,122 @@
+"""Handlers of the points context: registering, earning, spending, admin adjustments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dianabot.application.app import CoreApplication
+from dianabot.application.commands import (
+    AnswerPoll,
+    AwardPoints,
+    CheckIn,
+    CountMessage,
+    DeductPoints,
+    GrantPoints,
+    ReactToPost,
+    RegisterPlayer,
+    SpendPoints,
+)
+from dianabot.application.plans import Handler, Plan
+from dianabot.domain.cause import Cause
+from dianabot.domain.player import Player
+
+PlayerAction = Callable[[Player, Cause], None]
+
+
+def register_player(app: CoreApplication, command: RegisterPlayer) -> Plan:
+    def decide(cause: Cause) -> list[Player]:
+        if app.get_player(command.telegram_id) is not None:
+            return []
+        return [
+            Player.register(command.telegram_id, command.display_name, cause, command.language_code)
+        ]
+
+    return Plan(decide)
+
+
+def react(app: CoreApplication, command: ReactToPost) -> Plan:
+    return on_player(app, command.telegram_id, lambda p, c: p.react(command.post, command.emoji, c))
+
+
+def count_message(app: CoreApplication, command: CountMessage) -> Plan:
+    return on_player(app, command.telegram_id, lambda p, c: p.count_message(command.message, c))
+
+
+def answer_poll(app: CoreApplication, command: AnswerPoll) -> Plan:
+    return on_player(app, command.telegram_id, lambda p, c: p.answer_poll(command.poll, c))
+
+
+def check_in(app: CoreApplication, command: CheckIn) -> Plan:
+    return on_player(app, command.telegram_id, lambda p, c: p.check_in(c))
+
+
+def award_points(app: CoreApplication, command: AwardPoints) -> Plan:
+    return on_player(
+        app,
+        command.telegram_id,
+        lambda p, c: p.award(command.source, command.amount, command.reference, c),
+    )
+
+
+def spend_points(app: CoreApplication, command: SpendPoints) -> Plan:
+    return on_player(
+        app,
+        command.telegram_id,
+        lambda p, c: p.spend(command.amount, command.purpose, command.reference, c),
+    )
+
+
+def grant_points(app: CoreApplication, command: GrantPoints) -> Plan:
+    admin = command.admin_id
+    return as_admin(
+        app,
+        admin,
+        command.telegram_id,
+        lambda p, c: p.grant(command.amount, admin, command.reason, c),
+    )
+
+
+def deduct_points(app: CoreApplication, command: DeductPoints) -> Plan:
+    admin = command.admin_id
+    return as_admin(
+        app,
+        admin,
+        command.telegram_id,
+        lambda p, c: p.deduct(command.amount, admin, command.reason, c),
+    )
+
+
+def on_player(app: CoreApplication, telegram_id: int, act: PlayerAction) -> Plan:
+    """Load the player, act on it, save it."""
+
+    def decide(cause: Cause) -> list[Player]:
+        player = app._player(telegram_id)
+        act(player, cause)
+        return [player]
+
+    return Plan(decide)
+
+
+def as_admin(app: CoreApplication, admin_id: int, telegram_id: int, act: PlayerAction) -> Plan:
+    """`on_player`, refused `not_authorized` unless `admin_id` is an admin."""
+
+    def decide(cause: Cause) -> list[Player]:
+        app._require_admin(admin_id)
+        player = app._player(telegram_id)
+        act(player, cause)
+        return [player]
+
+    return Plan(decide)
+
+
+HANDLERS: dict[type, Handler] = {
+    RegisterPlayer: register_player,
+    ReactToPost: react,
+    CountMessage: count_message,
+    AnswerPoll: answer_poll,
+    CheckIn: check_in,
+    AwardPoints: award_points,
+    SpendPoints: spend_points,
+    GrantPoints: grant_points,
+    DeductPoints: deduct_points,
+}
