@@ -30,7 +30,6 @@ from dianabot.domain.cause import Cause
 from dianabot.domain.ids import vip_token_id
 from dianabot.domain.player import Player
 from dianabot.domain.vip import TOKEN_PREFIX, InvalidToken, VipToken, checked_days, hash_token
-from eventsourcing.utils import get_topic
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +143,7 @@ class VipCommands(CoreApplication):
         """
         watch: _VipWatch = self.__dict__.setdefault("_vip_watch", _VipWatch())
         with watch.lock:
-            for notification in self.scan_notifications(
-                [get_topic(Player.VipGranted)], watch.position + 1
-            ):
+            for notification in self.scan_notifications([Player.VipGranted], watch.position + 1):
                 watch.players.add(notification.originator_id)
                 watch.position = notification.id
             now = self.clock.now()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.adapters.eventstore.database import database_from_url
 from dianabot.application.async_commands import AsyncCommands
 from dianabot.application.clock import ManualClock
 from dianabot.application.results import Origin
@@ -131,7 +132,7 @@ def test_a_cancelled_caller_does_not_cancel_its_command(services: Services) -> N
 
 
 def test_only_single_commands_are_offered() -> None:
-    app = DianaApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = DianaApplication(database_from_url("memory://").eventsourcing_env)
     commands = AsyncCommands(app)
     assert {"react", "check_in", "make_choice", "grant_vip", "award_badge"} <= commands.commands
     assert "relocate_stranded" not in commands.commands  # several commands: stays blocking
