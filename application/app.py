@@ -97,11 +97,10 @@ class CoreApplication(Application[UUID]):
         if self.snapshots is not None:
             put = self._put_snapshots
             self._snapshot_sink = BackgroundSnapshots(put) if group_commit else InlineSnapshots(put)
-        self._events: EventWriter = self._store.event_writer(
-            self.recorder, self.mapper, self._committed
-        )
+        # The store's writer writes each transaction; `_writer` decides when (group commit).
+        events = self._store.event_writer(self.recorder, self.mapper, self._committed)
+        self._event_writer: EventWriter = events
         self._notifications: NotificationScanner = self._store.notification_scanner(self.recorder)
-        events = self._events
         self._writer: DirectWriter | GroupCommitWriter = (
             GroupCommitWriter(events.record, max_batch, prepare=events.encode, begin=events.begin)
             if group_commit
@@ -147,14 +146,14 @@ class CoreApplication(Application[UUID]):
     def record(self, write: Write) -> list[Recording[UUID]]:
         """Write one transaction's events (and its tracking record, if any), then the snapshots
         that became due (best effort)."""
-        return self._events.record(write)
+        return self._event_writer.record(write)
 
     def begin_record(self, write: Write) -> Finish:
         """Start writing a transaction; the returned function waits for it and gives what
         `record` gives. With PostgreSQL the rows are sent without waiting, so the group-commit
         writer decides its next batch while the database commits this one. Elsewhere the write
         happens now."""
-        return self._events.begin(write)
+        return self._event_writer.begin(write)
 
     def _committed(self, write: Write) -> None:
         """A transaction committed: cache the aggregates it saved (a stale copy of an aggregate
@@ -323,7 +322,7 @@ class CoreApplication(Application[UUID]):
 
     def _replace_broken_connections(self) -> None:
         """Test the pooled connections and replace the dead ones (PostgreSQL only)."""
-        self._events.replace_broken_connections()
+        self._event_writer.replace_broken_connections()
 
     def _forget(self, aggregates: Iterable[Aggregate]) -> None:
         """Drop cached copies that may be stale, so the retry loads from the store."""
