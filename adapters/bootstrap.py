@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dianabot.adapters.persistence import Database, database_from_url, prepare
+from dianabot.adapters.eventstore.database import Database, database_from_url, prepare
 from dianabot.adapters.settings import Settings
 from dianabot.application.clock import Clock, SystemClock
 from dianabot.application.service import DianaApplication

@@ -4,74 +4,45 @@ Why one Application and not one per bounded context: every read model, policy, r
 audit works from one ordered history, so "the state at position P" means one thing. The bounded
 contexts stay separate in code: their commands (`commands.py`) are handled per context
 (`handlers/`), each handler shaped get -> decide -> save, and run by the one bus (`bus.py`).
+
+The event store's machinery (recorders, the stored format, how a transaction is written) is not
+here but behind the ports of `application.ports`, which the persistence factory named by
+`PERSISTENCE_MODULE` provides (see that module for why and how).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from dianabot.application.bus import CommandBus
 from dianabot.application.clock import Clock, SystemClock
 from dianabot.application.commands import Command
-from dianabot.application.group_commit import DirectWriter, GroupCommitWriter, Write, recording_now
+from dianabot.application.group_commit import DirectWriter, GroupCommitWriter
 from dianabot.application.plans import Handler
+from dianabot.application.ports import EventWriter, Finish, NotificationScanner, StoreFactory, Write
 from dianabot.application.snapshotting import BackgroundSnapshots, InlineSnapshots
-from dianabot.application.transcoding import (
-    FlatJSONTranscoder,
-    GrowSetPacked,
-    RecentKeysAsList,
-    SetAsList,
-)
 from dianabot.domain.badge import Badge, BadgeAward
 from dianabot.domain.errors import NotAuthorized, UnknownBadge, UnknownPlayer
 from dianabot.domain.ids import badge_award_id, badge_id, player_id
 from dianabot.domain.player import Player
 from dianabot.domain.progress import StoryProgress
-from eventsourcing.application import (
-    AggregateNotFoundError,
-    Application,
-    ProcessingEvent,
-    Repository,
-)
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
-    JSONTranscoder,
+    InfrastructureFactory,
     Notification,
-    PersistenceError,
     Recording,
-    StoredEvent,
-    Transcoder,
 )
-from eventsourcing.utils import TopicError, register_topic
+from eventsourcing.utils import Environment
 
 log = logging.getLogger(__name__)
 
 CONSOLE_ADMIN_ID = 0
 """The operator at the server's console (`dianabot admin ...`): trusted like a configured admin."""
-
-NOTIFICATION_PAGE = 500
-
-
-def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
-    """The library's `project_aggregate` without its per-event `isinstance` check against a
-    runtime protocol, which costs ~15 µs an event on Python 3.11 (a third of a snapshot load)."""
-    for event in events:
-        aggregate = event.mutate(aggregate)
-    return aggregate
-
-
-class LeanRepository(Repository[UUID]):
-    """The library's repository, replaying with `_replay` unless told otherwise."""
-
-    def get(self, aggregate_id: UUID, **kwargs: Any) -> Any:
-        kwargs.setdefault("projector_func", _replay)
-        return super().get(aggregate_id, **kwargs)
-
 
 class CoreApplication(Application[UUID]):
     """Persistence, identity, loading and the writer; commands run on `self.bus` with the
@@ -104,32 +75,35 @@ class CoreApplication(Application[UUID]):
         if self.snapshots is not None:
             put = self._put_snapshots
             self._snapshot_sink = BackgroundSnapshots(put) if group_commit else InlineSnapshots(put)
+        # The store's writer writes each transaction; `_writer` decides when (group commit).
+        events = self._store.event_writer(self.recorder, self.mapper, self._committed)
+        self._event_writer: EventWriter = events
+        self._notifications: NotificationScanner = self._store.notification_scanner(self.recorder)
         self._writer: DirectWriter | GroupCommitWriter = (
-            GroupCommitWriter(self.record, max_batch, prepare=self.encode, begin=self.begin_record)
+            GroupCommitWriter(events.record, max_batch, prepare=events.encode, begin=events.begin)
             if group_commit
-            else DirectWriter(self.record, prepare=self.encode)
+            else DirectWriter(events.record, prepare=events.encode)
         )
         self.bus = CommandBus(self, self.handlers)
 
+    def construct_factory(self, env: Environment) -> InfrastructureFactory:
+        """The factory named by `PERSISTENCE_MODULE`, which must provide the event store's
+        ports (`application.ports.StoreFactory`)."""
+        factory = super().construct_factory(env)
+        if not isinstance(factory, StoreFactory):
+            factory.close()
+            raise TypeError(
+                f"PERSISTENCE_MODULE names {type(factory).__qualname__}, which does not provide "
+                "the event store's ports: use a factory of dianabot.adapters.eventstore "
+                "(dianabot.adapters.eventstore.database.database_from_url gives the environment)"
+            )
+        self._store: StoreFactory = factory
+        return factory
+
     def construct_repository(self) -> Repository[UUID]:
-        """The library's repository, configured from the environment as usual, as a
-        `LeanRepository`."""
-        repository = super().construct_repository()
-        repository.__class__ = LeanRepository
-        return repository
-
-    def construct_transcoder(self) -> Transcoder:
-        transcoder = super().construct_transcoder()
-        if type(transcoder) is JSONTranscoder:  # the default: same output, faster when flat
-            transcoder = FlatJSONTranscoder()
-            self.register_transcodings(transcoder)
-        return transcoder
-
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        transcoder.register(SetAsList())
-        transcoder.register(GrowSetPacked())
-        transcoder.register(RecentKeysAsList())
+        """The library's repository, configured from the environment as usual, made the event
+        store's (which loads aggregates faster)."""
+        return self._store.repository(super().construct_repository())
 
     def close(self) -> None:
         for part in (getattr(self, "_writer", None), getattr(self, "_snapshot_sink", None)):
@@ -148,90 +122,42 @@ class CoreApplication(Application[UUID]):
 
     # ----- writing: the one place events are written ----------------------------------------
 
-    def record(self, processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        """Write one transaction's events, then the snapshots that became due (best effort)."""
-        recordings = self._record_events(processing)
-        self._take_due_snapshots(processing)
-        return recordings
+    def record(self, write: Write) -> list[Recording[UUID]]:
+        """Write one transaction's events (and its tracking record, if any), then the snapshots
+        that became due (best effort)."""
+        return self._event_writer.record(write)
 
-    def begin_record(self, write: Write) -> Callable[[], list[Recording[UUID]]]:
-        """Start writing a transaction; the returned function waits for it and then does what
-        `record` does after the insert (cache, snapshots), returning the recordings.
+    def begin_record(self, write: Write) -> Finish:
+        """Start writing a transaction; the returned function waits for it and gives what
+        `record` gives. With PostgreSQL the rows are sent without waiting, so the group-commit
+        writer decides its next batch while the database commits this one. Elsewhere the write
+        happens now."""
+        return self._event_writer.begin(write)
 
-        With PostgreSQL the rows are sent without waiting, so the group-commit writer decides
-        its next batch while the database commits this one. Elsewhere the write happens now."""
-        stored = write.stored_events
-        begin = getattr(self.recorder, "begin_insert_events", None)
-        if stored is None or begin is None or write.tracking is not None:
-            return recording_now(self.record)(write)
-        positions_when_done = begin(stored)
-
-        def outcome() -> list[Recording[UUID]]:
-            recordings = self._recorded(write, stored, positions_when_done())
-            self._take_due_snapshots(write)
-            return recordings
-
-        return outcome
-
-    def encode(self, write: Write) -> None:
-        """Turn a write's events into stored rows (run in the commanding thread)."""
-        to_stored_event = self.mapper.to_stored_event
-        write.stored_events = [to_stored_event(event) for event in write.events]
-
-    def _record_events(self, processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        """Write one transaction's events and cache the aggregates just saved.
-
-        What the library's `Application._record` does, except that events a `Write` carries
-        already encoded are not encoded again.
-        """
-        stored = getattr(processing, "stored_events", None)
-        if stored is None:
-            return self._record(processing)
-        positions = self.recorder.insert_events(stored, tracking=processing.tracking)
-        return self._recorded(processing, stored, positions)
-
-    def _recorded(
-        self,
-        processing: ProcessingEvent[UUID],
-        stored: Sequence[StoredEvent],
-        positions: Sequence[int] | None,
-    ) -> list[Recording[UUID]]:
-        """The recordings of events just inserted at `positions`; their aggregates cached."""
-        if positions is None or len(positions) != len(stored):
-            raise PersistenceError("the recorder did not return a position for every event")
-        recordings = [
-            Recording(
-                event,
-                Notification(
-                    originator_id=row.originator_id,
-                    originator_version=row.originator_version,
-                    topic=row.topic,
-                    state=row.state,
-                    id=position,
-                ),
-            )
-            for event, row, position in zip(processing.events, stored, positions, strict=True)
-        ]
+    def _committed(self, write: Write) -> None:
+        """A transaction committed: cache the aggregates it saved (a stale copy of an aggregate
+        another process wrote fails its next save on the version check), then snapshot those
+        that became due."""
         cache = self.repository.cache
         if cache is not None and not self.repository.fastforward:
-            for aggregate_id, aggregate in processing.aggregates.items():
+            for aggregate_id, aggregate in write.aggregates.items():
                 cache.put(aggregate_id, aggregate)
-        return recordings
+        self._take_due_snapshots(write)
 
-    def _take_due_snapshots(self, processing: ProcessingEvent[UUID]) -> None:
+    def _take_due_snapshots(self, write: Write) -> None:
         """Snapshot every aggregate whose save crossed a multiple of its interval.
 
         A snapshot is taken from the aggregate just saved, whose state is exactly the replay of
-        its committed events. (The library's `_take_snapshots` re-reads up to `interval` events
+        its committed events. (The library's own snapshotting re-reads up to `interval` events
         from the store for each one: milliseconds on the writer's critical path.) Readers follow
-        the recorder's notification log, so the library's in-process `_notify` hook is unused.
+        the recorder's notification log, so the library's in-process notify hook is unused.
         """
         if self._snapshot_sink is None:
             return
         try:
             due: dict[UUID, Aggregate] = {}
-            for event in processing.events:
-                aggregate = processing.aggregates.get(event.originator_id)
+            for event in write.events:
+                aggregate = write.aggregates.get(event.originator_id)
                 interval = self.snapshotting_intervals.get(type(aggregate))
                 if interval and event.originator_version % interval == 0:
                     due[event.originator_id] = aggregate
@@ -250,13 +176,7 @@ class CoreApplication(Application[UUID]):
 
     def _replace_broken_connections(self) -> None:
         """Test the pooled connections and replace the dead ones (PostgreSQL only)."""
-        pool = getattr(getattr(self.recorder, "datastore", None), "pool", None)
-        if pool is None:
-            return
-        try:
-            pool.check()
-        except Exception:  # the server may be down altogether: the retry will say so
-            log.warning("could not check the connection pool", exc_info=True)
+        self._event_writer.replace_broken_connections()
 
     def _forget(self, aggregates: Iterable[Aggregate]) -> None:
         """Drop cached copies that may be stale, so the retry loads from the store."""
@@ -276,17 +196,11 @@ class CoreApplication(Application[UUID]):
 
     # ----- loading ----------------------------------------------------------------------------
 
-    def scan_notifications(self, topics: list[str], start: int = 1) -> Iterator[Notification]:
-        """The notifications with these topics from position `start` on, read page by page
-        (events stored before the `dianabot.` namespace under their older topics too)."""
-        topics = [*topics, *(legacy_topic(t) for t in topics if legacy_topic(t) != t)]
-        position = start
-        while True:
-            page = self.recorder.select_notifications(position, NOTIFICATION_PAGE, topics=topics)
-            yield from page
-            if len(page) < NOTIFICATION_PAGE:
-                return
-            position = page[-1].id + 1
+    def scan_notifications(
+        self, event_classes: Sequence[type], start: int = 1
+    ) -> Iterator[Notification]:
+        """The notifications of events of these classes from position `start` on, in order."""
+        return self._notifications.scan(event_classes, start)
 
     def _load(self, aggregate_id: UUID) -> Any | None:
         try:
@@ -318,26 +232,6 @@ class CoreApplication(Application[UUID]):
 
     def get_award_by_id(self, award_id: UUID) -> BadgeAward | None:
         return self._load(award_id)
-
-
-LEGACY_PACKAGES = ("domain", "application", "projections", "adapters", "content")
-"""Top-level names the layers were imported as before they became `dianabot.*` subpackages."""
-
-
-def register_legacy_topics() -> None:
-    """Resolve topics stored under the old top-level names (`domain.player:Player...`) to the
-    same classes: events are never rewritten, so their stored topics must keep resolving."""
-    for name in LEGACY_PACKAGES:
-        with contextlib.suppress(TopicError):  # registered already
-            register_topic(name, importlib.import_module(f"dianabot.{name}"))
-
-
-def legacy_topic(topic: str) -> str:
-    """The topic an event class had before the `dianabot.` namespace."""
-    return topic.removeprefix("dianabot.")
-
-
-register_legacy_topics()
 
 
 def _is_telegram_id(value: object) -> bool:

@@ -38,23 +38,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventsourcing.application import ProcessingEvent
+from dianabot.application.ports import Write
 from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
 
 log = logging.getLogger(__name__)
 
-
-class Write(ProcessingEvent[Any]):
-    """One transaction's worth of events, optionally already encoded for the store."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stored_events: list[StoredEvent] | None = None
-
-
 Attempt = Callable[[], Sequence[Any]]
 """Runs one command's decision; returns the aggregates whose pending events are to be saved."""
-Record = Callable[[ProcessingEvent[Any]], list[Recording[Any]]]
+Record = Callable[[Write], list[Recording[Any]]]
 Prepare = Callable[[Write], None]
 Begin = Callable[[Write], Callable[[], list[Recording[Any]]]]
 """Starts writing a transaction; the function it returns waits for the outcome."""
@@ -65,8 +56,9 @@ def _nothing(write: Write) -> None:
 
 
 def collect(aggregates: Sequence[Any]) -> Write:
-    """What `ProcessingEvent.collect_events` does for aggregates, without its runtime protocol
-    checks (tens of microseconds per command on the hot path)."""
+    """The aggregates' pending events as one write (what the library's
+    `ProcessingEvent.collect_events` does for aggregates, without its runtime protocol checks:
+    tens of microseconds per command on the hot path)."""
     processing = Write()
     for aggregate in aggregates:
         processing.events.extend(aggregate.collect_events())

@@ -36,7 +36,6 @@ from dianabot.domain.progress import StoryNotStarted, StoryProgress
 from dianabot.domain.story import Choice, LoadedStory, Story
 from dianabot.domain.story_versions import StoryNotPublished, StoryVersions
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.utils import get_topic
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +280,7 @@ class NarrativeCommands(CoreApplication):
 
     def _progress_ids(self) -> Iterator[UUID]:
         """Every StoryProgress stream, from the StoryStarted notifications (one per stream)."""
-        for notification in self.scan_notifications([get_topic(StoryProgress.StoryStarted)]):
+        for notification in self.scan_notifications([StoryProgress.StoryStarted]):
             yield notification.originator_id
 
 

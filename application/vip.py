@@ -35,7 +35,6 @@ from dianabot.application.commands import (
 )
 from dianabot.application.results import CommandResult, Origin
 from dianabot.domain.player import Player
-from eventsourcing.utils import get_topic
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +103,7 @@ class VipCommands(CoreApplication):
         """
         watch: _VipWatch = self.__dict__.setdefault("_vip_watch", _VipWatch())
         with watch.lock:
-            for notification in self.scan_notifications(
-                [get_topic(Player.VipGranted)], watch.position + 1
-            ):
+            for notification in self.scan_notifications([Player.VipGranted], watch.position + 1):
                 watch.players.add(notification.originator_id)
                 watch.position = notification.id
             now = self.clock.now()

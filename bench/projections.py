@@ -48,7 +48,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from dianabot.adapters.persistence import database_from_url, prepare  # noqa: E402
+from dianabot.adapters.eventstore.database import database_from_url, prepare  # noqa: E402
 from dianabot.adapters.story_file import load_bundled_story  # noqa: E402
 from dianabot.application.clock import ManualClock  # noqa: E402
 from dianabot.application.service import DianaApplication  # noqa: E402

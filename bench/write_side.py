@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from any directory
 
 import psycopg  # noqa: E402
 from dianabot.adapters.bootstrap import Services, bootstrap  # noqa: E402
-from dianabot.adapters.persistence import database_from_url  # noqa: E402
+from dianabot.adapters.eventstore.database import database_from_url  # noqa: E402
 from dianabot.adapters.settings import Settings  # noqa: E402
 from dianabot.application.commands import ReactToPost  # noqa: E402
 from dianabot.application.group_commit import collect  # noqa: E402

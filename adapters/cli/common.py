@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.adapters.eventstore.database import DatabaseUnavailable
 from dianabot.adapters.logs import configure_logging
-from dianabot.adapters.persistence import DatabaseUnavailable
 from dianabot.adapters.settings import Settings
 from dianabot.application.results import CommandResult
 from rich.console import Console

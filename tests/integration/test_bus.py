@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
+from dianabot.adapters.eventstore.database import database_from_url
 from dianabot.application import bus as bus_module
 from dianabot.application import commands as commands_module
 from dianabot.application.bus import CommandBus
@@ -76,7 +77,7 @@ def test_every_command_type_has_one_handler() -> None:
         if issubclass(member, Command) and member not in (Command, PlayerCommand)
     }
     assert concrete == set(HANDLERS)
-    app = DianaApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = DianaApplication(database_from_url("memory://").eventsourcing_env)
     try:
 
         class Unknown(Command):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from dianabot.application.app import legacy_topic
+from dianabot.adapters.eventstore.topics import legacy_topic
 from dianabot.domain.player import Player
 from eventsourcing.utils import resolve_topic
 

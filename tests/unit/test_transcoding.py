@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
-from dianabot.application.transcoding import (
+from dianabot.adapters.eventstore.transcoding import (
     FlatJSONTranscoder,
     GrowSetPacked,
     RecentKeysAsList,

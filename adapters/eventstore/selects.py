@@ -1,5 +1,5 @@
-"""The one SELECT both recorders load aggregates with (see `postgres_recorder.BinarySelect` and
-`sqlite_recorder.LeanSelect`): the three columns that differ between an aggregate's rows."""
+"""The one SELECT both recorders load aggregates with (see `postgres.BinarySelect` and
+`sqlite.LeanSelect`): the three columns that differ between an aggregate's rows."""
 
 from __future__ import annotations
 

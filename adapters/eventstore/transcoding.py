@@ -76,6 +76,13 @@ class RecentKeysAsList(Transcoding):
         return RecentKeys(keys, count)
 
 
+def register_transcodings(transcoder: JSONTranscoder) -> None:
+    """The transcodings of the domain's value types (the library registers its own)."""
+    transcoder.register(SetAsList())
+    transcoder.register(GrowSetPacked())
+    transcoder.register(RecentKeysAsList())
+
+
 class FlatJSONTranscoder(JSONTranscoder):
     """The library's JSON format, with a fast path for flat states (see module docstring)."""
 

@@ -1,10 +1,12 @@
-"""Maps `DIANABOT_DATABASE_URL` onto the eventsourcing persistence modules and SQLAlchemy.
+"""Which database: maps `DIANABOT_DATABASE_URL` onto this package's persistence factories (the
+library's `PERSISTENCE_MODULE` and its settings) and onto SQLAlchemy, and checks it can be used.
 
-sqlite:///FILE -> eventsourcing.sqlite (WAL, busy timeout, leaner reads: adapters.sqlite_recorder);
-    events and read models share the file.
+sqlite:///FILE -> eventsourcing.sqlite (WAL, busy timeout, leaner reads: `sqlite`); events and
+    read models share the file.
 postgresql[+psycopg]://user:pw@host:port/db[?schema=NAME] -> eventsourcing.postgres (leaner
-    writes and reads: adapters.postgres_recorder).
-memory:// -> eventsourcing.popo (tests, throwaway demos); read models in an in-memory SQLite.
+    writes and reads: `postgres`).
+memory:// -> eventsourcing.popo (tests, throwaway demos: `memory`); read models in an in-memory
+    SQLite.
 """
 
 from __future__ import annotations
@@ -46,9 +48,8 @@ class Database:
 
 def database_from_url(url: str) -> Database:
     if url.startswith("memory:"):
-        return Database(
-            url, "memory", {"PERSISTENCE_MODULE": "eventsourcing.popo"}, "sqlite://", None
-        )
+        env = {"PERSISTENCE_MODULE": "dianabot.adapters.eventstore.memory:DianaPOPOFactory"}
+        return Database(url, "memory", env, "sqlite://", None)
     try:
         parsed = make_url(url)
     except ArgumentError as error:
@@ -69,7 +70,7 @@ def _sqlite(url: str, parsed: URL) -> Database:
     if path in {"", ":memory:"}:
         raise DatabaseUnavailable("an in-memory SQLite database cannot be shared; use memory://")
     env = {
-        "PERSISTENCE_MODULE": "dianabot.adapters.sqlite_recorder:DianaSQLiteFactory",
+        "PERSISTENCE_MODULE": "dianabot.adapters.eventstore.sqlite:DianaSQLiteFactory",
         "SQLITE_DBNAME": str(Path(path)),
         "SQLITE_LOCK_TIMEOUT": str(SQLITE_BUSY_TIMEOUT_SECONDS),
     }
@@ -83,7 +84,7 @@ def _postgres(url: str, parsed: URL) -> Database:
         schema = schema[-1]
     env = {
         # eventsourcing.postgres with leaner inserts (same tables, lock, NOTIFY and positions).
-        "PERSISTENCE_MODULE": "dianabot.adapters.postgres_recorder:DianaPostgresFactory",
+        "PERSISTENCE_MODULE": "dianabot.adapters.eventstore.postgres:DianaPostgresFactory",
         "POSTGRES_DBNAME": parsed.database or "postgres",
         "POSTGRES_HOST": parsed.host or "127.0.0.1",
         "POSTGRES_PORT": str(parsed.port or 5432),

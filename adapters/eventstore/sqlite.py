@@ -1,6 +1,7 @@
 """The eventsourcing SQLite recorders with a leaner `select_events` (how aggregates load), plugged
-in as a persistence factory (`PERSISTENCE_MODULE=adapters.sqlite_recorder:DianaSQLiteFactory`).
-Same tables, same rows.
+in as a persistence factory
+(`PERSISTENCE_MODULE=dianabot.adapters.eventstore.sqlite:DianaSQLiteFactory`). Same tables, same
+rows.
 
 Why: the library's select reads every row through `sqlite3.Row` by column name and parses the
 originator id of every row back into a UUID (~5 µs a row), though every row of the answer has
@@ -14,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from dianabot.adapters.reads import select_events_query
+from dianabot.adapters.eventstore.factory import DianaFactory
+from dianabot.adapters.eventstore.selects import select_events_query
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import (
     SQLiteAggregateRecorder,
@@ -68,10 +70,12 @@ class LeanSelectApplicationRecorder(LeanSelect, SQLiteApplicationRecorder):
 
 
 class LeanSelectProcessRecorder(LeanSelect, SQLiteProcessRecorder):
-    """Events, the notification log and tracking (process applications)."""
+    """Events, the notification log and tracking: the application's recorder (see `factory`)."""
 
 
-class DianaSQLiteFactory(SQLiteFactory):
+class DianaSQLiteFactory(DianaFactory, SQLiteFactory):
+    """The library's SQLite factory with leaner reads and this package's ports (`factory`)."""
+
     aggregate_recorder_class = LeanSelectAggregateRecorder
     application_recorder_class = LeanSelectApplicationRecorder
     process_recorder_class = LeanSelectProcessRecorder

@@ -1,0 +1,104 @@
+"""What the application needs of its event store, as small ports (typing protocols).
+
+The application speaks the eventsourcing library's *public* API (Application, Aggregate,
+Recording, Notification, the repository and the event stores) and these ports; everything that
+depends on the library's internals, its recorders or a database driver lives in
+`dianabot.adapters.eventstore`, which implements them. So an upgrade of the library, or a new
+store, touches that package alone.
+
+How the application gets them: the library already picks the persistence factory named by the
+`PERSISTENCE_MODULE` environment variable when an `Application` is constructed, and the
+composition root (`adapters/bootstrap.py`, through `adapters/eventstore/database.py`) names one
+of the event store package's factories there. Those factories also implement `StoreFactory`
+below, so `DianaApplication(env)` keeps working wherever `env` comes from a `Database`, without
+the application importing anything of the adapters. A factory that does not implement it (the
+library's own `eventsourcing.popo`, say) is refused with a message naming the right ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+from eventsourcing.application import Repository
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    Mapper,
+    Notification,
+    Recording,
+    StoredEvent,
+    Tracking,
+)
+
+
+class Write:
+    """One transaction: the events of one or more aggregates, those aggregates (cached and
+    snapshotted once the transaction commits), an optional tracking record written with them,
+    and, once encoded, the store's rows (`stored_events`, so the writer thread need not encode).
+    """
+
+    __slots__ = ("events", "aggregates", "tracking", "stored_events")
+
+    def __init__(self, tracking: Tracking | None = None) -> None:
+        self.events: list[Any] = []
+        self.aggregates: dict[UUID, Any] = {}
+        self.tracking = tracking
+        self.stored_events: list[StoredEvent] | None = None
+
+
+Finish = Callable[[], list[Recording[UUID]]]
+"""Waits for a transaction begun earlier; returns its recordings or raises what failed it."""
+
+AfterCommit = Callable[[Write], None]
+"""Told every transaction that committed, before its recordings are handed out."""
+
+
+class EventWriter(Protocol):
+    """Writes transactions: the one way events reach the store."""
+
+    def encode(self, write: Write) -> None:
+        """Turn the write's events into the store's rows now (in the commanding thread)."""
+
+    def record(self, write: Write) -> list[Recording[UUID]]:
+        """Write the events and the tracking record (if any) in one transaction, atomically:
+        a version conflict raises `IntegrityError` and writes nothing. Returns one recording
+        per event, with gap-free increasing positions in the order of `write.events`."""
+        ...
+
+    def begin(self, write: Write) -> Finish:
+        """Start a transaction the store can pipeline (sent now, waited for later), or, where
+        it cannot, write it now; either way the returned function gives what `record` gives."""
+        ...
+
+    def replace_broken_connections(self) -> None:
+        """Test pooled connections and replace the dead ones (a no-op without a pool)."""
+
+
+class NotificationScanner(Protocol):
+    """Reads the notification log for a use case that needs every event of some kinds."""
+
+    def scan(self, event_classes: Sequence[type], start: int = 1) -> Iterator[Notification]:
+        """The notifications of events of these classes from position `start` on, in order
+        (including those stored under older topics of the same classes)."""
+        ...
+
+
+@runtime_checkable
+class StoreFactory(Protocol):
+    """What the persistence factory named by `PERSISTENCE_MODULE` provides besides the
+    library's recorders (see the module docstring)."""
+
+    def repository(self, built: Repository[UUID]) -> Repository[UUID]:
+        """The repository the application loads aggregates with, given the library's."""
+        ...
+
+    def event_writer(
+        self, recorder: ApplicationRecorder, mapper: Mapper[UUID], after_commit: AfterCommit
+    ) -> EventWriter:
+        """The writer of the application's transactions into `recorder`."""
+        ...
+
+    def notification_scanner(self, recorder: ApplicationRecorder) -> NotificationScanner:
+        """The reader of `recorder`'s notification log by event class."""
+        ...
