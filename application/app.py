@@ -50,7 +50,7 @@ class CoreApplication(Application[UUID]):
 
     handlers: Mapping[type[Command], Handler] = {}
 
-    snapshotting_intervals: dict[type[Any], int] = {Player: 20, StoryProgress: 100}
+    snapshotting_intervals = {Player: 20, StoryProgress: 100}
     env = {
         "AGGREGATE_CACHE_MAXSIZE": "10000",
         # Trust the cache: a stale copy (another process wrote) fails its save on the version
@@ -158,6 +158,8 @@ class CoreApplication(Application[UUID]):
             due: dict[UUID, Aggregate] = {}
             for event in write.events:
                 aggregate = write.aggregates.get(event.originator_id)
+                if aggregate is None:
+                    continue
                 interval = self.snapshotting_intervals.get(type(aggregate))
                 if interval and event.originator_version % interval == 0:
                     due[event.originator_id] = aggregate
@@ -165,10 +167,11 @@ class CoreApplication(Application[UUID]):
                 return
             # The saved aggregates are never mutated again (the cache hands out copies), so a
             # snapshot taken now may be encoded and written later, on another thread.
-            snapshots = [
-                getattr(type(aggregate), "Snapshot", self.snapshot_class).take(aggregate)
-                for aggregate in due.values()
-            ]
+            snapshots = []
+            for aggregate in due.values():
+                snapshot_class = getattr(type(aggregate), "Snapshot", self.snapshot_class)
+                assert snapshot_class is not None  # a snapshot sink exists only with snapshots
+                snapshots.append(snapshot_class.take(aggregate))
         except Exception:  # a snapshot is an optimisation; the events are already safe
             log.exception("snapshot failed after commit")
             return
@@ -209,13 +212,15 @@ class CoreApplication(Application[UUID]):
             return None
 
     def _player(self, telegram_id: int) -> Player:
-        player = self._load(player_id(telegram_id)) if _is_telegram_id(telegram_id) else None
+        player: Player | None = (
+            self._load(player_id(telegram_id)) if _is_telegram_id(telegram_id) else None
+        )
         if player is None:
             raise UnknownPlayer(f"unknown user {telegram_id!r}", telegram_id=telegram_id)
         return player
 
     def _badge(self, slug: str) -> Badge:
-        badge = self._load(badge_id(slug)) if isinstance(slug, str) else None
+        badge: Badge | None = self._load(badge_id(slug)) if isinstance(slug, str) else None
         if badge is None:
             raise UnknownBadge(f"unknown badge {slug!r}", slug=slug)
         return badge

@@ -280,8 +280,10 @@ class NarrativeCommands(CoreApplication):
 
     def _progress_ids(self) -> Iterator[UUID]:
         """Every StoryProgress stream, from the StoryStarted notifications (one per stream)."""
-        for notification in self.scan_notifications([StoryProgress.StoryStarted]):
-            yield notification.originator_id
+        # The @event decorator defines StoryProgress.StoryStarted when the class is created.
+        started = StoryProgress.StoryStarted  # type: ignore[attr-defined]
+        for notification in self.scan_notifications([started]):
+            yield UUID(str(notification.originator_id))
 
 
 def _choice_view(

@@ -64,11 +64,13 @@ class RecordedEvent:
 
     @property
     def originator_id(self) -> UUID:
-        return self._event.originator_id
+        originator_id: UUID = self._event.originator_id
+        return originator_id
 
     @property
     def version(self) -> int:
-        return self._event.originator_version
+        version: int = self._event.originator_version
+        return version
 
     @property
     def fields(self) -> Mapping[str, Any]:

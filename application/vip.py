@@ -103,8 +103,10 @@ class VipCommands(CoreApplication):
         """
         watch: _VipWatch = self.__dict__.setdefault("_vip_watch", _VipWatch())
         with watch.lock:
-            for notification in self.scan_notifications([Player.VipGranted], watch.position + 1):
-                watch.players.add(notification.originator_id)
+            # The @event decorator defines Player.VipGranted when the class is created.
+            granted = Player.VipGranted  # type: ignore[attr-defined]
+            for notification in self.scan_notifications([granted], watch.position + 1):
+                watch.players.add(UUID(str(notification.originator_id)))
                 watch.position = notification.id
             now = self.clock.now()
             expired: list[int] = []

@@ -17,7 +17,7 @@ from dianabot.adapters.cli.common import console, print_json, services
 from dianabot.adapters.cli.reconcile import render as render_reconciliation
 from dianabot.adapters.story_file import load_bundled_story
 from dianabot.application.clock import ManualClock
-from dianabot.application.narrative import DEFAULT_STORY
+from dianabot.application.commands import DEFAULT_STORY
 from dianabot.application.results import CommandResult, Origin
 from dianabot.application.service import DianaApplication
 from dianabot.domain.catalogue import INITIAL_BADGES

@@ -43,7 +43,8 @@ class LeanSelect(SQLiteAggregateRecorder):
             self.events_table_name, "?", stored_id, gt, lte, desc, limit
         )
         with self.datastore.transaction(commit=False) as cursor:
-            cursor.row_factory = None  # plain tuples
+            # Plain tuples: the library's cursor wraps sqlite3's, whose connection makes Rows.
+            cursor.sqlite_cursor.row_factory = None
             cursor.execute(statement, params)
             rows = cursor.fetchall()
         if not rows:

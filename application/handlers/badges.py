@@ -55,8 +55,8 @@ def award_badge(app: CoreApplication, command: AwardBadge) -> Plan:
         app._player(telegram_id)
         award = app.get_award(slug, telegram_id)
         if award is None:
-            return [BadgeAward.first(badge, telegram_id, command.evidence, cause)]
-        award.reaward(badge, command.evidence, cause)
+            return [BadgeAward.first(badge, telegram_id, list(command.evidence), cause)]
+        award.reaward(badge, list(command.evidence), cause)
         return [award]
 
     return Plan(decide)
