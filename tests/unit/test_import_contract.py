@@ -3,9 +3,11 @@ outside the event store package.
 
 `lint-imports` finds a package's modules in its folder, but ours are spread over the layer
 folders by setuptools' `package-dir` mapping (the editable install resolves them with an import
-hook that import-linter does not consult). So the test lays the installed tree out with symbolic
-links (`dianabot/domain -> domain`, ...) and runs `lint-imports` on it with the project's own
-configuration, one contract at a time.
+hook that import-linter does not consult). So the test runs `lint-imports` on typecheck/, the
+checked-in tree of symbolic links that lays the package out as installed
+(`typecheck/dianabot/domain -> domain`, ...; mypy reads it too), with the project's own
+configuration, one contract at a time. By hand: `cd typecheck && lint-imports --config
+../pyproject.toml`.
 
 Private names: the application must reach the library through its public API only (see
 `application/ports.py`); everything that needs the library's internals lives in
@@ -63,17 +65,17 @@ def _lint_imports(contract: str, tree: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`dianabot/` as installed: the layer folders linked in under their package names."""
-    tree = tmp_path_factory.mktemp("installed")
+def installed() -> Path:
+    """`dianabot/` as installed: typecheck/ links the layer folders in under their package
+    names (the same tree mypy reads); it must follow pyproject's package-dir mapping."""
+    tree = ROOT / "typecheck"
     package_dirs = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["package-dir"]
     for name, folder in package_dirs.items():
-        target = tree.joinpath(*name.split("."))
+        linked = tree.joinpath(*name.split("."))
         if name == "dianabot":
-            target.mkdir()
-            shutil.copy(ROOT / folder / "__init__.py", target / "__init__.py")
-        else:
-            target.symlink_to(ROOT / folder, target_is_directory=True)
+            linked = linked / "__init__.py"
+            folder = f"{folder}/__init__.py"
+        assert linked.resolve() == (ROOT / folder).resolve(), f"typecheck/ lacks {name}"
     return tree
 
 
