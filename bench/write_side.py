@@ -12,10 +12,16 @@ baseline (a) compare like with like on this (noisy, 2-core) machine:
 - dianabot with 32 concurrent users as tasks of one asyncio loop (`AsyncCommands`, as the bot
   serves them), group commit;
 - ceiling: 32 players' reactions recorded by one `record()` per round, no loading, no threads;
-- snapshot load: `repository.get` of a player with 50,000+ events vs one with 10, cache disabled.
+- snapshot load: `repository.get` of a player with 50,000+ events vs one with 10, cache disabled;
+- (L1), (L32): the eventsourcing library used plainly, the alternative a user would pick: a plain
+  `Application` with a counter aggregate on the library's own persistence module, same database,
+  load -> call -> save with one aggregate per save (L1) or 32 per `save(*aggregates)` (L32).
 
-Each throughput case runs `--rounds` times, each run right after its own measurement of (a); the
-median of those paired ratios is reported (the VM's noise moves (a) by 20-30 % within a minute).
+Each throughput case runs `--rounds` times, each run right after its own measurement of (a) and
+of its library yardstick (L1 or L32); the medians of those paired ratios are reported (the VM's
+noise moves (a) by 20-30 % within a minute). `--cases` runs only some cases; `--pipelining ab`
+runs only an A/B of group commit with one transaction in flight (as built) against each batch
+written at once (`write_batches_at_once`), `--rounds` alternating pairs, CPU time per command.
 PostgreSQL runs in a private schema dropped at the end; SQLite in a temporary directory.
 Numbers are measured, never assumed; see docs/performance.md for a recorded run.
 """
