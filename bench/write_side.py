@@ -12,10 +12,16 @@ baseline (a) compare like with like on this (noisy, 2-core) machine:
 - dianabot with 32 concurrent users as tasks of one asyncio loop (`bus.handle_async`, as the bot
   serves them), group commit;
 - ceiling: 32 players' reactions recorded by one `record()` per round, no loading, no threads;
-- snapshot load: `repository.get` of a player with 50,000+ events vs one with 10, cache disabled.
+- snapshot load: `repository.get` of a player with 50,000+ events vs one with 10, cache disabled;
+- (L1), (L32): the eventsourcing library used plainly, the alternative a user would pick: a plain
+  `Application` with a counter aggregate on the library's own persistence module, same database,
+  load -> call -> save with one aggregate per save (L1) or 32 per `save(*aggregates)` (L32).
 
-Each throughput case runs `--rounds` times, each run right after its own measurement of (a); the
-median of those paired ratios is reported (the VM's noise moves (a) by 20-30 % within a minute).
+Each throughput case runs `--rounds` times, each run right after its own measurement of (a) and
+of its library yardstick (L1 or L32); the medians of those paired ratios are reported (the VM's
+noise moves (a) by 20-30 % within a minute). `--cases` runs only some cases; `--pipelining ab`
+runs only an A/B of group commit with one transaction in flight (as built) against each batch
+written at once (`write_batches_at_once`), `--rounds` alternating pairs, CPU time per command.
 PostgreSQL runs in a private schema dropped at the end; SQLite in a temporary directory.
 Numbers are measured, never assumed; see docs/performance.md for a recorded run.
 """
@@ -26,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import sqlite3
 import statistics
 import sys
@@ -33,11 +40,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # runnable as a plain script from any directory
@@ -48,13 +55,19 @@ from dianabot.adapters.bootstrap import Services, bootstrap  # noqa: E402
 from dianabot.adapters.eventstore.database import database_from_url  # noqa: E402
 from dianabot.adapters.settings import Settings  # noqa: E402
 from dianabot.application.commands import ReactToPost  # noqa: E402
-from dianabot.application.group_commit import collect  # noqa: E402
+from dianabot.application.group_commit import (  # noqa: E402
+    GroupCommitWriter,
+    collect,
+    recording_now,
+)
 from dianabot.application.results import Origin  # noqa: E402
 from dianabot.application.service import DianaApplication  # noqa: E402
 from dianabot.domain.cause import Cause  # noqa: E402
 from dianabot.domain.ids import player_id  # noqa: E402
 from dianabot.domain.player import Player  # noqa: E402
 from dianabot.domain.rules import PointSource  # noqa: E402
+from eventsourcing.application import Application  # noqa: E402
+from eventsourcing.domain import Aggregate, event  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -74,6 +87,18 @@ TARGETS = {
     "dianabot 32 users as asyncio tasks, group commit": 2.5,
 }
 SNAPSHOT_TARGET = 2.0
+CACHE_SIZE = 10_000  # aggregates cached, dianabot's and the library yardstick's alike
+LIBRARY_CONNECTION_KEYS = frozenset(
+    {
+        "POSTGRES_DBNAME",
+        "POSTGRES_HOST",
+        "POSTGRES_PORT",
+        "POSTGRES_USER",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_SCHEMA",
+        "SQLITE_DBNAME",
+    }
+)
 LOAD_REPEAT = 300
 
 
@@ -87,6 +112,9 @@ class Row:
     target: str = ""
     holds: bool | None = None
     note: str = ""
+    versus: float | None = None  # against the library yardstick measured in the same runs
+    yardstick: str = ""  # which one: "L1" or "L32"
+    cpu_us: float | None = None  # this process's CPU time per command
 
 
 @dataclass
@@ -94,26 +122,58 @@ class Report:
     rows: list[Row] = field(default_factory=list)
 
     def add(self, row: Row) -> None:
-        self.rows.append(row)
+        self.insert(len(self.rows), row)
+
+    def insert(self, index: int, row: Row) -> None:
+        """Adds the row at `index` of the table, and prints it now (progress)."""
+        self.rows.insert(index, row)
         ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
-        print(f"  {row.store:8} {row.case:40} {row.value:10.1f} {row.unit:5} {ratio}", flush=True)
+        versus = f" {row.versus:.2f}x {row.yardstick}" if row.versus is not None else ""
+        cpu = f" {row.cpu_us:.0f} us CPU" if row.cpu_us is not None else ""
+        print(
+            f"  {row.store:8} {row.case:40} {row.value:10.1f} {row.unit:5} {ratio}{versus}{cpu}",
+            flush=True,
+        )
 
 
 # ----- running a case for a fixed time ------------------------------------------------------
 
 
-def run_sequential(seconds: float, step: Callable[[int], None]) -> float:
-    """Calls step(i) in a loop for `seconds`; returns calls per second."""
+@dataclass(frozen=True)
+class Rate:
+    """A timed run: commands per second, and this process's CPU time (every thread, user +
+    system, from `getrusage`; not the database server's) per command."""
+
+    per_second: float
+    cpu_us: float
+
+    def scaled(self, commands_per_call: int) -> Rate:
+        """The same run counted in commands when each call did `commands_per_call` of them."""
+        return Rate(self.per_second * commands_per_call, self.cpu_us / commands_per_call)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rate(count: int, elapsed: float, cpu: float) -> Rate:
+    return Rate(count / elapsed, cpu / max(count, 1) * 1e6)
+
+
+def run_sequential(seconds: float, step: Callable[[int], None]) -> Rate:
+    """Calls step(i) in a loop for `seconds`."""
+    cpu = cpu_seconds()
     started = time.perf_counter()
     deadline = started + seconds
     count = 0
     while time.perf_counter() < deadline:
         step(count)
         count += 1
-    return count / (time.perf_counter() - started)
+    return rate(count, time.perf_counter() - started, cpu_seconds() - cpu)
 
 
-def run_concurrent(seconds: float, workers: list[Callable[[int], None]]) -> float:
+def run_concurrent(seconds: float, workers: list[Callable[[int], None]]) -> Rate:
     """One thread per worker, all started together, each calling worker(i) until the deadline."""
     counts = [0] * len(workers)
     errors: list[BaseException] = []
@@ -137,6 +197,7 @@ def run_concurrent(seconds: float, workers: list[Callable[[int], None]]) -> floa
     ]
     for thread in threads:
         thread.start()
+    cpu = cpu_seconds()
     deadline = time.perf_counter() + seconds
     started = time.perf_counter()
     barrier.wait()
@@ -145,7 +206,7 @@ def run_concurrent(seconds: float, workers: list[Callable[[int], None]]) -> floa
     elapsed = time.perf_counter() - started
     if errors:
         raise RuntimeError(f"{len(errors)} workers failed") from errors[0]
-    return sum(counts) / elapsed
+    return rate(sum(counts), elapsed, cpu_seconds() - cpu)
 
 
 # ----- raw baselines --------------------------------------------------------------------------
@@ -205,8 +266,8 @@ def measure_raw(
     try:
         workers = [worker(connections) for _ in range(users)]
         if users == 1:
-            return run_sequential(seconds, workers[0])
-        return run_concurrent(seconds, workers)
+            return run_sequential(seconds, workers[0]).per_second
+        return run_concurrent(seconds, workers).per_second
     finally:
         for connection in connections:
             connection.close()
@@ -252,15 +313,29 @@ class SqliteRaw:
 # ----- dianabot cases -------------------------------------------------------------------------
 
 
-def services_for(url: str, *, group_commit: bool) -> Services:
+def services_for(url: str, *, group_commit: bool, pipelined: bool = True) -> Services:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=url,
         group_commit=group_commit,
-        aggregate_cache_size=10_000,
+        aggregate_cache_size=CACHE_SIZE,
     )
     # The read side is not started by bootstrap; leaving it out keeps this a write-side number.
-    return bootstrap(settings, database_url=url, group_commit=group_commit, projections=False)
+    services = bootstrap(settings, database_url=url, group_commit=group_commit, projections=False)
+    if group_commit and not pipelined:
+        write_batches_at_once(services.app)
+    return services
+
+
+def write_batches_at_once(app: DianaApplication) -> None:
+    """Group commit without the transaction in flight: the writer is built with
+    `begin=app.begin_record` (on PostgreSQL it sends a batch and decides the next one before
+    waiting for the commit); this gives it the write-now `begin` a writer gets by default, so the
+    two can be compared without changing application code. Call before the first command."""
+    writer = app._writer  # the bench's one reach into the application's internals
+    if not isinstance(writer, GroupCommitWriter):
+        raise TypeError(f"no group-commit writer to change: {type(writer).__name__}")
+    writer._begin = recording_now(app.record)
 
 
 def register(app: DianaApplication, users: list[int]) -> None:
@@ -282,7 +357,22 @@ def reacting(app: DianaApplication, user: int, prefix: str) -> Callable[[int], N
     return step
 
 
-def dianabot_sequential(url: str, seconds: float, first_user: int) -> float:
+def reacting_async(app: DianaApplication) -> Callable[[int, int], Awaitable[None]]:
+    """`await react(user, i)`: user's i-th reaction awaited as the bot's handlers await their
+    commands (the one place the bench awaits the application)."""
+    bus = app.bus
+
+    async def react(user: int, i: int) -> None:
+        update = user * 10_000_000 + i
+        command = ReactToPost(user, f"post:async:{i}", EMOJI)
+        result = await bus.handle_async(command, Origin.telegram(update, user))
+        if not result.ok:
+            raise RuntimeError(f"react failed for {user}: {result.outcome}")
+
+    return react
+
+
+def dianabot_sequential(url: str, seconds: float, first_user: int) -> Rate:
     users = list(range(first_user, first_user + USERS))
     with services_for(url, group_commit=False) as services:
         app = services.app
@@ -291,45 +381,43 @@ def dianabot_sequential(url: str, seconds: float, first_user: int) -> float:
         return run_sequential(seconds, lambda i: steps[i % USERS](i // USERS))
 
 
-def dianabot_concurrent(url: str, seconds: float, first_user: int, *, group_commit: bool) -> float:
+def dianabot_concurrent(
+    url: str, seconds: float, first_user: int, *, group_commit: bool, pipelined: bool = True
+) -> Rate:
     users = list(range(first_user, first_user + USERS))
-    with services_for(url, group_commit=group_commit) as services:
+    with services_for(url, group_commit=group_commit, pipelined=pipelined) as services:
         app = services.app
         register(app, users)
         return run_concurrent(seconds, [reacting(app, user, "conc") for user in users])
 
 
-def dianabot_async(url: str, seconds: float, first_user: int) -> float:
+def dianabot_async(url: str, seconds: float, first_user: int, *, pipelined: bool = True) -> Rate:
     """32 users as tasks of one event loop, as the Telegram bot serves them, awaiting their
-    commands through `bus.handle_async` (group commit on): two threads in all, not 33."""
+    commands (group commit on): two threads in all, not 33."""
     users = list(range(first_user, first_user + USERS))
-    with services_for(url, group_commit=True) as services:
+    with services_for(url, group_commit=True, pipelined=pipelined) as services:
         app = services.app
         register(app, users)
-        bus = app.bus
+        react = reacting_async(app)
 
         async def user_loop(user: int, deadline: float) -> int:
             done = 0
             while time.perf_counter() < deadline:
-                update = user * 10_000_000 + done
-                result = await bus.handle_async(
-                    ReactToPost(user, f"post:async:{done}", EMOJI), Origin.telegram(update, user)
-                )
-                if not result.ok:
-                    raise RuntimeError(f"react failed for {user}: {result.outcome}")
+                await react(user, done)
                 done += 1
             return done
 
-        async def all_users() -> float:
+        async def all_users() -> Rate:
+            cpu = cpu_seconds()
             started = time.perf_counter()
             deadline = started + seconds
             counts = await asyncio.gather(*(user_loop(user, deadline) for user in users))
-            return sum(counts) / (time.perf_counter() - started)
+            return rate(sum(counts), time.perf_counter() - started, cpu_seconds() - cpu)
 
         return asyncio.run(all_users())
 
 
-def record_ceiling(url: str, seconds: float, first_user: int) -> float:
+def record_ceiling(url: str, seconds: float, first_user: int) -> Rate:
     """No loading, no threads: 32 players' reactions recorded with one `record()` per round, as
     the group-commit writer records a full batch. What group commit could reach at best here."""
     users = list(range(first_user, first_user + USERS))
@@ -346,7 +434,76 @@ def record_ceiling(url: str, seconds: float, first_user: int) -> float:
                 player.react(f"post:ceiling:{i}", EMOJI, cause)
             app.record(collect(players))
 
-        return run_sequential(seconds, step) * USERS
+        return run_sequential(seconds, step).scaled(USERS)
+
+
+# ----- the eventsourcing library used plainly: the alternative a user would pick ----------------
+
+
+class Counter(Aggregate):
+    """The smallest aggregate a user would write: one attribute, one `@event` method."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @event("Incremented")
+    def increment(self, by: int) -> None:
+        self.count += by
+
+
+class CounterApplication(Application):
+    """A plain `Application` subclass: the library's repository, `save`, recorders and
+    snapshotting (taken the library's way, after the save, every `interval` events). Only the
+    interval and the cache size are set, to dianabot's values for its Player."""
+
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        Counter: DianaApplication.snapshotting_intervals[Player]
+    }
+
+    def increment(self, counter_id: uuid.UUID) -> None:
+        counter = self.repository.get(counter_id)
+        counter.increment(1)
+        self.save(counter)
+
+    def increment_all(self, counter_ids: list[uuid.UUID]) -> None:
+        counters = [self.repository.get(counter_id) for counter_id in counter_ids]
+        for counter in counters:
+            counter.increment(1)
+        self.save(*counters)
+
+
+def library_env(url: str) -> dict[str, str]:
+    """The library's own persistence module on the same database (and PostgreSQL schema) as
+    dianabot, with its default settings, plus an aggregate cache as large as dianabot's (the
+    library's default fast-forward: each `get` of a cached aggregate asks for newer events)."""
+    database = database_from_url(url)
+    env = {
+        key: value
+        for key, value in database.eventsourcing_env.items()
+        if key in LIBRARY_CONNECTION_KEYS
+    }
+    env["PERSISTENCE_MODULE"] = f"eventsourcing.{database.kind}"
+    env["AGGREGATE_CACHE_MAXSIZE"] = str(CACHE_SIZE)
+    return env
+
+
+def library_run(url: str, seconds: float, per_save: int) -> Rate:
+    """(L1) 32 counters in turn, load -> increment -> save, one per save; (L32) all 32 loaded,
+    incremented and saved by one `save(*counters)`. Fresh counters every run."""
+    app = CounterApplication(library_env(url))
+    try:
+        counters = [Counter() for _ in range(USERS)]
+        app.save(*counters)
+        ids = [counter.id for counter in counters]
+        if per_save == 1:
+            measured = run_sequential(seconds, lambda i: app.increment(ids[i % USERS]))
+        else:
+            measured = run_sequential(seconds, lambda i: app.increment_all(ids)).scaled(USERS)
+        if app.repository.get(ids[0]).count < 1:
+            raise RuntimeError("the library yardstick did not count")
+        return measured
+    finally:
+        app.close()
 
 
 # ----- snapshots ------------------------------------------------------------------------------
@@ -493,60 +650,172 @@ def postgres_schema(url: str) -> Iterator[tuple[str, str]]:
             )
 
 
+@dataclass(frozen=True)
+class Options:
+    seconds: float  # each timed run
+    events: int  # the long player's history in the load case
+    rounds: int  # paired runs per throughput case (or pairs per A/B)
+    cases: frozenset[str]  # kinds of CASES to run, and "loads"
+    pipelining: str  # "on" (as the application is built), "off", or "ab" (A/B only)
+
+
+# (row, kind, first user, library yardstick: aggregates per save)
+CASES = [
+    ("dianabot sequential", "sequential", 1_000_000, 1),
+    ("dianabot 32 users, group commit", "group", 2_000_000, USERS),
+    ("dianabot 32 users as asyncio tasks, group commit", "async", 5_000_000, USERS),
+    ("dianabot 32 users, no group commit", "direct", 3_000_000, 1),
+    ("ceiling: 32 reactions per record()", "ceiling", 4_000_000, USERS),
+]
+CASE_KINDS = frozenset(kind for _, kind, _, _ in CASES) | {"loads"}
+GROUP_COMMIT_KINDS = ("group", "async")
+LIBRARY_ROWS = {
+    1: "(L1) library app: load, call, save; 1 per save",
+    USERS: "(L32) library app: 32 aggregates per save",
+}
+PIPELINING_GAIN = 1.03  # what the in-flight transaction must win to earn its place
+
+
 def throughput_rows(
     store: str,
     report: Report,
     measure_baseline: Callable[[], float],
-    measure_app: Callable[[str, int], float],
-    rounds: int,
+    measure_app: Callable[[str, int], Rate],
+    measure_library: Callable[[int], Rate],
+    options: Options,
 ) -> None:
-    """Each case runs `rounds` times, each run right after its own measurement of (a), and
-    reports the median of those paired ratios: on a shared, noisy VM, (a) itself drifts by
-    20-30 % within a minute, so a ratio against an (a) measured a minute earlier says little."""
-    cases = [
-        ("dianabot sequential", "sequential", 1_000_000),
-        ("dianabot 32 users, group commit", "group", 2_000_000),
-        ("dianabot 32 users as asyncio tasks, group commit", "async", 5_000_000),
-        ("dianabot 32 users, no group commit", "direct", 3_000_000),
-        ("ceiling: 32 reactions per record()", "ceiling", 4_000_000),
-    ]
-    for case, kind, first_user in cases:
-        values, ratios = [], []
-        for run in range(rounds):
+    """Each case runs `rounds` times, each run right after its own measurement of (a) and of its
+    library yardstick (L1 for one command per transaction, L32 for batches), and reports the
+    medians of those paired ratios: on a shared, noisy VM, (a) itself drifts by 20-30 % within a
+    minute, so a ratio against an (a) measured a minute earlier says little. The library rows
+    share dianabot's mix of CPU and disk, so the ratio against them moves less with the machine.
+    """
+    library_at = len(report.rows)
+    library: dict[int, list[tuple[Rate, float]]] = {per_save: [] for per_save in LIBRARY_ROWS}
+    for case, kind, first_user, per_save in CASES:
+        if kind not in options.cases:
+            continue
+        rates: list[Rate] = []
+        ratios: list[float] = []
+        versus: list[float] = []
+        for run in range(options.rounds):
             baseline = measure_baseline()
-            values.append(measure_app(kind, first_user + run * 10_000))
-            ratios.append(values[-1] / baseline)
+            yardstick = measure_library(per_save)
+            library[per_save].append((yardstick, yardstick.per_second / baseline))
+            rates.append(measure_app(kind, first_user + run * 10_000))
+            ratios.append(rates[-1].per_second / baseline)
+            versus.append(rates[-1].per_second / yardstick.per_second)
         ratio = statistics.median(ratios)
         target = TARGETS.get(case)
         report.add(
             Row(
                 store,
                 case,
-                statistics.median(values),
+                statistics.median(rate.per_second for rate in rates),
                 "cmd/s",
                 ratio,
                 f">= {target:g}x (a)" if target else "",
                 None if target is None else ratio >= target,
-                "paired ratios " + " ".join(f"{r:.2f}" for r in ratios),
+                f"paired: vs (a) {spaced(ratios)}; vs L{per_save} {spaced(versus)}",
+                statistics.median(versus),
+                f"L{per_save}",
+                statistics.median(rate.cpu_us for rate in rates),
             )
         )
+    for per_save, runs in library.items():  # listed before the dianabot rows they measure
+        if runs:
+            ratios = [ratio for _, ratio in runs]
+            report.insert(
+                library_at,
+                Row(
+                    store,
+                    LIBRARY_ROWS[per_save],
+                    statistics.median(rate.per_second for rate, _ in runs),
+                    "cmd/s",
+                    statistics.median(ratios),
+                    note=f"paired: vs (a) {spaced(ratios)}",
+                    cpu_us=statistics.median(rate.cpu_us for rate, _ in runs),
+                ),
+            )
+            library_at += 1
 
 
-def app_measure(url: str, seconds: float) -> Callable[[str, int], float]:
-    def measure(kind: str, first_user: int) -> float:
+def pipelining_ab(store: str, report: Report, url: str, options: Options) -> None:
+    """The group-commit cases with the transaction in flight (as built) and written at once
+    (`write_batches_at_once`), alternating which goes first, `rounds` pairs. On SQLite both
+    write at once (no `begin_insert_events`): the same code twice, an A/A control of the noise.
+    """
+    for case, kind, first_user, _ in CASES:
+        if kind not in GROUP_COMMIT_KINDS or kind not in options.cases:
+            continue
+        runs: dict[bool, list[Rate]] = {True: [], False: []}
+        ratios: list[float] = []
+        for run in range(options.rounds):
+            for pipelined in (True, False) if run % 2 == 0 else (False, True):
+                user = first_user + (2 * run + pipelined) * 100
+                if kind == "async":
+                    measured = dianabot_async(url, options.seconds, user, pipelined=pipelined)
+                else:
+                    measured = dianabot_concurrent(
+                        url, options.seconds, user, group_commit=True, pipelined=pipelined
+                    )
+                runs[pipelined].append(measured)
+            ratios.append(runs[True][-1].per_second / runs[False][-1].per_second)
+        gain = statistics.median(ratios)
+        lower_quartile = statistics.quantiles(ratios, n=4)[0] if len(ratios) > 1 else gain
+        for pipelined in (False, True):
+            rates = runs[pipelined]
+            report.add(
+                Row(
+                    store,
+                    f"{case}: " + ("in flight" if pipelined else "written at once"),
+                    statistics.median(rate.per_second for rate in rates),
+                    "cmd/s",
+                    gain if pipelined else 1.0,
+                    f">= {PIPELINING_GAIN:g}x, 3 pairs in 4 > 1" if pipelined else "",
+                    (gain >= PIPELINING_GAIN and lower_quartile > 1.0) if pipelined else None,
+                    (
+                        f"{len(ratios)} pairs: min {min(ratios):.3f}, lower quartile "
+                        f"{lower_quartile:.3f}, max {max(ratios):.3f}; "
+                        f"{sum(ratio > 1 for ratio in ratios)} faster; {spaced(ratios, 3)}"
+                        + ("; A/A control: same code" if store == "sqlite" else "")
+                        if pipelined
+                        else ""
+                    ),
+                    cpu_us=statistics.median(rate.cpu_us for rate in rates),
+                )
+            )
+
+
+def spaced(ratios: list[float], digits: int = 2) -> str:
+    return " ".join(f"{ratio:.{digits}f}" for ratio in ratios)
+
+
+def app_measure(url: str, options: Options) -> Callable[[str, int], Rate]:
+    pipelined = options.pipelining != "off"
+
+    def measure(kind: str, first_user: int) -> Rate:
+        seconds = options.seconds
         if kind == "sequential":
             return dianabot_sequential(url, seconds, first_user)
         if kind == "ceiling":
             return record_ceiling(url, seconds, first_user)
         if kind == "async":
-            return dianabot_async(url, seconds, first_user)
-        return dianabot_concurrent(url, seconds, first_user, group_commit=kind == "group")
+            return dianabot_async(url, seconds, first_user, pipelined=pipelined)
+        group_commit = kind == "group"
+        return dianabot_concurrent(
+            url, seconds, first_user, group_commit=group_commit, pipelined=pipelined
+        )
 
     return measure
 
 
-def bench_postgres(url: str, seconds: float, events: int, rounds: int, report: Report) -> None:
+def bench_postgres(url: str, options: Options, report: Report) -> None:
+    seconds = options.seconds
     with postgres_schema(url) as (schema, app_url):
+        if options.pipelining == "ab":
+            pipelining_ab("postgres", report, app_url, options)
+            return
         raw = PostgresRaw(url, schema)
         baseline = raw.measure(seconds, locked=False, users=1)
         report.add(Row("postgres", "(a) raw insert, 1 tx per row", baseline, "cmd/s", 1.0))
@@ -561,34 +830,42 @@ def bench_postgres(url: str, seconds: float, events: int, rounds: int, report: R
             "postgres",
             report,
             lambda: raw.measure(seconds, locked=False, users=1),
-            app_measure(app_url, seconds),
-            rounds,
+            app_measure(app_url, options),
+            lambda per_save: library_run(app_url, seconds, per_save),
+            options,
         )
-        snapshot_case("postgres", app_url, report, events, 9_000_000)
+        if "loads" in options.cases:
+            snapshot_case("postgres", app_url, report, options.events, 9_000_000)
 
 
-def bench_sqlite(seconds: float, events: int, rounds: int, report: Report) -> None:
+def bench_sqlite(options: Options, report: Report) -> None:
+    seconds = options.seconds
     with tempfile.TemporaryDirectory(prefix="dianabot-bench-") as directory:
+        app_url = f"sqlite:///{Path(directory) / 'events.sqlite3'}"
+        if options.pipelining == "ab":
+            pipelining_ab("sqlite", report, app_url, options)
+            return
         raw = SqliteRaw(Path(directory) / "raw.sqlite3")
         baseline = raw.measure(seconds, users=1)
         report.add(Row("sqlite", "(a) raw insert, 1 tx per row", baseline, "cmd/s", 1.0))
         value = raw.measure(seconds, users=USERS)
         report.add(Row("sqlite", "(a) raw insert, 32 threads", value, "cmd/s", value / baseline))
-        app_url = f"sqlite:///{Path(directory) / 'events.sqlite3'}"
         throughput_rows(
             "sqlite",
             report,
             lambda: raw.measure(seconds, users=1),
-            app_measure(app_url, seconds),
-            rounds,
+            app_measure(app_url, options),
+            lambda per_save: library_run(app_url, seconds, per_save),
+            options,
         )
-        snapshot_case("sqlite", app_url, report, events, 9_000_000)
+        if "loads" in options.cases:
+            snapshot_case("sqlite", app_url, report, options.events, 9_000_000)
 
 
 # ----- output ---------------------------------------------------------------------------------
 
 
-def print_table(report: Report, title: str) -> None:
+def print_table(report: Report, title: str, ratio_header: str) -> None:
     try:
         from rich.console import Console
         from rich.table import Table
@@ -597,14 +874,18 @@ def print_table(report: Report, title: str) -> None:
             print(row)
         return
     table = Table(title=title)
-    for column in ("store", "case", "value", "vs (a)", "target", "holds", "note"):
-        table.add_column(column, justify="right" if column in {"value", "vs (a)"} else "left")
+    columns = ("store", "case", "value", ratio_header, "vs library", "CPU/cmd", "target", "holds")
+    for column in (*columns, "note"):
+        right = column in {"value", ratio_header, "vs library", "CPU/cmd"}
+        table.add_column(column, justify="right" if right else "left")
     for row in report.rows:
         value = f"{row.value:,.0f} {row.unit}" if row.unit == "cmd/s" else f"{row.value:.2f} ms"
         ratio = "" if row.ratio is None else f"{row.ratio:.2f}x"
+        versus = "" if row.versus is None else f"{row.versus:.2f}x {row.yardstick}"
+        cpu = "" if row.cpu_us is None else f"{row.cpu_us:.0f} µs"
         holds = "" if row.holds is None else ("yes" if row.holds else "NO")
-        table.add_row(row.store, row.case, value, ratio, row.target, holds, row.note)
-    Console(width=200).print(table)
+        table.add_row(row.store, row.case, value, ratio, versus, cpu, row.target, holds, row.note)
+    Console(width=220).print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -622,27 +903,54 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds",
         type=int,
         default=3,
-        help="paired runs per throughput case (median reported)",
+        help="paired runs per throughput case, or pairs per A/B (medians reported)",
+    )
+    parser.add_argument(
+        "--cases",
+        default=",".join(sorted(CASE_KINDS)),
+        help=f"comma-separated cases to run, of: {', '.join(sorted(CASE_KINDS))}",
+    )
+    parser.add_argument(
+        "--pipelining",
+        choices=("on", "off", "ab"),
+        default="on",
+        help="group commit with one transaction in flight (on, as built), writing each batch at"
+        " once (off), or only an A/B of the two: --rounds pairs of the group-commit cases",
     )
     args = parser.parse_args(argv)
     stores = [store.strip() for store in args.stores.split(",") if store.strip()]
     unknown = set(stores) - {"postgres", "sqlite"}
     if unknown:
         parser.error(f"unknown stores: {', '.join(sorted(unknown))}")
+    cases = frozenset(case.strip() for case in args.cases.split(",") if case.strip())
+    if cases - CASE_KINDS:
+        parser.error(f"unknown cases: {', '.join(sorted(cases - CASE_KINDS))}")
+    options = Options(args.seconds, args.events, args.rounds, cases, args.pipelining)
 
     report = Report()
     started = time.perf_counter()
     print(f"write-side benchmark: {args.seconds:g}s per case, {os.cpu_count()} CPUs", flush=True)
     if "postgres" in stores:
-        bench_postgres(args.postgres_url, args.seconds, args.events, args.rounds, report)
+        bench_postgres(args.postgres_url, options, report)
     if "sqlite" in stores:
-        bench_sqlite(args.seconds, args.events, args.rounds, report)
+        bench_sqlite(options, report)
+    elapsed = time.perf_counter() - started
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    if options.pipelining == "ab":
+        title = (
+            f"group commit, transaction in flight vs written at once: {args.rounds} pairs of"
+            f" {args.seconds:g}s runs, alternating; {os.cpu_count()} CPUs, load {load},"
+            f" total {elapsed:.0f}s"
+        )
+        print_table(report, title, "in flight / at once")
+        return 0
+    pipelining = "" if options.pipelining == "on" else ", group commit written at once"
     title = (
         f"dianabot write side: react to a post (load, decide, save); {args.seconds:g}s per run,"
-        f" {args.rounds} paired runs per throughput case,"
-        f" {os.cpu_count()} CPUs, total {time.perf_counter() - started:.0f}s"
+        f" {args.rounds} paired runs per throughput case{pipelining},"
+        f" {os.cpu_count()} CPUs, load {load}, total {elapsed:.0f}s"
     )
-    print_table(report, title)
+    print_table(report, title, "vs (a)")
     return 0
 
 
