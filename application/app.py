@@ -23,7 +23,7 @@ from dianabot.application.clock import Clock, SystemClock
 from dianabot.application.commands import Command
 from dianabot.application.group_commit import DirectWriter, GroupCommitWriter
 from dianabot.application.plans import Handler
-from dianabot.application.ports import EventWriter, Finish, NotificationScanner, StoreFactory, Write
+from dianabot.application.ports import EventWriter, NotificationScanner, StoreFactory, Write
 from dianabot.application.snapshotting import BackgroundSnapshots, InlineSnapshots
 from dianabot.domain.badge import Badge, BadgeAward
 from dianabot.domain.errors import NotAuthorized, UnknownBadge, UnknownPlayer
@@ -80,7 +80,7 @@ class CoreApplication(Application[UUID]):
         self._event_writer: EventWriter = events
         self._notifications: NotificationScanner = self._store.notification_scanner(self.recorder)
         self._writer: DirectWriter | GroupCommitWriter = (
-            GroupCommitWriter(events.record, max_batch, prepare=events.encode, begin=events.begin)
+            GroupCommitWriter(events.record, max_batch, prepare=events.encode)
             if group_commit
             else DirectWriter(events.record, prepare=events.encode)
         )
@@ -126,13 +126,6 @@ class CoreApplication(Application[UUID]):
         """Write one transaction's events (and its tracking record, if any), then the snapshots
         that became due (best effort)."""
         return self._event_writer.record(write)
-
-    def begin_record(self, write: Write) -> Finish:
-        """Start writing a transaction; the returned function waits for it and gives what
-        `record` gives. With PostgreSQL the rows are sent without waiting, so the group-commit
-        writer decides its next batch while the database commits this one. Elsewhere the write
-        happens now."""
-        return self._event_writer.begin(write)
 
     def _committed(self, write: Write) -> None:
         """A transaction committed: cache the aggregates it saved (a stale copy of an aggregate

@@ -17,14 +17,9 @@ the answer to a 0.2 ms statement). Deciding on the writer thread costs the same 
 hand-offs, and the callers only wake to queue their next command while the writer waits on the
 database. Measured on the write-side benchmark: see docs/performance.md.
 
-The writer keeps one transaction in flight while it decides the next batch: it sends a batch's
-rows (`begin`), decides and encodes whatever queued meanwhile, and only then waits for the
-first batch's commit and settles its commands. The database's work (the insert, the WAL flush)
-overlaps the Python work instead of following it, on one thread, with no GIL hand-off. The next
-batch never holds a user of the batch in flight (its caller is still waiting, holding the
-user's lock); it was decided on committed state only (the cache takes a batch's aggregates once
-it commits), so if the batch in flight fails, the next one is unaffected; and if both touched
-one shared aggregate, the version check fails the second and its commands retry.
+The writer does one thing at a time: decide a batch, write it, settle its commands. Keeping one
+transaction in flight while deciding the next batch was built and measured: 30 paired runs gave
+no gain beyond the noise (docs/performance.md), so it was removed.
 
 A decision that itself issues a command (none does today) runs inline rather than queueing
 behind itself.
@@ -47,8 +42,6 @@ Attempt = Callable[[], Sequence[Any]]
 """Runs one command's decision; returns the aggregates whose pending events are to be saved."""
 Record = Callable[[Write], list[Recording[Any]]]
 Prepare = Callable[[Write], None]
-Begin = Callable[[Write], Callable[[], list[Recording[Any]]]]
-"""Starts writing a transaction; the function it returns waits for the outcome."""
 
 
 def _nothing(write: Write) -> None:
@@ -134,26 +127,6 @@ def merged(batch: Sequence[_Pending]) -> Write:
     return combined
 
 
-class _InFlight:
-    """A batch whose transaction was sent, and the function that waits for its outcome."""
-
-    __slots__ = ("batch", "outcome")
-
-    def __init__(self, batch: list[_Pending], outcome: Callable[[], list[Recording[Any]]]):
-        self.batch = batch
-        self.outcome = outcome
-
-
-def recording_now(record: Record) -> Begin:
-    """A `Begin` for stores that cannot send a transaction and wait later: write it now."""
-
-    def begin(write: Write) -> Callable[[], list[Recording[Any]]]:
-        recordings = record(write)
-        return lambda: recordings
-
-    return begin
-
-
 class DirectWriter:
     """Runs each command in its caller's thread and records it in its own transaction (the
     simple, default path)."""
@@ -180,8 +153,7 @@ class GroupCommitWriter:
     """Decides and commits queued commands in batches on one thread (see module docstring).
 
     `record` writes one transaction (and whatever must follow it before the commands hear of
-    it, such as snapshots); `prepare` turns a command's events into rows; `begin` starts a
-    transaction that is finished later (by default, `record` now).
+    it, such as snapshots); `prepare` turns a command's events into rows.
     """
 
     def __init__(
@@ -189,10 +161,8 @@ class GroupCommitWriter:
         record: Record,
         max_batch: int = 32,
         prepare: Prepare = _nothing,
-        begin: Begin | None = None,
     ) -> None:
         self._record = record
-        self._begin = begin or recording_now(record)
         self._prepare = prepare
         self._inline = DirectWriter(record, prepare)
         self._max_batch = max(1, max_batch)
@@ -246,11 +216,11 @@ class GroupCommitWriter:
     def closed(self) -> bool:
         return self._closed and not self._thread.is_alive()
 
-    def _next_batch(self, wait: bool = True) -> list[_Pending] | None:
-        """What has queued, up to `max_batch`. If `wait`, blocks until there is something, and
-        returns None once closed and drained; otherwise returns at once, maybe empty."""
+    def _next_batch(self) -> list[_Pending] | None:
+        """What has queued, up to `max_batch`, once there is something; None once closed and
+        drained."""
         with self._changed:
-            while wait and not self._queue:
+            while not self._queue:
                 if self._closed:
                     return None
                 self._changed.wait()
@@ -258,31 +228,17 @@ class GroupCommitWriter:
             return [self._queue.popleft() for _ in range(count)]
 
     def _run(self) -> None:
-        in_flight: _InFlight | None = None
-        while (batch := self._next_batch(wait=in_flight is None)) is not None:
+        while (batch := self._next_batch()) is not None:
             ready = [pending for pending in batch if self._decide(pending)]
-            if in_flight is not None:
-                self._finish(in_flight)
-                in_flight = None
             if ready:
                 self.batches += 1
                 self.commands += len(ready)
-                in_flight = self._start(ready)
+                self._commit(ready)
 
-    def _start(self, batch: list[_Pending]) -> _InFlight | None:
-        """Sends the batch's transaction; None if it is already settled (it failed to start)."""
+    def _commit(self, batch: list[_Pending]) -> None:
+        """Writes the batch in one transaction and settles every command in it."""
         try:
-            outcome = self._begin(batch[0].write if len(batch) == 1 else merged(batch))
-        except BaseException as error:
-            self._failed(batch, error)
-            return None
-        return _InFlight(batch, outcome)
-
-    def _finish(self, in_flight: _InFlight) -> None:
-        """Waits for the batch's commit and settles every command in it."""
-        batch = in_flight.batch
-        try:
-            recordings = in_flight.outcome()
+            recordings = self._record(batch[0].write if len(batch) == 1 else merged(batch))
         except BaseException as error:
             self._failed(batch, error)
             return

@@ -47,7 +47,6 @@ class Write:
         self.stored_events: list[StoredEvent] | None = None
 
 
-Finish = Callable[[], list[Recording[UUID]]]
 """Waits for a transaction begun earlier; returns its recordings or raises what failed it."""
 
 AfterCommit = Callable[[Write], None]
@@ -64,11 +63,6 @@ class EventWriter(Protocol):
         """Write the events and the tracking record (if any) in one transaction, atomically:
         a version conflict raises `IntegrityError` and writes nothing. Returns one recording
         per event, with gap-free increasing positions in the order of `write.events`."""
-        ...
-
-    def begin(self, write: Write) -> Finish:
-        """Start a transaction the store can pipeline (sent now, waited for later), or, where
-        it cannot, write it now; either way the returned function gives what `record` gives."""
         ...
 
     def replace_broken_connections(self) -> None:

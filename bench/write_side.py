@@ -19,9 +19,7 @@ baseline (a) compare like with like on this (noisy, 2-core) machine:
 
 Each throughput case runs `--rounds` times, each run right after its own measurement of (a) and
 of its library yardstick (L1 or L32); the medians of those paired ratios are reported (the VM's
-noise moves (a) by 20-30 % within a minute). `--cases` runs only some cases; `--pipelining ab`
-runs only an A/B of group commit with one transaction in flight (as built) against each batch
-written at once (`write_batches_at_once`), `--rounds` alternating pairs, CPU time per command.
+noise moves (a) by 20-30 % within a minute). `--cases` runs only some cases.
 PostgreSQL runs in a private schema dropped at the end; SQLite in a temporary directory.
 Numbers are measured, never assumed; see docs/performance.md for a recorded run.
 """
@@ -56,9 +54,7 @@ from dianabot.adapters.eventstore.database import database_from_url  # noqa: E40
 from dianabot.adapters.settings import Settings  # noqa: E402
 from dianabot.application.commands import ReactToPost  # noqa: E402
 from dianabot.application.group_commit import (  # noqa: E402
-    GroupCommitWriter,
     collect,
-    recording_now,
 )
 from dianabot.application.results import Origin  # noqa: E402
 from dianabot.application.service import DianaApplication  # noqa: E402
@@ -313,7 +309,7 @@ class SqliteRaw:
 # ----- dianabot cases -------------------------------------------------------------------------
 
 
-def services_for(url: str, *, group_commit: bool, pipelined: bool = True) -> Services:
+def services_for(url: str, *, group_commit: bool) -> Services:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=url,
@@ -321,21 +317,7 @@ def services_for(url: str, *, group_commit: bool, pipelined: bool = True) -> Ser
         aggregate_cache_size=CACHE_SIZE,
     )
     # The read side is not started by bootstrap; leaving it out keeps this a write-side number.
-    services = bootstrap(settings, database_url=url, group_commit=group_commit, projections=False)
-    if group_commit and not pipelined:
-        write_batches_at_once(services.app)
-    return services
-
-
-def write_batches_at_once(app: DianaApplication) -> None:
-    """Group commit without the transaction in flight: the writer is built with
-    `begin=app.begin_record` (on PostgreSQL it sends a batch and decides the next one before
-    waiting for the commit); this gives it the write-now `begin` a writer gets by default, so the
-    two can be compared without changing application code. Call before the first command."""
-    writer = app._writer  # the bench's one reach into the application's internals
-    if not isinstance(writer, GroupCommitWriter):
-        raise TypeError(f"no group-commit writer to change: {type(writer).__name__}")
-    writer._begin = recording_now(app.record)
+    return bootstrap(settings, database_url=url, group_commit=group_commit, projections=False)
 
 
 def register(app: DianaApplication, users: list[int]) -> None:
@@ -382,20 +364,20 @@ def dianabot_sequential(url: str, seconds: float, first_user: int) -> Rate:
 
 
 def dianabot_concurrent(
-    url: str, seconds: float, first_user: int, *, group_commit: bool, pipelined: bool = True
+    url: str, seconds: float, first_user: int, *, group_commit: bool
 ) -> Rate:
     users = list(range(first_user, first_user + USERS))
-    with services_for(url, group_commit=group_commit, pipelined=pipelined) as services:
+    with services_for(url, group_commit=group_commit) as services:
         app = services.app
         register(app, users)
         return run_concurrent(seconds, [reacting(app, user, "conc") for user in users])
 
 
-def dianabot_async(url: str, seconds: float, first_user: int, *, pipelined: bool = True) -> Rate:
+def dianabot_async(url: str, seconds: float, first_user: int) -> Rate:
     """32 users as tasks of one event loop, as the Telegram bot serves them, awaiting their
     commands (group commit on): two threads in all, not 33."""
     users = list(range(first_user, first_user + USERS))
-    with services_for(url, group_commit=True, pipelined=pipelined) as services:
+    with services_for(url, group_commit=True) as services:
         app = services.app
         register(app, users)
         react = reacting_async(app)
@@ -654,9 +636,8 @@ def postgres_schema(url: str) -> Iterator[tuple[str, str]]:
 class Options:
     seconds: float  # each timed run
     events: int  # the long player's history in the load case
-    rounds: int  # paired runs per throughput case (or pairs per A/B)
+    rounds: int  # paired runs per throughput case
     cases: frozenset[str]  # kinds of CASES to run, and "loads"
-    pipelining: str  # "on" (as the application is built), "off", or "ab" (A/B only)
 
 
 # (row, kind, first user, library yardstick: aggregates per save)
@@ -668,12 +649,10 @@ CASES = [
     ("ceiling: 32 reactions per record()", "ceiling", 4_000_000, USERS),
 ]
 CASE_KINDS = frozenset(kind for _, kind, _, _ in CASES) | {"loads"}
-GROUP_COMMIT_KINDS = ("group", "async")
 LIBRARY_ROWS = {
     1: "(L1) library app: load, call, save; 1 per save",
     USERS: "(L32) library app: 32 aggregates per save",
 }
-PIPELINING_GAIN = 1.03  # what the in-flight transaction must win to earn its place
 
 
 def throughput_rows(
@@ -740,60 +719,11 @@ def throughput_rows(
             library_at += 1
 
 
-def pipelining_ab(store: str, report: Report, url: str, options: Options) -> None:
-    """The group-commit cases with the transaction in flight (as built) and written at once
-    (`write_batches_at_once`), alternating which goes first, `rounds` pairs. On SQLite both
-    write at once (no `begin_insert_events`): the same code twice, an A/A control of the noise.
-    """
-    for case, kind, first_user, _ in CASES:
-        if kind not in GROUP_COMMIT_KINDS or kind not in options.cases:
-            continue
-        runs: dict[bool, list[Rate]] = {True: [], False: []}
-        ratios: list[float] = []
-        for run in range(options.rounds):
-            for pipelined in (True, False) if run % 2 == 0 else (False, True):
-                user = first_user + (2 * run + pipelined) * 100
-                if kind == "async":
-                    measured = dianabot_async(url, options.seconds, user, pipelined=pipelined)
-                else:
-                    measured = dianabot_concurrent(
-                        url, options.seconds, user, group_commit=True, pipelined=pipelined
-                    )
-                runs[pipelined].append(measured)
-            ratios.append(runs[True][-1].per_second / runs[False][-1].per_second)
-        gain = statistics.median(ratios)
-        lower_quartile = statistics.quantiles(ratios, n=4)[0] if len(ratios) > 1 else gain
-        for pipelined in (False, True):
-            rates = runs[pipelined]
-            report.add(
-                Row(
-                    store,
-                    f"{case}: " + ("in flight" if pipelined else "written at once"),
-                    statistics.median(rate.per_second for rate in rates),
-                    "cmd/s",
-                    gain if pipelined else 1.0,
-                    f">= {PIPELINING_GAIN:g}x, 3 pairs in 4 > 1" if pipelined else "",
-                    (gain >= PIPELINING_GAIN and lower_quartile > 1.0) if pipelined else None,
-                    (
-                        f"{len(ratios)} pairs: min {min(ratios):.3f}, lower quartile "
-                        f"{lower_quartile:.3f}, max {max(ratios):.3f}; "
-                        f"{sum(ratio > 1 for ratio in ratios)} faster; {spaced(ratios, 3)}"
-                        + ("; A/A control: same code" if store == "sqlite" else "")
-                        if pipelined
-                        else ""
-                    ),
-                    cpu_us=statistics.median(rate.cpu_us for rate in rates),
-                )
-            )
-
-
 def spaced(ratios: list[float], digits: int = 2) -> str:
     return " ".join(f"{ratio:.{digits}f}" for ratio in ratios)
 
 
 def app_measure(url: str, options: Options) -> Callable[[str, int], Rate]:
-    pipelined = options.pipelining != "off"
-
     def measure(kind: str, first_user: int) -> Rate:
         seconds = options.seconds
         if kind == "sequential":
@@ -801,11 +731,9 @@ def app_measure(url: str, options: Options) -> Callable[[str, int], Rate]:
         if kind == "ceiling":
             return record_ceiling(url, seconds, first_user)
         if kind == "async":
-            return dianabot_async(url, seconds, first_user, pipelined=pipelined)
+            return dianabot_async(url, seconds, first_user)
         group_commit = kind == "group"
-        return dianabot_concurrent(
-            url, seconds, first_user, group_commit=group_commit, pipelined=pipelined
-        )
+        return dianabot_concurrent(url, seconds, first_user, group_commit=group_commit)
 
     return measure
 
@@ -813,9 +741,6 @@ def app_measure(url: str, options: Options) -> Callable[[str, int], Rate]:
 def bench_postgres(url: str, options: Options, report: Report) -> None:
     seconds = options.seconds
     with postgres_schema(url) as (schema, app_url):
-        if options.pipelining == "ab":
-            pipelining_ab("postgres", report, app_url, options)
-            return
         raw = PostgresRaw(url, schema)
         baseline = raw.measure(seconds, locked=False, users=1)
         report.add(Row("postgres", "(a) raw insert, 1 tx per row", baseline, "cmd/s", 1.0))
@@ -842,9 +767,6 @@ def bench_sqlite(options: Options, report: Report) -> None:
     seconds = options.seconds
     with tempfile.TemporaryDirectory(prefix="dianabot-bench-") as directory:
         app_url = f"sqlite:///{Path(directory) / 'events.sqlite3'}"
-        if options.pipelining == "ab":
-            pipelining_ab("sqlite", report, app_url, options)
-            return
         raw = SqliteRaw(Path(directory) / "raw.sqlite3")
         baseline = raw.measure(seconds, users=1)
         report.add(Row("sqlite", "(a) raw insert, 1 tx per row", baseline, "cmd/s", 1.0))
@@ -910,13 +832,6 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(sorted(CASE_KINDS)),
         help=f"comma-separated cases to run, of: {', '.join(sorted(CASE_KINDS))}",
     )
-    parser.add_argument(
-        "--pipelining",
-        choices=("on", "off", "ab"),
-        default="on",
-        help="group commit with one transaction in flight (on, as built), writing each batch at"
-        " once (off), or only an A/B of the two: --rounds pairs of the group-commit cases",
-    )
     args = parser.parse_args(argv)
     stores = [store.strip() for store in args.stores.split(",") if store.strip()]
     unknown = set(stores) - {"postgres", "sqlite"}
@@ -925,7 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = frozenset(case.strip() for case in args.cases.split(",") if case.strip())
     if cases - CASE_KINDS:
         parser.error(f"unknown cases: {', '.join(sorted(cases - CASE_KINDS))}")
-    options = Options(args.seconds, args.events, args.rounds, cases, args.pipelining)
+    options = Options(args.seconds, args.events, args.rounds, cases)
 
     report = Report()
     started = time.perf_counter()
@@ -936,18 +851,9 @@ def main(argv: list[str] | None = None) -> int:
         bench_sqlite(options, report)
     elapsed = time.perf_counter() - started
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    if options.pipelining == "ab":
-        title = (
-            f"group commit, transaction in flight vs written at once: {args.rounds} pairs of"
-            f" {args.seconds:g}s runs, alternating; {os.cpu_count()} CPUs, load {load},"
-            f" total {elapsed:.0f}s"
-        )
-        print_table(report, title, "in flight / at once")
-        return 0
-    pipelining = "" if options.pipelining == "on" else ", group commit written at once"
     title = (
         f"dianabot write side: react to a post (load, decide, save); {args.seconds:g}s per run,"
-        f" {args.rounds} paired runs per throughput case{pipelining},"
+        f" {args.rounds} paired runs per throughput case,"
         f" {os.cpu_count()} CPUs, load {load}, total {elapsed:.0f}s"
     )
     print_table(report, title, "vs (a)")

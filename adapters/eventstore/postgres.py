@@ -28,10 +28,6 @@ snapshots), so they always take the binary-array insert, in autocommit.
 Reads (`select_events`, how an aggregate is loaded) ask for results in binary: in text format a
 `bytea` column arrives as hex, twice its size, and psycopg decodes it in Python. A 45 kB Player
 snapshot took 350 µs to fetch as text against 200 µs in binary (150 µs with no row at all).
-
-The group-commit writer keeps one transaction in flight (`PipelinedWriter`): it sends a batch's
-one-round-trip transaction without waiting (`begin_insert_events`) and decides the next batch
-while the database commits this one.
 """
 
 from __future__ import annotations
@@ -39,16 +35,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from dianabot.adapters.eventstore.factory import DianaFactory
 from dianabot.adapters.eventstore.selects import select_events_query
 from dianabot.adapters.eventstore.writer import EventWriter
-from dianabot.application.ports import Finish, Write
-from eventsourcing.persistence import Recording, StoredEvent, Tracking
+from eventsourcing.persistence import StoredEvent, Tracking
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
@@ -56,7 +50,7 @@ from eventsourcing.postgres import (
     PostgresFactory,
     PostgresProcessRecorder,
 )
-from psycopg import Cursor, errors, generators, pq
+from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -203,59 +197,6 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         )
         self._results_before_insert = len(self.lock_table_statements) + 2  # BEGIN, locks, NOTIFY
 
-    def begin_insert_events(
-        self, stored_events: Sequence[StoredEvent]
-    ) -> Callable[[], Sequence[int]]:
-        """Send the transaction without waiting for it; the returned function waits for its
-        outcome and returns the positions, or raises what `insert_events` would raise.
-
-        The group-commit writer decides the next batch while the database commits this one.
-        Until the function is called, one pooled connection is taken. A batch that cannot be
-        written as literals is inserted now, and the function returns its positions."""
-        rows = (
-            literal_rows(stored_events, self.datastore.originator_id_type)
-            if stored_events
-            else None
-        )
-        if rows is None:
-            positions = self.insert_events(stored_events)
-            return lambda: positions or []
-        connection = contextlib.ExitStack()
-        conn = connection.enter_context(self.datastore.get_connection())
-        try:
-            with conn.lock:
-                conn.pgconn.send_query(self._one_round_trip(rows).encode())
-                conn.wait(generators.send(conn.pgconn))
-        except BaseException:
-            self._give_back_failed(connection, conn)
-            raise
-
-        def outcome() -> Sequence[int]:
-            try:
-                with conn.lock:
-                    results = conn.wait(generators.fetch_many(conn.pgconn))
-                for result in results:
-                    if result.status == pq.ExecStatus.FATAL_ERROR:
-                        raise errors.error_from_result(result, encoding=conn.info.encoding)
-                inserted = results[self._results_before_insert]
-                positions = [int(inserted.get_value(row, 0)) for row in range(inserted.ntuples)]
-            except BaseException:
-                self._give_back_failed(connection, conn)
-                raise
-            connection.close()
-            return positions
-
-        return outcome
-
-    @staticmethod
-    def _give_back_failed(connection: contextlib.ExitStack, conn: Any) -> None:
-        """Called while handling a failure: roll back, return the connection to the pool, and
-        raise a driver error as the library's error (`get_connection` translates what leaves
-        it: `IntegrityError` and the like). Any other error is left to the caller to re-raise."""
-        with contextlib.suppress(Exception):
-            conn.execute("ROLLBACK")
-        connection.__exit__(*sys.exc_info())
-
     def _one_round_trip(self, rows: str) -> str:
         return (
             f"{self._begin_and_lock}; INSERT INTO {self._table} {COLUMNS} "
@@ -315,23 +256,10 @@ class ArrayInsertProcessRecorder(ArrayInsertPostgresRecorder, PostgresProcessRec
         return notification_ids
 
 
-class PipelinedWriter(EventWriter):
-    """Sends a transaction and waits for it later (`ArrayInsertPostgresRecorder.
-    begin_insert_events`), so the group-commit writer decides its next batch meanwhile; and
-    replaces the pool's dead connections after a connection failure."""
+class PooledWriter(EventWriter):
+    """Replaces the pool's dead connections after a connection failure."""
 
     recorder: ArrayInsertPostgresRecorder
-
-    def begin(self, write: Write) -> Finish:
-        stored = write.stored_events
-        if stored is None or write.tracking is not None:
-            return super().begin(write)
-        positions_when_done = self.recorder.begin_insert_events(stored)
-
-        def finish() -> list[Recording[UUID]]:
-            return self.recorded(write, stored, positions_when_done())
-
-        return finish
 
     def replace_broken_connections(self) -> None:
         """Test the pooled connections and replace the dead ones."""
@@ -342,10 +270,10 @@ class PipelinedWriter(EventWriter):
 
 
 class DianaPostgresFactory(DianaFactory, PostgresFactory):
-    """The library's PostgreSQL factory with leaner writes and reads, the pipelined writer and
-    this package's ports (see `factory`)."""
+    """The library's PostgreSQL factory with leaner writes and reads, a writer that repairs the
+    pool, and this package's ports (see `factory`)."""
 
     aggregate_recorder_class = ArrayInsertAggregateRecorder
     application_recorder_class = ArrayInsertPostgresRecorder
     process_recorder_class = ArrayInsertProcessRecorder
-    writer_class = PipelinedWriter
+    writer_class = PooledWriter

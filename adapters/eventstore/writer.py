@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from dianabot.application.group_commit import recording_now
-from dianabot.application.ports import AfterCommit, Finish, Write
+from dianabot.application.ports import AfterCommit, Write
 from eventsourcing.persistence import (
     ApplicationRecorder,
     Mapper,
@@ -46,10 +45,6 @@ class EventWriter:
             assert stored is not None
         positions = self.recorder.insert_events(stored, tracking=write.tracking)
         return self.recorded(write, stored, positions)
-
-    def begin(self, write: Write) -> Finish:
-        """Nothing to pipeline: the transaction is written now."""
-        return recording_now(self.record)(write)
 
     def replace_broken_connections(self) -> None:
         """No pool here."""

@@ -1,9 +1,8 @@
 """Every event store (memory, SQLite, PostgreSQL) against the same expectations.
 
 The application writes through the event writer port (`application.ports.EventWriter`) that the
-store's factory builds: a transaction of several aggregates' events and an optional tracking
-record, recorded at once or begun now and finished later (pipelined on PostgreSQL, written at
-once elsewhere). The recorders the package subclasses must read exactly what the library's own
+store's factory builds: several aggregates' events and an optional tracking record in one
+transaction. The recorders the package subclasses must read exactly what the library's own
 recorders read.
 """
 
@@ -11,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from dianabot.application.ports import EventWriter, StoreFactory, Write
 from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
 from dianabot.domain.player import Player
-from eventsourcing.persistence import IntegrityError, Recording, StoredEvent, Tracking
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
 from tests.conftest import make_settings
 
@@ -78,19 +77,6 @@ def store(database_url: str) -> Iterator[Store]:
         yield Store(services)
 
 
-def recorded(writer: EventWriter, write: Write) -> list[Recording[uuid.UUID]]:
-    return writer.record(write)
-
-
-def begun_and_finished(writer: EventWriter, write: Write) -> list[Recording[uuid.UUID]]:
-    finish = writer.begin(write)
-    return finish()
-
-
-WAYS = [recorded, begun_and_finished]
-Way = Callable[[EventWriter, Write], list[Recording[uuid.UUID]]]
-
-
 def assert_landed(store: Store, write: Write, recordings: list[Any], after: int) -> None:
     """The write's rows are stored right after position `after`, gap-free, in its order, and
     the recordings say so."""
@@ -115,10 +101,9 @@ def assert_landed(store: Store, write: Write, recordings: list[Any], after: int)
     ]
 
 
-@pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("encoded", [True, False], ids=["encoded", "not-encoded"])
 def test_a_batch_lands_whole_with_gap_free_increasing_positions(
-    store: Store, way: Way, encoded: bool
+    store: Store, encoded: bool
 ) -> None:
     """Several aggregates' events in one transaction, encoded beforehand (as the group-commit
     writer does) or not (then the writer encodes them)."""
@@ -126,15 +111,14 @@ def test_a_batch_lands_whole_with_gap_free_increasing_positions(
     write = store.reacting(range(1, 9), "chan:1")
     if encoded:
         store.writer.encode(write)
-    recordings = way(store.writer, write)
+    recordings = store.writer.record(write)
     assert_landed(store, write, recordings, head)
     assert store.committed == [write]
     next_write = store.reacting(range(1, 3), "chan:2")
-    assert_landed(store, next_write, way(store.writer, next_write), head + len(write.events))
+    assert_landed(store, next_write, store.writer.record(next_write), head + len(write.events))
 
 
-@pytest.mark.parametrize("way", WAYS)
-def test_a_version_conflict_raises_and_writes_nothing_of_the_batch(store: Store, way: Way) -> None:
+def test_a_version_conflict_raises_and_writes_nothing_of_the_batch(store: Store) -> None:
     stale = store.app.get_player(2)  # a copy that another command overtakes
     assert store.app.react(2, "chan:9", "❤️", Origin.telegram(900, 2)).ok
     head = store.head()
@@ -146,37 +130,36 @@ def test_a_version_conflict_raises_and_writes_nothing_of_the_batch(store: Store,
     write = collect([fresh, stale])
     store.writer.encode(write)
     with pytest.raises(IntegrityError):
-        way(store.writer, write)
+        store.writer.record(write)
     assert store.head() == head
     assert store.committed == []
     assert store.app.recorder.select_notifications(head + 1, 10) == []
     # The store is usable again at once: the same user's change, redone, lands.
     again = store.reacting(range(1, 2), "chan:1")
-    recordings = way(store.writer, again)
+    recordings = store.writer.record(again)
     assert {r.domain_event.originator_id for r in recordings} == {fresh.id}
     assert store.app.get_player(1).balance == fresh.balance
 
 
-@pytest.mark.parametrize("way", WAYS)
-def test_a_tracking_record_is_written_with_the_events_or_not_at_all(store: Store, way: Way) -> None:
+def test_a_tracking_record_is_written_with_the_events_or_not_at_all(store: Store) -> None:
     recorder = store.app.recorder
     head = store.head()
     write = store.reacting(range(1, 4), "chan:1")
     write.tracking = Tracking("upstream", 5)
-    assert_landed(store, write, way(store.writer, write), head)
+    assert_landed(store, write, store.writer.record(write), head)
     assert recorder.max_tracking_id("upstream") == 5
     # A tracking record not after the last one (the same upstream event processed twice)
     # fails the whole transaction.
     repeated = store.reacting(range(4, 6), "chan:1")
     repeated.tracking = Tracking("upstream", 5)
     with pytest.raises(IntegrityError):
-        way(store.writer, repeated)
+        store.writer.record(repeated)
     head += len(write.events)
     assert store.head() == head
     assert recorder.max_tracking_id("upstream") == 5
     later = store.reacting(range(4, 6), "chan:1")
     later.tracking = Tracking("upstream", 6)
-    assert_landed(store, later, way(store.writer, later), head)
+    assert_landed(store, later, store.writer.record(later), head)
     assert recorder.max_tracking_id("upstream") == 6
 
 
@@ -288,50 +271,6 @@ def test_the_package_selects_what_the_library_selects(shared_services: Services)
         library = _library_recorder(shared_services.database.kind, recorder)
         assert type(recorder).select_events is not type(library).select_events
         _assert_selects_like(recorder, library)
-
-
-# ----- PostgreSQL: a transaction kept in flight ----------------------------------------------
-
-
-def test_a_transaction_sent_now_and_awaited_later_lands_or_fails_whole(postgres_url: str) -> None:
-    """The group-commit writer sends a batch and waits for it after deciding the next one: the
-    positions come back in order, a conflict is an IntegrityError that writes nothing, and the
-    pooled connection is usable again either way."""
-    with bootstrap(make_settings(postgres_url), clock=ManualClock()) as wired:
-        recorder = wired.app.recorder
-        first = [StoredEvent(uuid.uuid4(), 1, TOPIC, b"{}") for _ in range(3)]
-        outcome = recorder.begin_insert_events(first)
-        assert list(outcome()) == [1, 2, 3]
-        clashing = [StoredEvent(uuid.uuid4(), 1, TOPIC, b"{}"), first[1]]
-        outcome = recorder.begin_insert_events(clashing)
-        with pytest.raises(IntegrityError):
-            outcome()
-        unusual = [StoredEvent(uuid.uuid4(), 1, "odd topic'", b"{}")]  # not literal-safe
-        (position,) = recorder.begin_insert_events(unusual)()
-        assert position > 3
-        stored = recorder.select_notifications(1, 10)
-        assert [n.originator_id for n in stored] == [
-            *(event.originator_id for event in first),
-            unusual[0].originator_id,
-        ]
-        stats = recorder.datastore.pool.get_stats()
-        assert stats["pool_available"] == stats["pool_size"]  # every connection came back
-        with recorder.datastore.get_connection() as conn:
-            assert conn.execute("SELECT 1").fetchone() is not None
-
-
-def test_the_postgres_writer_keeps_a_transaction_in_flight(postgres_url: str) -> None:
-    """Until it is finished, a begun transaction is not visible, nor told committed."""
-    with bootstrap(make_settings(postgres_url), clock=ManualClock()) as wired:
-        assert wired.app.register_player(1, "u1", Origin.telegram(1, 1)).ok
-        store = Store(wired)
-        head = store.head()
-        write = store.reacting(range(1, 2), "chan:1")
-        store.writer.encode(write)
-        finish = store.writer.begin(write)
-        assert store.committed == []
-        assert_landed(store, write, finish(), head)
-        assert store.committed == [write]
 
 
 # ----- the application and its store ---------------------------------------------------------

@@ -161,31 +161,21 @@ def test_one_users_commands_keep_their_order(grouped: Services) -> None:
 
 
 class GatedRecord:
-    """Wraps a group-commit writer's ways of writing (a whole batch sent now and awaited later,
-    or one command at a time): holds the first write until released, and logs every write
-    (which aggregates it carried and whether it failed on a conflict)."""
+    """Wraps a group-commit writer's `record`: holds the first write until released, and logs
+    every write (which aggregates it carried and whether it failed on a conflict)."""
 
     def __init__(self, writer: GroupCommitWriter) -> None:
         self.release = threading.Event()
         self.entered = threading.Event()
         self.calls: list[tuple[set[UUID], str]] = []
         self._first = True
-        record, begin = writer._record, writer._begin
+        record = writer._record
 
-        def gated_record(processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        def gated_record(write: Write) -> list[Recording[UUID]]:
             self._hold()
-            return self._logged(processing, lambda: record(processing))
+            return self._logged(write, lambda: record(write))
 
-        def gated_begin(write: Write) -> Callable[[], list[Recording[UUID]]]:
-            self._hold()
-            try:
-                outcome = begin(write)
-            except IntegrityError:
-                self._log(write, "conflict")
-                raise
-            return lambda: self._logged(write, outcome)
-
-        writer._record, writer._begin = gated_record, gated_begin
+        writer._record = gated_record
 
     def _hold(self) -> None:
         if self._first:
@@ -496,39 +486,30 @@ def test_snapshots_are_written_in_the_background_and_flushed_on_demand(
     assert latest.originator_version == interval
 
 
-class InFlightLog:
-    """A stand-in store for a writer with one transaction in flight: `begin` logs what it sends
-    and holds the first batch until `go` is set; each outcome logs when it is awaited."""
+class HeldStore:
+    """A stand-in store for a writer: `record` logs what it writes and holds the first batch
+    until `go` is set (failing it if told to)."""
 
     def __init__(self, first_fails: bool = False) -> None:
         self.log: list[str] = []
         self.go = threading.Event()
         self._first_fails = first_fails
-        self._begun = 0
+        self._recorded = 0
 
-    def record(self, processing: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        raise AssertionError("every batch should take the begin/outcome path")
-
-    def begin(self, write: Write) -> Callable[[], list[Recording[UUID]]]:
+    def record(self, write: Write) -> list[Recording[UUID]]:
         names = "+".join(sorted(str(event.originator_id) for event in write.events))
-        self._begun += 1
-        first = self._begun == 1
-        self.log.append(f"begin {names}")
-        if first:
+        self._recorded += 1
+        self.log.append(f"record {names}")
+        if self._recorded == 1:
             assert self.go.wait(timeout=10)
-
-        def outcome() -> list[Recording[UUID]]:
-            self.log.append(f"outcome {names}")
-            if first and self._first_fails:
+            if self._first_fails:
                 raise ConnectionError("store down")
-            return [Recording(event, None) for event in write.events]  # type: ignore[arg-type]
-
-        return outcome
+        return [Recording(event, None) for event in write.events]  # type: ignore[arg-type]
 
 
-def _drive(store: InFlightLog) -> dict[str, str]:
-    """Command 'first' goes in flight; 'b' and 'c' queue meanwhile. Returns each outcome."""
-    writer = GroupCommitWriter(store.record, max_batch=8, begin=store.begin)
+def _drive(store: HeldStore) -> dict[str, str]:
+    """Command 'first' is being written; 'b' and 'c' queue meanwhile. Returns each outcome."""
+    writer = GroupCommitWriter(store.record, max_batch=8)
     outcomes: dict[str, str] = {}
 
     def command(name: str) -> None:
@@ -544,7 +525,7 @@ def _drive(store: InFlightLog) -> dict[str, str]:
 
     first = threading.Thread(target=command, args=("first",))
     first.start()
-    wait_until(lambda: "begin first" in store.log)
+    wait_until(lambda: "record first" in store.log)
     others = [threading.Thread(target=command, args=(name,)) for name in ("b", "c")]
     for thread in others:
         thread.start()
@@ -556,20 +537,12 @@ def _drive(store: InFlightLog) -> dict[str, str]:
     return outcomes
 
 
-def test_the_next_batch_is_decided_while_one_is_in_flight() -> None:
-    store = InFlightLog()
+def test_commands_queued_during_a_write_go_together_in_the_next_batch() -> None:
+    store = HeldStore()
     assert _drive(store) == {"first": "ok", "b": "ok", "c": "ok"}
-    assert store.log == [
-        "decide first",
-        "begin first",
-        "decide b",  # decided while 'first' is being committed...
-        "decide c",
-        "outcome first",  # ...whose outcome is awaited only then
-        "begin b+c",
-        "outcome b+c",
-    ]
+    assert store.log == ["decide first", "record first", "decide b", "decide c", "record b+c"]
 
 
-def test_a_failed_batch_in_flight_does_not_fail_the_next() -> None:
-    store = InFlightLog(first_fails=True)
+def test_a_failed_batch_does_not_fail_the_next() -> None:
+    store = HeldStore(first_fails=True)
     assert _drive(store) == {"first": "down", "b": "ok", "c": "ok"}
