@@ -1,4 +1,4 @@
-"""Paired A/B of the write-side benchmark between two checkouts (e.g. main before and after a change).
+"""Paired A/B of the write-side benchmark between two checkouts (main before and after a change).
 
 Run: `.venv/bin/python bench/compare.py BASELINE_DIR [CANDIDATE_DIR] [--pairs 10]`
 
@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     bench_args = args.bench_args.split()
     ratios: dict[str, list[float]] = {}
     for pair in range(args.pairs):
-        order = [args.baseline, args.candidate] if pair % 2 == 0 else [args.candidate, args.baseline]
+        order = [args.baseline, args.candidate]
+        if pair % 2:
+            order.reverse()
         runs = {checkout: throughput(checkout, bench_args) for checkout in order}
         base, cand = runs[args.baseline], runs[args.candidate]
         for case in base.keys() & cand.keys():
