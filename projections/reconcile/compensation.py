@@ -8,8 +8,6 @@ entries of the report, in the problems' order (the expiry job, shared, last).
 
 from __future__ import annotations
 
-from typing import Any
-
 from dianabot.application.repairs import (
     Defect,
     InvalidAward,
@@ -22,7 +20,7 @@ from dianabot.application.repairs import (
 from dianabot.projections.reconcile.report import HISTORY, Fix, Problem
 
 
-def compensate_history(app: Any, problems: list[Problem], position: int) -> list[Fix]:
+def compensate_history(app: object, problems: list[Problem], position: int) -> list[Fix]:
     """Issue the commands that add the events the history is missing; never edit or delete one.
 
     `app` must offer the repair commands (`RepairCommands`); `position` is the log position the

@@ -241,18 +241,6 @@ def _row_by_key(conn: Connection, table: Table, key: tuple[str, ...], item: Hash
     return dict(row) if row is not None else None
 
 
-def swap_differing(shadow: ShadowBuild, differing: set[str]) -> list[Fix]:
-    """Put the replay's tables in place of the live ones of the projections that differ."""
-    if not differing:
-        return []
-    names = sorted(differing)
-    try:
-        position = shadow.swap(names)
-    except RebuildError as error:
-        return [Fix("swap", ", ".join(names), "failed", str(error))]
-    return [Fix("swap", ", ".join(names), "ok", f"rebuilt tables swapped in at {position}")]
-
-
 def _candidates(conn: Connection, tables: dict[str, Table], now: datetime) -> Side:
     """The rows of one side that may fail a check, narrowed in SQL (necessary conditions only;
     the row checks in `checks` decide). Reading every row of a million-event history's tables
@@ -326,3 +314,15 @@ def _orphan_candidates(conn: Connection, live: Table, rebuilt: Table) -> list[Ro
     )
     statement = select(live).where(live.c.held, ~standing.exists())
     return [dict(r) for r in conn.execute(statement).mappings()]
+
+
+def swap_differing(shadow: ShadowBuild, differing: set[str]) -> list[Fix]:
+    """Put the replay's tables in place of the live ones of the projections that differ."""
+    if not differing:
+        return []
+    names = sorted(differing)
+    try:
+        position = shadow.swap(names)
+    except RebuildError as error:
+        return [Fix("swap", ", ".join(names), "failed", str(error))]
+    return [Fix("swap", ", ".join(names), "ok", f"rebuilt tables swapped in at {position}")]
