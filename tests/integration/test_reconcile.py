@@ -23,9 +23,9 @@ from dianabot.domain.badge import BadgeAward
 from dianabot.domain.cause import Cause
 from dianabot.domain.ids import badge_award_id, player_id, progress_id, story_id
 from dianabot.domain.player import Player
-from dianabot.projections import reconcile as reconcile_module
 from dianabot.projections.history import EventWriter
 from dianabot.projections.reconcile import HISTORY, READ_MODEL, ReconcileReport, problems_for
+from dianabot.projections.reconcile import one_user as reconcile_module
 from dianabot.projections.service import Projections
 from sqlalchemy import delete, insert, update
 
