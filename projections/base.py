@@ -241,7 +241,7 @@ def originator_keys(events: list[tuple[int, str, Any]], names: Iterable[str]) ->
     return {event.originator_id.int for _, name, event in events if name in wanted}
 
 
-def rows_by_key(rows: Iterable[Mapping[str, Any]], key: tuple[str, ...]) -> dict[Hashable, Row]:
+def rows_by_key(rows: Iterable[Mapping[Any, Any]], key: tuple[str, ...]) -> dict[Hashable, Row]:
     if len(key) == 1:
         return {row[key[0]]: dict(row) for row in rows}
     return {tuple(row[k] for k in key): dict(row) for row in rows}

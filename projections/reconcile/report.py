@@ -155,4 +155,5 @@ def problems_for(report: ReconcileReport, check: str) -> list[Problem]:
 def _jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    return json.loads(json.dumps(row, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(row, default=str))
+    return plain

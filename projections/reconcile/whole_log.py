@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dianabot.domain.rules import LEVELS
 from dianabot.projections.base import Row
@@ -235,8 +235,8 @@ def _diff_tables(
 
 
 def _row_by_key(conn: Connection, table: Table, key: tuple[str, ...], item: Hashable) -> Row | None:
-    values = (item,) if len(key) == 1 else item
-    statement = select(table).where(*(table.c[k] == v for k, v in zip(key, values, strict=True)))  # type: ignore[arg-type]
+    values = (item,) if len(key) == 1 else cast(tuple[Any, ...], item)  # a compound key's tuple
+    statement = select(table).where(*(table.c[k] == v for k, v in zip(key, values, strict=True)))
     row = conn.execute(statement).mappings().first()
     return dict(row) if row is not None else None
 
