@@ -12,8 +12,8 @@ user, and a user's commands are written in the order they ran.
 Why the writer runs the decisions too (flat combining) instead of each caller deciding in its
 own thread: under the GIL only one thread runs Python at a time, and 32 deciding threads spend
 much of their time handing the GIL to each other; worse, the writer, back from each database
-round trip, queued for the GIL behind all of them (measured: 2 ms per batch waiting to read
-the answer to a 0.2 ms statement). Deciding on the writer thread costs the same CPU without the
+round trip, queued for the GIL behind all of them (waiting ten times longer than the statement
+took; docs/performance.md, item 9). Deciding on the writer thread costs the same CPU without the
 hand-offs, and the callers only wake to queue their next command while the writer waits on the
 database. Measured on the write-side benchmark: see docs/performance.md.
 

@@ -275,7 +275,7 @@ class NarrativeCommands(CoreApplication):
             return None
 
     def _story_models(self) -> dict[str, Story]:
-        """Parsed published versions by content hash (parsing is ~1 ms; commands are many)."""
+        """Parsed published versions by content hash (parsing costs far more than a command)."""
         return self.__dict__.setdefault("_narrative_story_models", {})  # type: ignore[no-any-return]
 
     def _progress_ids(self) -> Iterator[UUID]:

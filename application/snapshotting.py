@@ -2,8 +2,8 @@
 
 A snapshot is a cache of an aggregate's events, so nothing waits for it: with group commit the
 writer thread hands snapshots to `BackgroundSnapshots` and goes on to the next batch, instead of
-spending a second database round trip (0.6-1 ms per batch measured) on each batch's critical
-path. A snapshot lost to a crash only means a longer replay on the next load.
+spending a second database round trip on each batch's critical path (docs/performance.md,
+item 12). A snapshot lost to a crash only means a longer replay on the next load.
 """
 
 from __future__ import annotations

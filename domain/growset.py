@@ -3,8 +3,9 @@
 Aggregates remember every post a user reacted to, every poll answered, every fragment visited:
 sets that grow for the life of the account. The command path copies an aggregate out of the
 cache for every command (so a refused command cannot corrupt the cached one), and a plain set
-would be copied, then freed, in full each time: O(history) per command, which measured 15% of
-the group-commit writer's time for users with a few hundred reactions. A `GrowSet` is never
+would be copied, then freed, in full each time: O(history) per command, a large share of the
+group-commit writer's time for users with a few hundred reactions (figures in
+docs/performance.md, item 11). A `GrowSet` is never
 mutated, so a copy is the same object, and adding an element builds a new `GrowSet` that shares
 all but a few of the old one's chunks.
 
@@ -14,8 +15,8 @@ element is copied O(log n) times over its life.
 
 A set read back from a snapshot keeps its strings *packed*: one string, the elements separated
 by spaces, searched with `str.__contains__`. Hashing every element of a big set on each load was
-most of the cost of loading a long-lived Player (45 µs per thousand fresh strings, against 3 µs
-to search the packed text of 1,470 post ids); elements added later go to hashed chunks as before.
+most of the cost of loading a long-lived Player; searching the packed text is far cheaper
+(docs/performance.md, item 15). Elements added later go to hashed chunks as before.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class GrowSet(Set[T], Generic[T]):
     ) -> GrowSet[T]:
         """The set of the strings in `packed` (joined by SEPARATOR, none containing it; None for
         no strings) and of `others`, as `packed_parts` wrote them: distinct, none hashed here.
-        `strings`, how many are packed, saves counting them (11 µs for two 15 kB sets)."""
+        `strings`, how many are packed, saves counting them (measurable on big sets)."""
         chunk = frozenset(others)
         chunks = (chunk,) if chunk else ()
         if packed is None:
@@ -68,7 +69,7 @@ class GrowSet(Set[T], Generic[T]):
         Sorted so that equal sets are stored alike. The order is remembered, and the sets grown
         from this one carry it with the elements added since (`_order`), so the next snapshot
         of an aggregate merges a few new elements into a sorted run instead of sorting every
-        element from hash order again (profile: 28 % of the snapshot thread's time)."""
+        element from hash order again (docs/performance.md, item 21)."""
         if self._order is not None:
             known, added = self._order
             ordered = sorted_elements([*known, *added]) if added else known

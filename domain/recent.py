@@ -1,8 +1,8 @@
 """The command keys an aggregate remembers, so that a re-delivered update is applied once.
 
 Every command checks its key against this memory, so membership must be cheap: a list scan of
-256 keys was the group-commit writer's single most expensive line (5.6 % of the process, the
-keys being cold in the CPU cache), and the cache's copy of an aggregate for every command
+256 keys was the group-commit writer's single most expensive line (the keys being cold in the
+CPU cache; docs/performance.md, item 19), and the cache's copy of an aggregate for every command
 copied the list too. `RecentKeys` is immutable (a copy is the same object) and holds its keys
 in generations of `GENERATION`, each with a frozenset for lookups: adding a key rebuilds only
 the youngest generation, and membership is a few hash lookups.

@@ -4,9 +4,9 @@ same table lock, NOTIFY and RETURNING of notification ids as the library, so the
 identical and the library's readers work unchanged.
 
 Why: the library sends a batch as one array of a composite type, which psycopg serialises in
-Python field by field (~30 µs per event here), in a pipeline with several syncs. Each database
-round trip also costs a writer thread the GIL twice, and it queues for it behind every busy
-thread of the process. So a transaction is sent as ONE simple query:
+Python field by field, in a pipeline with several syncs (docs/performance.md, items 5 and
+10). Each database round trip also costs a writer thread the GIL twice, and it queues for it
+behind every busy thread of the process. So a transaction is sent as ONE simple query:
 
     BEGIN; LOCK TABLE ... IN EXCLUSIVE MODE; NOTIFY ...;
     INSERT INTO ... SELECT i, v, t, decode(h, 'hex')
@@ -18,16 +18,16 @@ thread of the process. So a transaction is sent as ONE simple query:
 Injection-safe by construction, not by escaping: the literals only ever hold UUIDs rendered by
 Python, integers, topics that match `[A-Za-z0-9_.:]+` and hexadecimal digits, none of which can
 close a quote or an array element. A batch holding anything else (a text originator id, an
-unusual topic) takes the parameterised path: typed arrays in psycopg's binary format (165 µs of
-client CPU per 64 rows against 733 µs in text format), BEGIN + lock + NOTIFY, insert, COMMIT.
+unusual topic) takes the parameterised path: typed arrays in psycopg's binary format (a fraction
+of the text format's client CPU: item 8), BEGIN + lock + NOTIFY, insert, COMMIT.
 
 Snapshots are few but big (a Player's reacted posts): for them the literal is slower (hex
-doubles the bytes and the server parses it: 1.3-1.8 ms against 0.9-1.1 ms for two 12 kB
-snapshots), so they always take the binary-array insert, in autocommit.
+doubles the bytes and the server parses it), so they always take the binary-array insert, in
+autocommit.
 
 Reads (`select_events`, how an aggregate is loaded) ask for results in binary: in text format a
-`bytea` column arrives as hex, twice its size, and psycopg decodes it in Python. A 45 kB Player
-snapshot took 350 µs to fetch as text against 200 µs in binary (150 µs with no row at all).
+`bytea` column arrives as hex, twice its size, and psycopg decodes it in Python (a big Player
+snapshot fetches in little more than half the time in binary: item 14).
 """
 
 from __future__ import annotations

@@ -4,10 +4,9 @@ in as a persistence factory
 rows.
 
 Why: the library's select reads every row through `sqlite3.Row` by column name and parses the
-originator id of every row back into a UUID (~5 µs a row), though every row of the answer has
-the id that was asked for. Here a row is a plain tuple of the three columns that differ, and the
-id is converted once: on a 50,000-event Player, the 19 events after its snapshot are read in
-about half the time.
+originator id of every row back into a UUID, though every row of the answer has the id that was
+asked for. Here a row is a plain tuple of the three columns that differ, and the id is
+converted once (docs/performance.md, item 17).
 """
 
 from __future__ import annotations
