@@ -13,10 +13,12 @@ a concurrent runner, a rebuild swap or a reconciliation fix in between make it s
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +112,41 @@ def fold(
             batch.end = page[-1].id  # write what we have; the next batch goes on from here
             break
     batch.applied += applied
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = True
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a shadow copy's batch is folded.
+
+    A shadow build (rebuild, reconciliation) folds up to millions of events per batch into
+    row caches that stay alive the whole batch; the fold allocates millions of short-lived,
+    acyclic objects (rows read, events, cached rows) that reference counting frees, and every
+    generation-2 collection those allocations trigger re-scans the caches. Measured on
+    `bench/projections.py`'s rebuild (200,000 events, paired runs in one session): 3.3 s
+    median with the pause against 4.5 s without. The collector is process-wide, so the pause
+    is kept to shadow builds (`ProjectionRunner(pause_gc=True)`), which run in maintenance
+    commands and reconciliation; the live runner's small batches do not pause it. Nested and
+    concurrent pauses count: the collector resumes (if it was on) when the last one ends, and
+    cycles made meanwhile are collected then.
+    """
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        _gc_pauses += 1
+        if _gc_pauses == 1:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def _too_dirty(batch: Batch, max_dirty_rows: int) -> bool:

@@ -91,6 +91,7 @@ class ShadowBuild:
             suffix=self.suffix,
             page_size=page_size,
             max_batch=max_batch,
+            pause_gc=True,
         )
         self.events = 0
         self._open = False

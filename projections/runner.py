@@ -21,12 +21,12 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from dianabot.projections import positions
 from dianabot.projections.base import Projector, sql_loader
-from dianabot.projections.fold import Batch, FlushHook, Progress, flush, fold
+from dianabot.projections.fold import Batch, FlushHook, Progress, flush, fold, gc_paused
 from dianabot.projections.ports import EventLog
 from dianabot.projections.positions import FAILED, OK, OUTDATED, ProjectionStatus, Slot
 from dianabot.projections.schema import TableSet
@@ -49,6 +49,7 @@ class ProjectionRunner:
         max_batch: int = 5000,
         max_cached_rows: int = 200_000,
         max_dirty_rows: int = 500_000,
+        pause_gc: bool = False,
     ) -> None:
         self.events = events
         self.store = store
@@ -57,6 +58,8 @@ class ProjectionRunner:
         self.max_batch = max_batch
         self.max_cached_rows = max_cached_rows
         self.max_dirty_rows = max_dirty_rows
+        self.pause_gc = pause_gc
+        """Fold with the garbage collector paused (shadow builds: see `fold.gc_paused`)."""
         self.on_flush: FlushHook | None = None
         """Test seam: called inside the write transaction, after rows, before commit."""
         self._progress: tuple[Progress, int] | None = None
@@ -158,7 +161,8 @@ class ProjectionRunner:
         end = min(start + self.max_batch, max(s.stop for s in work))
         batch = Batch(start, end, slots=work)
         try:
-            with self._loading(conn):
+            paused: AbstractContextManager[None] = gc_paused() if self.pause_gc else nullcontext()
+            with self._loading(conn), paused:
                 fold(batch, self.events, self.page_size, self.max_dirty_rows, self._progress)
             if not flush(
                 batch,

@@ -83,9 +83,9 @@ class ListenWaker(PollingWaker):
             try:
                 with self.connect() as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                    self.healthy = True
                     delay = 0.5
                     self.event.set()  # events may have arrived while not listening
+                    self.healthy = True
                     try:
                         while not self._closing.is_set():
                             for _ in conn.notifies(timeout=1.0, stop_after=1):
