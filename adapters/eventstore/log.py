@@ -237,9 +237,9 @@ class PostgresEventLog(RecorderEventLog):
             ]
 
     def waker(self) -> Waker:
-        return ListenWaker(self._listen_connection, self.recorder.channel_name)
+        return ListenWaker(self.listen_connection, self.recorder.channel_name)
 
-    def _listen_connection(self) -> psycopg.Connection[Any]:
+    def listen_connection(self) -> psycopg.Connection[Any]:
         """A connection of its own (not one of the pool's, which LISTEN would hold forever),
         with the pool's connection settings."""
         pool = self.recorder.datastore.pool
