@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from eventsourcing.popo import POPOApplicationRecorder
 from psycopg import sql
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class SignalWaker(PollingWaker):
 
     PATIENCE = 5.0
 
-    def __init__(self, recorder: Any) -> None:
+    def __init__(self, recorder: POPOApplicationRecorder) -> None:
         super().__init__()
         self.recorder = recorder
         recorder.listen(self.event)
