@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dianabot.adapters.eventstore.database import Database, database_from_url, prepare
+from dianabot.adapters.eventstore.log import event_log
 from dianabot.adapters.settings import Settings
 from dianabot.application.clock import Clock, SystemClock
 from dianabot.application.service import DianaApplication
@@ -62,7 +63,7 @@ def bootstrap(
     if projections:
         try:
             read_side = Projections.open(
-                app, database.kind, database.sqlalchemy_url, database.schema
+                app, event_log(app), database.kind, database.sqlalchemy_url, database.schema
             )
         except BaseException:
             app.close()

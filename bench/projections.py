@@ -48,7 +48,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from dianabot.adapters.eventstore.crafted import CraftedWriter  # noqa: E402
 from dianabot.adapters.eventstore.database import database_from_url, prepare  # noqa: E402
+from dianabot.adapters.eventstore.log import event_log  # noqa: E402
 from dianabot.adapters.story_file import load_bundled_story  # noqa: E402
 from dianabot.application.clock import ManualClock  # noqa: E402
 from dianabot.application.service import DianaApplication  # noqa: E402
@@ -59,7 +61,6 @@ from dianabot.domain.ids import badge_award_id, badge_id, player_id, progress_id
 from dianabot.domain.player import Player  # noqa: E402
 from dianabot.domain.progress import StoryProgress  # noqa: E402
 from dianabot.domain.story_versions import StoryVersions  # noqa: E402
-from dianabot.projections.history import EventWriter  # noqa: E402
 from dianabot.projections.reconcile import user_streams  # noqa: E402
 from dianabot.projections.service import Projections  # noqa: E402
 from psycopg import sql  # noqa: E402
@@ -102,7 +103,7 @@ class Seeder:
 
     def __init__(self, app: DianaApplication, players: int, events: int, seed: int = 7) -> None:
         self.app = app
-        self.writer = EventWriter(app, batch_size=10_000)
+        self.writer = CraftedWriter(app, batch_size=10_000)
         self.random = random.Random(seed)
         self.players_n = players
         self.target = events
@@ -368,6 +369,12 @@ def open_app(schema: str) -> tuple[DianaApplication, Any]:
     return DianaApplication(env, clock=ManualClock(T0 + SPAN)), database
 
 
+def open_projections(app: DianaApplication, database: Any) -> Projections:
+    return Projections.open(
+        app, event_log(app), database.kind, database.sqlalchemy_url, database.schema
+    )
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -527,7 +534,7 @@ def phase_library(schema: str, sample: int) -> dict[str, Any]:
 
 def phase_rebuild(schema: str) -> dict[str, Any]:
     app, database = open_app(schema)
-    projections = Projections.open(app, database.kind, database.sqlalchemy_url, database.schema)
+    projections = open_projections(app, database)
     with timed() as t:
         result = projections.rebuild()
     projections.close()
@@ -537,7 +544,7 @@ def phase_rebuild(schema: str) -> dict[str, Any]:
 
 def phase_reconcile(schema: str) -> dict[str, Any]:
     app, database = open_app(schema)
-    projections = Projections.open(app, database.kind, database.sqlalchemy_url, database.schema)
+    projections = open_projections(app, database)
     projections.catch_up()
     with timed() as t:
         report = projections.reconcile()
@@ -554,7 +561,7 @@ def phase_reconcile(schema: str) -> dict[str, Any]:
 def phase_user(schema: str, telegram_id: int, repeat: int = 5) -> dict[str, Any]:
 
     app, database = open_app(schema)
-    projections = Projections.open(app, database.kind, database.sqlalchemy_url, database.schema)
+    projections = open_projections(app, database)
     projections.catch_up()
     streams = user_streams(projections, telegram_id)
     events = 0

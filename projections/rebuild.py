@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dianabot.projections.fold import Progress
+from dianabot.projections.ports import EventLog
+from dianabot.projections.positions import BUILDING, FAILED, OK
 from dianabot.projections.registry import PROJECTORS, projector_classes
-from dianabot.projections.runner import BUILDING, FAILED, OK, Progress, ProjectionRunner
+from dianabot.projections.runner import ProjectionRunner
 from dianabot.projections.schema import SHADOW_SEPARATOR, TableSet, table_name
 from dianabot.projections.store import ReadStore
-from eventsourcing.application import Application
 from sqlalchemy import delete, select, text, update
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ class ShadowBuild:
 
     def __init__(
         self,
-        app: Application[Any],
+        events: EventLog,
         store: ReadStore,
         names: Sequence[str] | None = None,
         *,
@@ -79,16 +81,17 @@ class ShadowBuild:
         page_size: int = SHADOW_PAGE_SIZE,
         max_batch: int = SHADOW_MAX_BATCH,
     ) -> None:
-        self.app = app
+        self.event_log = events
         self.store = store
         self.suffix = suffix or f"s{secrets.token_hex(4)}"
         self.runner = ProjectionRunner.for_projectors(
-            app,
+            events,
             store,
             projector_classes(list(names) if names is not None else None),
             suffix=self.suffix,
             page_size=page_size,
             max_batch=max_batch,
+            pause_gc=True,
         )
         self.events = 0
         self._open = False
@@ -144,7 +147,7 @@ class ShadowBuild:
                 raise RebuildError(f"no live position for {', '.join(missing)}")
             # Catch the shadow up past the live position and to the head as of now; the live
             # runner cannot move while we hold its position row.
-            target = max([rows[k].position for k in live_keys] + [self.runner.reader.head()])
+            target: int = max([rows[k].position for k in live_keys] + [self.event_log.head()])
             while min(s.position for s in slots) < target:
                 if self.runner.step(until=target, conn=conn) is None:
                     break
@@ -190,7 +193,7 @@ class ShadowBuild:
 
 
 def rebuild(
-    app: Application[Any],
+    events: EventLog,
     store: ReadStore,
     names: Sequence[str] | None = None,
     *,
@@ -201,9 +204,9 @@ def rebuild(
     """Rebuild these projections (all when None) from position 0 and swap them in."""
     started = time.perf_counter()
     drop_abandoned_shadows(store)
-    shadow = ShadowBuild(app, store, names, page_size=page_size, max_batch=max_batch)
+    shadow = ShadowBuild(events, store, names, page_size=page_size, max_batch=max_batch)
     # Make sure the live rows exist to be swapped (a fresh database has none yet).
-    live = ProjectionRunner.for_projectors(app, store, projector_classes(list(shadow.names)))
+    live = ProjectionRunner.for_projectors(events, store, projector_classes(list(shadow.names)))
     live.ensure_schema()
     names = shadow.names
     shadow.create()

@@ -1,7 +1,8 @@
 """The read side of the application in one object: read models, live runner, rebuild, reconcile.
 
-`adapters.bootstrap` builds one from the same database as the event store; the bot starts its live
-runner, the CLI rebuilds and reconciles through it, and screens read its tables.
+`adapters.bootstrap` builds one from the same database as the event store, with the event log
+(`ports.EventLog`) the event store package implements; the bot starts its live runner, the CLI
+rebuilds and reconciles through it, and screens read its tables.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from dianabot.projections.fold import Progress
+from dianabot.projections.live import LiveRunner
+from dianabot.projections.ports import EventLog, ReadSideApp
+from dianabot.projections.positions import ProjectionStatus
 from dianabot.projections.rebuild import RebuildResult, rebuild
 from dianabot.projections.reconcile import ReconcileReport, reconcile
 from dianabot.projections.registry import PROJECTORS, projector_classes
-from dianabot.projections.runner import Progress, ProjectionRunner, ProjectionStatus
+from dianabot.projections.runner import ProjectionRunner
 from dianabot.projections.schema import TableSet
 from dianabot.projections.store import ReadStore, StoreKind
-from eventsourcing.application import Application
 from sqlalchemy import Table
 from sqlalchemy.engine import URL
 
@@ -26,31 +30,36 @@ class Projections:
 
     def __init__(
         self,
-        app: Application[Any],
+        app: ReadSideApp,
         store: ReadStore,
+        events: EventLog,
         *,
         names: Sequence[str] | None = None,
+        poll_interval: float = 0.25,
         **runner_options: Any,
     ) -> None:
         self.app = app
         self.store = store
+        self.events = events
         self.names = tuple(names) if names is not None else tuple(PROJECTORS)
         self.runner = ProjectionRunner.for_projectors(
-            app, store, projector_classes(list(self.names)), **runner_options
+            events, store, projector_classes(list(self.names)), **runner_options
         )
+        self.live = LiveRunner(self.runner, poll_interval=poll_interval)
         self.runner.ensure_schema()
         self._tables = TableSet([t for n in self.names for t in PROJECTORS[n].tables])
 
     @classmethod
     def open(
         cls,
-        app: Application[Any],
+        app: ReadSideApp,
+        events: EventLog,
         kind: StoreKind,
         url: URL | str,
         schema: str | None = None,
         **options: Any,
     ) -> Projections:
-        return cls(app, ReadStore.open(kind, url, schema), **options)
+        return cls(app, ReadStore.open(kind, url, schema), events, **options)
 
     def table(self, base: str) -> Table:
         """A live read-model table, for queries (`select(projections.table("player_points"))`)."""
@@ -62,23 +71,23 @@ class Projections:
         return self.runner.catch_up(until=until, progress=progress)
 
     def start(self) -> None:
-        self.runner.start()
+        self.live.start()
 
     def stop(self) -> None:
-        self.runner.stop()
+        self.live.stop()
 
     def status(self) -> list[ProjectionStatus]:
         return self.runner.status()
 
     def wait_for(self, position: int, timeout: float = 10.0) -> bool:
-        return self.runner.wait_for(position, timeout)
+        return self.live.wait_for(position, timeout)
 
     # ----- maintenance ----------------------------------------------------------------------
 
     def rebuild(
         self, names: Sequence[str] | None = None, progress: Progress | None = None
     ) -> RebuildResult:
-        return rebuild(self.app, self.store, names, progress=progress)
+        return rebuild(self.events, self.store, names, progress=progress)
 
     def reconcile(
         self,
@@ -91,5 +100,5 @@ class Projections:
         return reconcile(self, user=user, fix=fix, now=now, progress=progress)
 
     def close(self) -> None:
-        self.runner.stop()
+        self.live.stop()
         self.store.close()

@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal, cast
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Literal, Protocol, cast
 
 from dianabot.projections.schema import TABLES, TableSet
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
@@ -27,14 +27,28 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
-if TYPE_CHECKING:
-    import psycopg
-
 log = logging.getLogger(__name__)
 
 StoreKind = Literal["sqlite", "postgres", "memory"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class _Copy(Protocol):
+    def write_row(self, row: Sequence[Any]) -> None: ...
+
+
+class _CopyCursor(Protocol):
+    def __enter__(self) -> _CopyCursor: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def copy(self, statement: str) -> AbstractContextManager[_Copy]: ...
+
+
+class _CopyConnection(Protocol):
+    """What `insert` uses of psycopg 3's connection (the driver under SQLAlchemy's PostgreSQL
+    dialect): COPY FROM STDIN. Named structurally, so the read side imports no driver."""
+
+    def cursor(self) -> _CopyCursor: ...
 
 
 class ReadStore:
@@ -160,7 +174,7 @@ class ReadStore:
             return
         columns = [c.name for c in table.c]
         # Only the PostgreSQL store gets here, and its SQLAlchemy dialect drives psycopg 3.
-        driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+        driver = cast(_CopyConnection, conn.connection.driver_connection)
         quoted = ", ".join(_quote_ident(c) for c in columns)
         statement = f"COPY {_quote_ident(table.name)} ({quoted}) FROM STDIN"
         with driver.cursor() as cursor, cursor.copy(statement) as copy:

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 from dianabot.adapters.cli.common import console, errors, print_json, services
+from dianabot.projections.positions import FAILED, OK
 from dianabot.projections.rebuild import RebuildError
 from dianabot.projections.registry import ALL_NAMES
-from dianabot.projections.runner import FAILED, OK
 from dianabot.projections.service import Projections
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table

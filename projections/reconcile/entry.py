@@ -7,10 +7,10 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from dianabot.projections.fold import Progress
 from dianabot.projections.reconcile.one_user import reconcile_user
 from dianabot.projections.reconcile.report import MAX_EXAMPLES, ReconcileReport
 from dianabot.projections.reconcile.whole_log import reconcile_all
-from dianabot.projections.runner import Progress
 
 if TYPE_CHECKING:
     from dianabot.projections.service import Projections

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.ids import badge_award_id, badge_id, player_id, progress_id, story_id
 from dianabot.projections.base import Projector, Row, rows_by_key
-from dianabot.projections.log import LogReader, stream_notifications
+from dianabot.projections.ports import EventLog
+from dianabot.projections.positions import FAILED
 from dianabot.projections.reconcile.checks import Side, row_problem, run_checks
 from dianabot.projections.reconcile.compensation import compensate_history
 from dianabot.projections.reconcile.report import (
@@ -28,7 +29,6 @@ from dianabot.projections.reconcile.report import (
     ReconcileReport,
 )
 from dianabot.projections.registry import PROJECTORS
-from dianabot.projections.runner import FAILED
 from dianabot.projections.schema import TABLES, TableSet
 from sqlalchemy import Connection, delete, select, update
 
@@ -94,7 +94,7 @@ def reconcile_user(
     """One user: replay their streams to the live positions, diff their rows, check, and (with
     `fix`) replace their rows and compensate the history's problems."""
     app, store, live = projections.app, projections.store, projections.runner
-    position = live.reader.head()
+    position = projections.events.head()
     live.catch_up(until=position)
     streams = user_streams(projections, telegram_id)
     shared = _shared_streams(projections)
@@ -108,7 +108,7 @@ def reconcile_user(
         }
         live_rows = _user_rows(conn, tables, telegram_id, names)
     upto = {name: live_at[name].position for name in names if name in live_at}
-    rebuilt_rows = _replay_user(app, names, streams + shared, upto)
+    rebuilt_rows = _replay_user(projections.events, names, streams + shared, upto)
     findings = Findings(max_examples)
     for name in names:
         row = live_at.get(name)
@@ -155,7 +155,7 @@ def _user_rows(
 
 
 def _replay_user(
-    app: Any, names: list[str], streams: list[UUID], upto: dict[str, int]
+    events: EventLog, names: list[str], streams: list[UUID], upto: dict[str, int]
 ) -> dict[str, dict[Hashable, Row]]:
     """Fold only these streams, in log order, each projector up to its live position."""
     projectors: list[Projector] = [
@@ -165,13 +165,12 @@ def _replay_user(
     for projector in projectors:
         for event_name in projector.handlers:
             handlers.setdefault(event_name, []).append((projector, upto.get(projector.name, 0)))
-    decode = app.mapper.to_domain_event
+    decode = events.decode
     names_by_topic: dict[str, str] = {}
-    reader = LogReader(app)
-    for notification in stream_notifications(app, streams, max(upto.values(), default=0)):
+    for notification in events.streams(streams, max(upto.values(), default=0)):
         name = names_by_topic.get(notification.topic)
         if name is None:
-            name = names_by_topic[notification.topic] = reader.name_of(notification.topic)
+            name = names_by_topic[notification.topic] = events.name_of(notification.topic)
         targets = handlers.get(name)
         if not targets:
             continue
@@ -217,14 +216,14 @@ def _replace_user_rows(
     store, tables = projections.store, projections._tables  # noqa: SLF001
     positions = tables.positions
     names = sorted(differing)
-    heads = {s: projections.runner.reader.stream_head(s) for s in streams}
+    heads = {s: projections.events.stream_head(s) for s in streams}
     with store.write() as conn:
         statement = select(positions).where(positions.c.name.in_(names))
         if store.dialect == "postgresql":
             statement = statement.order_by(positions.c.name).with_for_update()
         now_at = {row.name: row for row in conn.execute(statement)}
         moved = [n for n in names if now_at[n].position != upto[n]]
-        changed = [s for s in streams if projections.runner.reader.stream_head(s) != heads[s]]
+        changed = [s for s in streams if projections.events.stream_head(s) != heads[s]]
         if moved or changed:
             return [Fix("replace_rows", ", ".join(names), "skipped",
                         "the user's history moved during the check; run it again")]  # fmt: skip

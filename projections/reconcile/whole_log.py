@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from dianabot.domain.rules import LEVELS
 from dianabot.projections.base import Row
+from dianabot.projections.fold import Progress
+from dianabot.projections.positions import FAILED
 from dianabot.projections.rebuild import RebuildError, ShadowBuild, drop_abandoned_shadows
 from dianabot.projections.reconcile.checks import (
     VIP_GRACE,
@@ -37,7 +39,6 @@ from dianabot.projections.reconcile.report import (
     ReconcileReport,
 )
 from dianabot.projections.registry import PROJECTORS
-from dianabot.projections.runner import FAILED, Progress
 from dianabot.projections.schema import TABLES, TableSet, from_json_list
 from sqlalchemy import Connection, Table, and_, case, func, or_, select, tuple_
 
@@ -62,11 +63,11 @@ def reconcile_all(
     swap the differing tables and compensate the history's problems."""
     app, store, live = projections.app, projections.store, projections.runner
     drop_abandoned_shadows(store)
-    position = live.reader.head()
+    position = projections.events.head()
     live.catch_up(until=position)
     live_positions = {s.name: s.position for s in live.status()}
     findings = Findings(max_examples)
-    shadow = ShadowBuild(app, store, projections.names).create()
+    shadow = ShadowBuild(projections.events, store, projections.names).create()
     try:
         for slot in shadow.runner.slots:
             slot.until = live_positions.get(slot.name, position)

@@ -21,8 +21,8 @@ from dianabot.application.service import DianaApplication
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.ids import badge_award_id, badge_id, player_id, progress_id
 from dianabot.projections.leaderboard import week_of
+from dianabot.projections.positions import FAILED, OK
 from dianabot.projections.registry import ALL_NAMES, PROJECTORS
-from dianabot.projections.runner import FAILED, OK
 from dianabot.projections.schema import TABLES, from_json_list
 from dianabot.projections.service import Projections
 from sqlalchemy import func, select, update
@@ -175,7 +175,7 @@ def test_batches_of_any_size_give_the_same_rows(played: Services) -> None:
     reference.catch_up()
     expected = all_rows(reference)
     reference.rebuild()  # a fresh copy, then fold it again in tiny batches
-    tiny = Projections(played.app, reference.store, max_batch=3, page_size=2)
+    tiny = Projections(played.app, reference.store, reference.events, max_batch=3, page_size=2)
     with reference.store.write() as conn:  # forget everything: position 0, empty tables
         positions = tiny.table("player_points").metadata.tables["projection_positions"]
         for name in ALL_NAMES:
@@ -216,7 +216,7 @@ def test_positions_and_lag_are_observable(played: Services) -> None:
 def test_two_runners_on_one_store_never_apply_an_event_twice(played: Services) -> None:
     first = played.projections
     assert first is not None
-    second = Projections(played.app, first.store, max_batch=4, page_size=2)
+    second = Projections(played.app, first.store, first.events, max_batch=4, page_size=2)
     first.runner.max_batch = 5
     busy = True
     while busy:  # interleaved batches: each one's flush finds the other's position
@@ -277,7 +277,8 @@ def test_a_failed_projector_resumes_in_a_new_process_after_a_fix(played: Service
     slot.projector.handlers["VipGranted"] = broken
     projections.catch_up()
     assert {s.name: s.state for s in projections.status()}["vip_members"] == FAILED
-    restarted = Projections(played.app, projections.store)  # the fixed code, a new runner
+    # the fixed code, a new runner
+    restarted = Projections(played.app, projections.store, projections.events)
     restarted.catch_up()
     assert {s.name: s.state for s in restarted.status()}["vip_members"] == OK
     assert restarted.reconcile().consistent
@@ -348,7 +349,8 @@ def test_a_live_runner_notices_a_swap_under_it(played: Services) -> None:
     projections = played.projections
     assert projections is not None
     projections.catch_up()
-    other = Projections(played.app, projections.store)  # e.g. the CLI, in another process
+    # e.g. the CLI, in another process
+    other = Projections(played.app, projections.store, projections.events)
     other.rebuild(["player_points"])
     ok(played.app.react(ANA, "chan:after-swap", "✨", tg(ANA)))
     projections.catch_up()
@@ -362,7 +364,7 @@ def test_a_live_runner_notices_a_swap_under_it(played: Services) -> None:
 def test_live_mode_follows_new_events(services: Services, clock: ManualClock) -> None:
     projections = services.projections
     assert projections is not None
-    projections.runner.poll_interval = 0.05
+    projections.live.poll_interval = 0.05
     projections.start()
     try:
         play(services.app, clock)
@@ -387,13 +389,11 @@ def test_postgres_live_mode_is_woken_by_notify(postgres_url: str, clock: ManualC
     with bootstrap(make_settings(postgres_url), clock=clock) as wired:
         projections = wired.projections
         assert projections is not None
-        projections.runner.poll_interval = 30.0  # polling alone would take half a minute
+        projections.live.poll_interval = 30.0  # polling alone would take half a minute
         projections.start()
         try:
             deadline = time.monotonic() + 10
-            while not (
-                projections.runner._waker and getattr(projections.runner._waker, "healthy", False)
-            ):
+            while not getattr(projections.live.waker, "healthy", False):
                 assert time.monotonic() < deadline, "LISTEN never started"
                 time.sleep(0.02)
             ok(wired.app.register_player(ANA, "Ana", tg(ANA)))
@@ -408,7 +408,8 @@ def test_schema_creation_is_reproducible(services: Services) -> None:
     projections = services.projections
     assert projections is not None
     before = projections.store.table_names()
-    Projections(services.app, projections.store)  # a second bootstrap: nothing to create
+    # a second bootstrap: nothing to create
+    Projections(services.app, projections.store, projections.events)
     assert projections.store.table_names() == before
     expected = {base for name in ALL_NAMES for base in PROJECTORS[name].tables}
     assert expected | {"projection_positions"} <= before
@@ -453,7 +454,8 @@ def test_projections_at_different_positions_each_resume_from_their_own(played: S
     assert projections is not None
     projections.runner.max_batch = 7
     projections.runner.step()  # every projection at 7
-    Projections(played.app, projections.store).rebuild(["leaderboard"])  # leaderboard at head
+    # leaderboard at head
+    Projections(played.app, projections.store, projections.events).rebuild(["leaderboard"])
     ok(played.app.react(CARLA, "chan:late", "❤️", tg(CARLA)))
     positions = {s.name: s.position for s in projections.status()}
     assert positions["leaderboard"] == head(played.app) - 2 and positions["engagement"] == 7

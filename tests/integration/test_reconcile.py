@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from dianabot.adapters.bootstrap import Services
+from dianabot.adapters.eventstore.crafted import CraftedWriter
 from dianabot.adapters.story_file import parse_story
 from dianabot.application.clock import ManualClock
 from dianabot.application.results import Origin
@@ -23,9 +24,7 @@ from dianabot.domain.badge import BadgeAward
 from dianabot.domain.cause import Cause
 from dianabot.domain.ids import badge_award_id, player_id, progress_id, story_id
 from dianabot.domain.player import Player
-from dianabot.projections.history import EventWriter
 from dianabot.projections.reconcile import HISTORY, READ_MODEL, ReconcileReport, problems_for
-from dianabot.projections.reconcile import one_user as reconcile_module
 from dianabot.projections.service import Projections
 from sqlalchemy import delete, insert, update
 
@@ -129,7 +128,7 @@ def test_negative_balance_in_the_history_is_compensated(
     services: Services, projections: Projections, clock: ManualClock
 ) -> None:
     balance = services.app.get_player(CARLA).balance
-    writer = EventWriter(services.app)
+    writer = CraftedWriter(services.app)
     writer.append(Player.PointsSpent, player_id(CARLA), clock.now(), purpose="old_bot",
                   amount=balance + 40, reference="race")  # fmt: skip
     writer.flush()
@@ -220,7 +219,7 @@ def test_badge_awarded_after_its_retirement_is_revoked(
 ) -> None:
     ok(services.app.retire_badge("racha-3", "replaced", Origin.admin(ADMIN_ID)))
     clock.advance(minutes=1)
-    writer = EventWriter(services.app)  # a racing award the domain would now refuse
+    writer = CraftedWriter(services.app)  # a racing award the domain would now refuse
     writer.append(BadgeAward.BadgeAwarded, badge_award_id("racha-3", BRUNO), clock.now(),
                   badge_slug="racha-3", telegram_id=BRUNO, evidence=["event:x:1"])  # fmt: skip
     writer.flush()
@@ -352,13 +351,13 @@ def test_one_user_replays_only_that_users_streams(
 ) -> None:
     change(projections, "player_points", {"balance": 1}, telegram_id=BRUNO)
     read: list[Any] = []
-    original = reconcile_module.stream_notifications
+    original = projections.events.streams
 
-    def spy(app: Any, streams: Any, upto: int) -> Any:
+    def spy(streams: Any, upto: int) -> Any:
         read.extend(streams)
-        return original(app, streams, upto)
+        return original(streams, upto)
 
-    monkeypatch.setattr(reconcile_module, "stream_notifications", spy)
+    monkeypatch.setattr(projections.events, "streams", spy)
     assert projections.reconcile(user=ANA).consistent  # BRUNO's row is not ANA's business
     assert player_id(ANA) in read and player_id(BRUNO) not in read
     assert progress_id(ANA, SLUG) in read and progress_id(BRUNO, SLUG) not in read
@@ -369,7 +368,7 @@ def test_events_arriving_during_a_run_raise_no_false_alarm(
     services: Services, projections: Projections
 ) -> None:
     app = services.app
-    projections.runner.poll_interval = 0.01
+    projections.live.poll_interval = 0.01
     projections.start()
     stop = threading.Event()
     written = 0

@@ -138,7 +138,7 @@ def check_live_equals_replay(store: str, history: list[tuple[Any, ...]]) -> None
                 projections.runner.page_size = max(1, command[1] // 2)
                 projections.catch_up()
             elif command[0] == "rebuild":  # an operator rebuilds one read model meanwhile
-                Projections(app, projections.store).rebuild([command[1]])
+                Projections(app, projections.store, projections.events).rebuild([command[1]])
             else:
                 run(app, clock, command, update)
         projections.catch_up()

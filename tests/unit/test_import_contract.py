@@ -35,11 +35,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = ROOT / "pyproject.toml"
 EVENT_STORE = ROOT / "adapters" / "eventstore"
-PROJECTIONS_PENDING = (
-    "projections/log.py still reads the log through psycopg, the library's recorders and POPO "
-    "internals; that moves to adapters/eventstore/log.py on store-read's branch. Drop this "
-    "mark once it is merged."
-)
 
 
 def _lint_imports(contract: str, tree: Path) -> str:
@@ -89,7 +84,6 @@ def test_domain_and_application_import_no_driver_and_no_persistence_module(
     assert "KEPT" in _lint_imports("core-no-drivers", installed)
 
 
-@pytest.mark.xfail(strict=True, reason=PROJECTIONS_PENDING)
 def test_projections_import_no_driver_and_no_persistence_module(installed: Path) -> None:
     assert "KEPT" in _lint_imports("projections-no-drivers", installed)
 
@@ -176,6 +170,5 @@ def test_no_private_library_name_outside_the_event_store() -> None:
     assert _private_uses("domain", "application", "adapters", "content") == []
 
 
-@pytest.mark.xfail(strict=True, reason=PROJECTIONS_PENDING)
 def test_no_private_library_name_in_projections() -> None:
     assert _private_uses("projections") == []

@@ -1,5 +1,6 @@
 """Writing events straight into the event store, encoded by the application's own mapper.
 
+Not the application's writer (`writer.EventWriter`): it records no command and takes no lock.
 Two users, neither of them the bot: benchmarks seeding a million events (in large batches,
 without running a command per event), and reconciliation tests that need a history the domain
 would refuse to write (a spend below zero, an award of a badge nobody defined). Events written
@@ -21,7 +22,7 @@ CRAFTED_CAUSATION = "crafted"
 CRAFTED_ACTOR = "system:crafted"
 
 
-class EventWriter:
+class CraftedWriter:
     """Appends events to streams, numbering versions after what the store already holds."""
 
     def __init__(self, app: Application[Any], *, batch_size: int = 10_000) -> None:
