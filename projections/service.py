@@ -47,7 +47,8 @@ class Projections:
         )
         self.live = LiveRunner(self.runner, poll_interval=poll_interval)
         self.runner.ensure_schema()
-        self._tables = TableSet([t for n in self.names for t in PROJECTORS[n].tables])
+        self.tables = TableSet([t for n in self.names for t in PROJECTORS[n].tables])
+        """The live read-model tables (queries, reconciliation)."""
 
     @classmethod
     def open(
@@ -63,7 +64,7 @@ class Projections:
 
     def table(self, base: str) -> Table:
         """A live read-model table, for queries (`select(projections.table("player_points"))`)."""
-        return self._tables[base]
+        return self.tables[base]
 
     # ----- running --------------------------------------------------------------------------
 

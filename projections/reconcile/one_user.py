@@ -51,7 +51,7 @@ USER_FILTERS: dict[str, str] = {
 def user_streams(projections: Projections, telegram_id: int) -> list[UUID]:
     """The streams holding one user's history: player, story progress, badge awards."""
     store = projections.store
-    tables = projections._tables  # noqa: SLF001 - the facade's live tables
+    tables = projections.tables
     with store.read() as conn:
         slugs = {r[0] for r in conn.execute(select(tables["story_versions"].c.slug).distinct())}
         slugs |= {
@@ -80,7 +80,7 @@ def user_streams(projections: Projections, telegram_id: int) -> list[UUID]:
 
 def _shared_streams(projections: Projections) -> list[UUID]:
     """The definitions the checks need: every badge and story stream."""
-    tables = projections._tables  # noqa: SLF001
+    tables = projections.tables
     with projections.store.read() as conn:
         badges = {r[0] for r in conn.execute(select(tables["badge_definitions"].c.slug))}
         stories = {r[0] for r in conn.execute(select(tables["story_versions"].c.slug).distinct())}
@@ -98,7 +98,7 @@ def reconcile_user(
     live.catch_up(until=position)
     streams = user_streams(projections, telegram_id)
     shared = _shared_streams(projections)
-    tables = projections._tables  # noqa: SLF001
+    tables = projections.tables
     names = list(projections.names)
     with store.snapshot() as conn:
         positions = tables.positions
@@ -213,7 +213,7 @@ def _replace_user_rows(
     """Put the rebuilt rows in place of the user's live rows, if nothing moved meanwhile."""
     if not differing:
         return []
-    store, tables = projections.store, projections._tables  # noqa: SLF001
+    store, tables = projections.store, projections.tables
     positions = tables.positions
     names = sorted(differing)
     heads = {s: projections.events.stream_head(s) for s in streams}
