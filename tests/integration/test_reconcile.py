@@ -340,6 +340,10 @@ def test_a_failed_live_projection_is_reported_and_replaced(projections: Projecti
         )
     projections.catch_up()
     slot.projector.handlers["CheckedIn"] = original
+    # Reconciliation catches the live runner up, which retries a failed projector once its
+    # backoff (2 s after a first failure) has passed, and would heal it on a slow machine before
+    # --fix runs: keep it failed, so that the fix is what repairs it.
+    slot.retry_at = float("inf")
     report = projections.reconcile()
     assert counts(report) == {"projection_health": 1}
     assert "ZeroDivisionError" in report.checks["projection_health"].examples[0].detail
