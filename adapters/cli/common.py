@@ -6,6 +6,7 @@ Every error a user can cause by a setting, an argument or the store's state ends
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -47,8 +48,25 @@ class GlobalOptions:
 options = GlobalOptions()
 
 
-def fail(code: int, kind: str, message: str, as_json: bool = False) -> NoReturn:
+def wants_json() -> bool:
+    """Whether the running command was given --json (its `as_json` parameter), so the commands
+    that do not pass it along still answer errors in JSON."""
+    # Typer 0.29 runs its own copy of click, whose context stack is not click's; ask both.
+    for name in ("typer._click.globals", "click.globals"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        context = module.get_current_context(silent=True)
+        if context is not None:
+            return bool(context.params.get("as_json"))
+    return False
+
+
+def fail(code: int, kind: str, message: str, as_json: bool | None = None) -> NoReturn:
     """Print one error (a JSON object on stdout with --json) and exit with `code`."""
+    if as_json is None:
+        as_json = wants_json()
     if as_json:
         print_json({"error": kind, "message": message, "exit_code": code})
     else:
@@ -60,7 +78,7 @@ def warn(message: str) -> None:
     errors.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
-def settings(as_json: bool = False) -> Settings:
+def settings(as_json: bool | None = None) -> Settings:
     """The resolved settings, with logging configured; a bad setting exits 2 naming it."""
     try:
         resolved = load_settings()
@@ -83,7 +101,7 @@ def services(
     database_url_override: str | None = None,
     *,
     read_only: bool = False,
-    as_json: bool = False,
+    as_json: bool | None = None,
     **overrides: Any,
 ) -> Iterator[Services]:
     """Build the services from settings; a setting or store that cannot be used is a clear error.
@@ -110,7 +128,7 @@ def is_interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
-def confirm(action: str, *, yes: bool, as_json: bool = False) -> None:
+def confirm(action: str, *, yes: bool, as_json: bool | None = None) -> None:
     """Go ahead with a destructive `action` only if --yes, or a person at a terminal says so."""
     if yes:
         return
