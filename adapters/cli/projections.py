@@ -106,7 +106,9 @@ def rebuild(
                     TimeElapsedColumn(),
                     console=console,
                 ) as bar:
-                    task = bar.add_task(", ".join(names), total=None)
+                    # Short, so the bar keeps its room in an 80-column terminal.
+                    label = names[0] if len(names) == 1 else f"{len(names)} read models"
+                    task = bar.add_task(label, total=None)
 
                     def advance(position: int, target: int) -> None:
                         bar.update(task, completed=position, total=max(target, 1))

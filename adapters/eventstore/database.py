@@ -239,5 +239,5 @@ def _prepare_postgres(database: Database, read_only: bool) -> None:
         # psycopg's messages name host, port and user, never the password.
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise DatabaseUnavailable(
-            f"cannot reach PostgreSQL at {database.describe()}: {reason}"
+            f"cannot reach PostgreSQL at {database.describe()} ({SETTING}): {reason}"
         ) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -204,3 +205,46 @@ def test_the_demo_reads_well_in_80_columns(workdir: Path) -> None:
     assert max(len(line) for line in lines) <= 80
     assert not any("…" in line for line in lines)  # nothing cut short
     assert any("Ana" in line and "1001" in line for line in lines)
+
+
+def run_at_a_terminal(args: list[str], answer: str, cwd: Path) -> tuple[int, str]:
+    """Run the console script with stdin, stdout and stderr on a pseudo-terminal, typing
+    `answer`; return its exit code and everything it wrote."""
+    primary, secondary = pty.openpty()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DIANABOT_")},
+        "COLUMNS": "80",
+        "DIANABOT_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [str(SCRIPT), *args],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+        cwd=cwd,
+        close_fds=True,
+    )
+    os.close(secondary)
+    os.write(primary, answer.encode())
+    output = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(primary)
+    return process.wait(timeout=120), output.decode(errors="replace")
+
+
+def test_at_a_terminal_destructive_commands_ask(played: str, workdir: Path) -> None:
+    base = ["--database-url", played]
+    code, output = run_at_a_terminal([*base, "reconcile", "--fix"], "n\n", workdir)
+    assert code == exits.REFUSED and "[y/N]" in output and "cancelled" in output
+    code, output = run_at_a_terminal([*base, "projections", "rebuild", "all"], "y\n", workdir)
+    assert code == exits.OK, output
+    assert "rebuilding 7 read models" in output  # a short label: the bar keeps its room
+    assert "rebuilt" in output
