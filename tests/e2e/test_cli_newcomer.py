@@ -106,6 +106,7 @@ def test_a_misspelled_setting_is_reported(workdir: Path, monkeypatch: pytest.Mon
     assert "DIANABOT_DATABSE_URL" in warnings and "did you mean DIANABOT_DATABASE_URL" in warnings
     assert "DIANABOT_ADMIN_ID " in warnings and "did you mean DIANABOT_ADMIN_IDS" in warnings
     assert ".env" in warnings
+    assert sorted(p.name for p in workdir.iterdir()) == [".env"]  # config creates no store
 
 
 def test_config_shows_the_resolved_settings_with_secrets_hidden(
