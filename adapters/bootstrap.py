@@ -44,11 +44,16 @@ def bootstrap(
     database_url: str | None = None,
     group_commit: bool | None = None,
     projections: bool = True,
+    read_only: bool = False,
 ) -> Services:
+    """`read_only`: the caller only reads; a missing or empty store is an error
+    (`StoreMissing`) and no event table or schema is created."""
     settings = settings or Settings()
     database = database_from_url(database_url or settings.database_url)
-    prepare(database)
+    prepare(database, read_only=read_only)
     env = dict(database.eventsourcing_env)
+    if read_only:
+        env["CREATE_TABLE"] = "n"
     # The library reads "0" as an unbounded cache; an empty value means no cache at all.
     env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size or "")
     clock = clock or SystemClock()

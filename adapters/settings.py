@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 DEFAULT_DATABASE_URL = "sqlite:///dianabot.sqlite3"
 
@@ -28,7 +33,7 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = Field(10_000, ge=0)
     group_commit: bool = Field(True, description="Commit concurrent commands together")
     group_commit_max_batch: int = Field(32, ge=1, le=1000)
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     log_format: str = Field("console", pattern="^(console|json)$")
 
     @field_validator("admin_ids", mode="before")
@@ -37,5 +42,70 @@ class Settings(BaseSettings):
         """Accept `1,2,3` (the natural way to write a list in an env var) as well as a list."""
         if isinstance(value, str):
             parts = [part.strip() for part in value.replace(";", ",").split(",")]
-            return frozenset(int(part) for part in parts if part)
+            try:
+                return frozenset(int(part) for part in parts if part)
+            except ValueError:
+                raise ValueError(
+                    f"expected Telegram user ids separated by commas, got {value!r}"
+                ) from None
         return value
+
+
+PREFIX = "DIANABOT_"
+SECRET_FIELDS = frozenset({"bot_token"})
+# Read by the test suite and the benchmarks, not by the application: not typos.
+OTHER_VARIABLES = frozenset(
+    {"DIANABOT_REQUIRE_POSTGRES", "DIANABOT_TEST_DATABASE_URL", "DIANABOT_BENCH_DATABASE_URL"}
+)
+
+
+class SettingsInvalid(ValueError):
+    """A setting has a value that cannot be used; the message is one line naming it."""
+
+
+def env_name(field: str) -> str:
+    return f"{PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `.env`, or `SettingsInvalid` naming the bad setting.
+
+    The message never repeats a secret's value, and keeps only pydantic's short reason.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            field = str(item["loc"][0]) if item["loc"] else "?"
+            reason = item["msg"].removeprefix("Value error, ")
+            if field in SECRET_FIELDS:
+                reason = "invalid value"
+            problems.append(f"{env_name(field)}: {reason}")
+        raise SettingsInvalid("; ".join(problems)) from None
+    except SettingsError as error:  # a value pydantic-settings could not even decode
+        raise SettingsInvalid(str(error).splitlines()[0]) from None
+
+
+def unknown_variables(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> list[tuple[str, str | None, str]]:
+    """`DIANABOT_*` names that are no setting, as (name, closest setting or None, where found).
+
+    pydantic-settings ignores them silently; a typo in DIANABOT_DATABASE_URL would otherwise send
+    every command to a new, empty default store.
+    """
+    known = [env_name(field) for field in Settings.model_fields]
+    sources: list[tuple[str, Iterable[str]]] = [
+        ("environment", (os.environ if environ is None else environ).keys())
+    ]
+    if env_file is not None and Path(env_file).is_file():
+        sources.append((str(env_file), dotenv_values(env_file).keys()))
+    found = []
+    for where, names in sources:
+        for name in names:
+            upper = name.upper()
+            if upper.startswith(PREFIX) and upper not in known and upper not in OTHER_VARIABLES:
+                close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+                found.append((name, close[0] if close else None, where))
+    return found

@@ -1,39 +1,147 @@
-"""Shared CLI plumbing: wiring services, printing tables or JSON, clear errors and exit codes."""
+"""Shared CLI plumbing: settings, wiring services, output as tables or JSON, errors, exit codes.
+
+Every error a user can cause by a setting, an argument or the store's state ends here as one line
+(or one JSON object with --json) and an exit code from `exits`, never a traceback.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import typer
 from dianabot.adapters.bootstrap import Services, bootstrap
-from dianabot.adapters.eventstore.database import DatabaseUnavailable
+from dianabot.adapters.cli import exits
+from dianabot.adapters.eventstore.database import (
+    DatabaseMisconfigured,
+    DatabaseUnavailable,
+    StoreMissing,
+)
 from dianabot.adapters.logs import configure_logging
-from dianabot.adapters.settings import Settings
+from dianabot.adapters.settings import Settings, SettingsInvalid, load_settings, unknown_variables
 from dianabot.application.results import CommandResult
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 errors = Console(stderr=True)
+log = logging.getLogger(__name__)
 
-EXIT_REFUSED = 1
-EXIT_UNAVAILABLE = 2
+# Kept for callers written before `exits`: the same numbers.
+EXIT_REFUSED = exits.REFUSED
+EXIT_UNAVAILABLE = exits.UNAVAILABLE
+
+
+@dataclass
+class GlobalOptions:
+    """What `dianabot [OPTIONS] COMMAND` was given before the command (set by the callback)."""
+
+    database_url: str | None = None
+
+
+options = GlobalOptions()
+
+
+def wants_json() -> bool:
+    """Whether the running command was given --json (its `as_json` parameter), so the commands
+    that do not pass it along still answer errors in JSON."""
+    # Typer 0.29 runs its own copy of click, whose context stack is not click's; ask both.
+    for name in ("typer._click.globals", "click.globals"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        context = module.get_current_context(silent=True)
+        if context is not None:
+            return bool(context.params.get("as_json"))
+    return False
+
+
+def fail(code: int, kind: str, message: str, as_json: bool | None = None) -> NoReturn:
+    """Print one error (a JSON object on stdout with --json) and exit with `code`."""
+    if as_json is None:
+        as_json = wants_json()
+    if as_json:
+        print_json({"error": kind, "message": message, "exit_code": code})
+    else:
+        errors.print(f"[red]{escape(kind)}:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    errors.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
+
+
+def settings(as_json: bool | None = None) -> Settings:
+    """The resolved settings, with logging configured; a bad setting exits 2 naming it."""
+    try:
+        resolved = load_settings()
+    except SettingsInvalid as error:
+        fail(exits.USAGE, "invalid setting", str(error), as_json)
+    for name, close, where in unknown_variables():
+        hint = f"; did you mean {close}?" if close else ""
+        warn(f"{name} (in the {where}) is not a dianabot setting and is ignored{hint}")
+    configure_logging(resolved.log_level, resolved.log_format)
+    return resolved
+
+
+def database_url(resolved: Settings) -> str:
+    """--database-url if given, else DIANABOT_DATABASE_URL (or its default)."""
+    return options.database_url or resolved.database_url
 
 
 @contextmanager
-def services(database_url: str | None = None, **overrides: Any) -> Iterator[Services]:
-    """Build the services from settings; a database that cannot be reached is a clear error."""
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
+def services(
+    database_url_override: str | None = None,
+    *,
+    read_only: bool = False,
+    as_json: bool | None = None,
+    **overrides: Any,
+) -> Iterator[Services]:
+    """Build the services from settings; a setting or store that cannot be used is a clear error.
+
+    `read_only`: the command only reads (or repairs what exists): a missing or empty store is
+    said plainly (exit 4) and nothing is created.
+    """
+    resolved = settings(as_json)
+    url = database_url_override or database_url(resolved)
     try:
-        wired = bootstrap(settings, database_url=database_url, **overrides)
+        wired = bootstrap(resolved, database_url=url, read_only=read_only, **overrides)
+    except DatabaseMisconfigured as error:
+        fail(exits.USAGE, "invalid setting", str(error), as_json)
+    except StoreMissing as error:
+        fail(exits.UNAVAILABLE, "no store", str(error), as_json)
     except DatabaseUnavailable as error:
-        errors.print(f"[red]database unavailable:[/red] {error}")
-        raise typer.Exit(EXIT_UNAVAILABLE) from None
+        fail(exits.UNAVAILABLE, "database unavailable", str(error), as_json)
     with wired:
         yield wired
+
+
+def is_interactive() -> bool:
+    """Whether a person can answer a question (stdin and stderr are terminals)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm(action: str, *, yes: bool, as_json: bool | None = None) -> None:
+    """Go ahead with a destructive `action` only if --yes, or a person at a terminal says so."""
+    if yes:
+        return
+    if not is_interactive():
+        fail(
+            exits.REFUSED,
+            "confirmation needed",
+            f"{action}: not at a terminal, so pass --yes to go ahead "
+            "(or --dry-run to see what it would do)",
+            as_json,
+        )
+    if not typer.confirm(f"{action}?", default=False, err=True):
+        fail(exits.REFUSED, "cancelled", f"{action}: not done", as_json)
 
 
 def print_json(payload: Any) -> None:
@@ -41,7 +149,11 @@ def print_json(payload: Any) -> None:
 
 
 def report(result: CommandResult, as_json: bool, success: str) -> None:
-    """Print a command result and exit non-zero on refusal."""
+    """Print a command result and exit non-zero on refusal (3) or an unavailable store (4).
+
+    Messages and `success` may carry user text (a slug, a reason): printed literally, never as
+    markup.
+    """
     if as_json:
         print_json(
             {
@@ -56,9 +168,10 @@ def report(result: CommandResult, as_json: bool, success: str) -> None:
         )
     elif result.ok:
         console.print(
-            f"[green]{success}[/green] ({', '.join(result.event_names()) or 'no change'})"
+            f"[green]{escape(success)}[/green] "
+            f"({escape(', '.join(result.event_names()) or 'no change')})"
         )
     else:
-        errors.print(f"[red]{result.outcome}:[/red] {result.message}")
+        errors.print(f"[red]{escape(result.outcome)}:[/red] {escape(result.message)}")
     if not result.ok:
-        raise typer.Exit(EXIT_UNAVAILABLE if result.outcome == "unavailable" else EXIT_REFUSED)
+        raise typer.Exit(exits.UNAVAILABLE if result.outcome == "unavailable" else exits.REFUSED)

@@ -1,20 +1,42 @@
-"""`dianabot demo`: scripted users exercising every points flow on a fresh embedded database.
+"""`dianabot demo`: scripted users exercising every points flow, written to the configured store.
 
 Until the Telegram adapter lands, the demo drives the application services directly with a manual
 clock (so cooldowns and streaks play out in seconds), then prints balances, levels and badges.
+The demo writes where every other command reads (--database-url, else DIANABOT_DATABASE_URL, else
+the default file), so `dianabot reconcile` right after it sees its data. Its clock starts
+`DEMO_SPAN` in the past and is moved to the present at the end: nothing it leaves is due later
+than the real clock says.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from dianabot.adapters.cli.common import console, print_json, services
+from dianabot.adapters.cli import exits
+from dianabot.adapters.cli.common import (
+    confirm,
+    console,
+    database_url,
+    fail,
+    print_json,
+    services,
+    settings,
+)
 from dianabot.adapters.cli.reconcile import render as render_reconciliation
+from dianabot.adapters.eventstore.database import (
+    Database,
+    DatabaseMisconfigured,
+    DatabaseUnavailable,
+    StoreMissing,
+    database_from_url,
+    prepare,
+    redact,
+)
 from dianabot.adapters.story_file import load_bundled_story
 from dianabot.application.clock import ManualClock
 from dianabot.application.commands import DEFAULT_STORY
@@ -24,10 +46,13 @@ from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.rules import level_for
 from dianabot.projections import queries
 from dianabot.projections.service import Projections
+from rich import box
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-DEMO_FILE = "dianabot-demo.sqlite3"
+DEMO_SPAN = timedelta(days=8, hours=4)
+"""How much simulated time the script takes (a little more, checked by a test)."""
 ADMIN_ID = 0
 USERS = {1001: "Ana", 1002: "Bruno", 1003: "Carla", 1004: "Darío", 1005: "Elena"}
 BADGE_SLUGS = [spec.slug for spec in INITIAL_BADGES]
@@ -183,20 +208,48 @@ def summary(projections: Projections, now: datetime) -> list[dict[str, Any]]:
 
 
 def demo(
-    database_url: Annotated[
-        str | None,
-        typer.Option(help=f"Where to write (default: a fresh SQLite file {DEMO_FILE})."),
-    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say where the demo would write, change nothing.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Replace an existing store's data without asking.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
-    """Scripted users doing every flow on a fresh database, then a summary."""
-    if database_url is None:
-        for leftover in Path.cwd().glob(f"{DEMO_FILE}*"):
-            leftover.unlink()
-        database_url = f"sqlite:///{DEMO_FILE}"
-    clock = ManualClock()
-    with services(database_url, clock=clock) as wired:
+    """Scripted users doing every flow on the configured store (empty it first), then a summary."""
+    url = database_url(settings(as_json))
+    shown = redact(url)
+    try:
+        database = database_from_url(url)
+        has_data = _has_data(database)
+    except DatabaseMisconfigured as error:
+        fail(exits.USAGE, "invalid setting", str(error), as_json)
+    except DatabaseUnavailable as error:
+        fail(exits.UNAVAILABLE, "database unavailable", str(error), as_json)
+    if has_data and database.kind != "sqlite":
+        fail(
+            exits.REFUSED,
+            "store not empty",
+            f"{shown} already holds events; the demo writes only into an empty store: "
+            "point --database-url at an empty database or schema",
+            as_json,
+        )
+    if dry_run:
+        action = f"replace the data in {shown}" if has_data else f"write into {shown}"
+        if as_json:
+            print_json({"dry_run": True, "database": shown, "replaces_data": has_data})
+        else:
+            console.print(f"[yellow]dry run:[/yellow] the demo would {escape(action)}")
+        return
+    if has_data:
+        confirm(
+            f"delete the events and read models in {shown} for the demo's", yes=yes, as_json=as_json
+        )
+        _remove_sqlite_files(Path(database.eventsourcing_env["SQLITE_DBNAME"]))
+    clock = ManualClock(datetime.now(UTC) - DEMO_SPAN)
+    with services(url, clock=clock, as_json=as_json) as wired:
         script = play(wired.app, clock)
+        clock.set(max(clock.now(), datetime.now(UTC)))  # the demo ends at the present
         projections = wired.projections
         assert projections is not None
         projections.catch_up()
@@ -206,6 +259,7 @@ def demo(
     if as_json:
         print_json(
             {
+                "database": shown,
                 "players": rows,
                 "outcomes": dict(script.outcomes),
                 "vip_funnel": funnel,
@@ -213,43 +267,58 @@ def demo(
             }
         )
         return
-    table = Table(title="Diana: tabla de besitos (read models)")
-    for column in (
-        "rank",
-        "user",
-        "name",
-        "balance",
-        "lifetime",
-        "level",
-        "streak",
-        "vip",
-        "fragment",
-        "badges",
-    ):
-        table.add_column(column, justify="right" if column in {"balance", "lifetime"} else "left")
+    print_summary(rows, script, funnel)
+    render_reconciliation(report)
+    console.print(f"events and read models in [bold]{escape(shown)}[/bold]")
+    console.print(
+        "next: [bold]dianabot reconcile[/bold], [bold]dianabot projections status[/bold], "
+        "[bold]dianabot admin grant 1001 50 -r gracias[/bold] (same store)"
+    )
+
+
+def _has_data(database: Database) -> bool:
+    """Whether the store already holds events (a missing or empty store has none)."""
+    try:
+        prepare(database, read_only=True)
+    except StoreMissing:
+        return False
+    return True
+
+
+def _remove_sqlite_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def print_summary(rows: list[dict[str, Any]], script: Script, funnel: dict[str, Any]) -> None:
+    """The read models' view of the demo, narrow enough for an 80-column terminal: one table row
+    per player, then each player's badges on lines of their own."""
+    table = Table(title="Diana: tabla de besitos (read models)", box=box.SIMPLE_HEAD)
+    for column in ("#", "player", "balance", "lifetime", "level", "streak", "vip", "fragment"):
+        numeric = column in {"balance", "lifetime", "streak"}
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for row in rows:
         table.add_row(
             str(row["rank"]),
-            str(row["user"]),
-            str(row["name"]),
+            f"{escape(str(row['name']))} [dim]{row['user']}[/dim]",
             str(row["balance"]),
             str(row["lifetime"]),
-            f"{row['level']} {row['level_name']}",
+            f"{row['level']} {escape(row['level_name'])}",
             str(row["streak"]),
             "★" if row["vip"] else "",
-            str(row["fragment"]),
-            ", ".join(row["badges"]),
+            escape(str(row["fragment"])),
         )
     console.print(table)
-    outcomes = Table(title="Command outcomes")
+    for row in rows:
+        badges = ", ".join(row["badges"]) or "none"
+        console.print(f"[bold]{escape(str(row['name']))}[/bold]: {escape(badges)}")
+    outcomes = Table(title="Command outcomes", box=box.SIMPLE_HEAD)
     outcomes.add_column("outcome")
     outcomes.add_column("count", justify="right")
     for outcome, count in sorted(script.outcomes.items()):
-        outcomes.add_row(outcome, str(count))
+        outcomes.add_row(escape(outcome), str(count))
     console.print(outcomes)
     console.print(
-        f"VIP funnel: {funnel['users']} free users hit a VIP gate "
-        f"({funnel['gate_hits']} times), {funnel['converted']} became VIP"
+        f"VIP funnel: free users who hit a VIP gate: {funnel['users']} "
+        f"({funnel['gate_hits']} hits); of them became VIP: {funnel['converted']}"
     )
-    render_reconciliation(report)
-    console.print(f"events and read models in [bold]{database_url}[/bold]")

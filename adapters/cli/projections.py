@@ -7,11 +7,13 @@ import threading
 from typing import Annotated
 
 import typer
-from dianabot.adapters.cli.common import console, errors, print_json, services
+from dianabot.adapters.cli import exits
+from dianabot.adapters.cli.common import confirm, console, fail, print_json, services
 from dianabot.projections.positions import FAILED, OK
 from dianabot.projections.rebuild import RebuildError
 from dianabot.projections.registry import ALL_NAMES
 from dianabot.projections.service import Projections
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -20,21 +22,20 @@ projections_app = typer.Typer(
 )
 
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-EXIT_FAILED = 1
+EXIT_FAILED = exits.DIFFERENCES
 
 
-def _read_side(projections: Projections | None) -> Projections:
+def _read_side(projections: Projections | None, as_json: bool = False) -> Projections:
     if projections is None:  # bootstrap always builds it; a guard for wiring mistakes
-        errors.print("[red]no read models configured[/red]")
-        raise typer.Exit(EXIT_FAILED)
+        fail(exits.USAGE, "bad setup", "no read models configured", as_json)
     return projections
 
 
 @projections_app.command()
 def status(as_json: AsJson = False) -> None:
     """Each projection's position, lag behind the log's head, state and last error."""
-    with services() as wired:
-        statuses = _read_side(wired.projections).status()
+    with services(read_only=True, as_json=as_json) as wired:
+        statuses = _read_side(wired.projections, as_json).status()
     if as_json:
         print_json([s.to_dict() for s in statuses])
     else:
@@ -52,7 +53,7 @@ def status(as_json: AsJson = False) -> None:
                 str(s.head),
                 str(s.lag),
                 f"[{colour}]{s.state}[/{colour}]",
-                error[:120],
+                escape(error[:120]),
             )
         console.print(table)
     if any(s.state == FAILED for s in statuses):
@@ -62,6 +63,10 @@ def status(as_json: AsJson = False) -> None:
 @projections_app.command()
 def rebuild(
     name: Annotated[str, typer.Argument(help=f"A projection ({', '.join(ALL_NAMES)}) or 'all'.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be rebuilt, change nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     as_json: AsJson = False,
 ) -> None:
     """Rebuild from the whole history into a shadow copy, then swap it in atomically.
@@ -71,11 +76,25 @@ def rebuild(
     names = list(ALL_NAMES) if name == "all" else [name]
     unknown = [n for n in names if n not in ALL_NAMES]
     if unknown:
-        raise typer.BadParameter(
-            f"unknown projection {unknown[0]!r}; known: {', '.join(ALL_NAMES)}, all"
+        fail(
+            exits.USAGE,
+            "bad usage",
+            f"unknown projection {unknown[0]!r}; known: {', '.join(ALL_NAMES)}, all",
+            as_json,
         )
-    with services() as wired:
-        read_side = _read_side(wired.projections)
+    with services(read_only=True, as_json=as_json) as wired:
+        read_side = _read_side(wired.projections, as_json)
+        if dry_run:
+            head = max((s.head for s in read_side.status()), default=0)
+            if as_json:
+                print_json({"dry_run": True, "names": names, "events": head})
+            else:
+                console.print(
+                    f"[yellow]dry run:[/yellow] would rebuild {', '.join(names)} "
+                    f"from {head} events and swap them in; nothing changed"
+                )
+            return
+        confirm(f"rebuild {', '.join(names)} from the whole history", yes=yes, as_json=as_json)
         try:
             if as_json:
                 result = read_side.rebuild(names)
@@ -87,15 +106,16 @@ def rebuild(
                     TimeElapsedColumn(),
                     console=console,
                 ) as bar:
-                    task = bar.add_task(", ".join(names), total=None)
+                    # Short, so the bar keeps its room in an 80-column terminal.
+                    label = names[0] if len(names) == 1 else f"{len(names)} read models"
+                    task = bar.add_task(label, total=None)
 
                     def advance(position: int, target: int) -> None:
                         bar.update(task, completed=position, total=max(target, 1))
 
                     result = read_side.rebuild(names, progress=advance)
         except RebuildError as error:
-            errors.print(f"[red]rebuild failed, live tables untouched:[/red] {error}")
-            raise typer.Exit(EXIT_FAILED) from None
+            fail(exits.DIFFERENCES, "rebuild failed, live tables untouched", str(error), as_json)
     if as_json:
         print_json(result.to_dict())
     else:

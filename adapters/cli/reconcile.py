@@ -1,7 +1,9 @@
-"""`dianabot reconcile [--user ID] [--fix] [--json]`: replay the history and diff the read models.
+"""`dianabot reconcile [--user ID] [--fix [--dry-run] [--yes]] [--json]`: replay the history and
+diff the read models.
 
 Exit code 0: consistent. 1: differences were found (with --fix, they were also repaired; the
-report says how). 2: the database is unavailable.
+report says how). 2: unknown user or bad settings. 3: --fix not confirmed. 4: no store, or an
+empty or unreachable one (a reconcile never creates a store).
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from dianabot.adapters.cli.common import console, errors, print_json, services
+from dianabot.adapters.cli import exits
+from dianabot.adapters.cli.common import confirm, console, fail, print_json, services
 from dianabot.projections.reconcile import ReconcileReport
+from rich.markup import escape
 from rich.table import Table
 
-EXIT_DIFFERENCES = 1
+EXIT_DIFFERENCES = exits.DIFFERENCES
 
 
 def reconcile(
@@ -27,14 +31,30 @@ def reconcile(
             help="Swap in the rebuilt rows and issue compensating commands (never edits events).",
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="With --fix: report what it would repair, change nothing."),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --fix: do not ask.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Replay the history up to a fixed position and compare it with the live read models."""
-    with services() as wired:
+    if dry_run and not fix:
+        fail(exits.USAGE, "bad usage", "--dry-run goes with --fix", as_json)
+    with services(read_only=True, as_json=as_json) as wired:
         if wired.projections is None:
-            errors.print("[red]no read models configured[/red]")
-            raise typer.Exit(EXIT_DIFFERENCES)
-        report = wired.projections.reconcile(user=user, fix=fix)
+            fail(exits.USAGE, "bad setup", "no read models configured", as_json)
+        if user is not None and wired.app.get_player(user) is None:
+            fail(exits.USAGE, "unknown user", f"no player with Telegram id {user}", as_json)
+        if fix and not dry_run:
+            confirm(
+                "repair the read models and issue compensating commands", yes=yes, as_json=as_json
+            )
+        report = wired.projections.reconcile(user=user, fix=fix and not dry_run)
+    if dry_run and not as_json:
+        console.print(
+            "[yellow]dry run:[/yellow] nothing repaired; --fix would repair the differences below"
+        )
     if as_json:
         print_json(report.to_dict())
     else:
@@ -53,9 +73,9 @@ def render(report: ReconcileReport) -> None:
     table.add_column("examples")
     for check in report.checks.values():
         colour = "green" if check.count == 0 else "red"
-        examples = "\n".join(f"{p.key}: {p.detail}" for p in check.examples if p.detail)
+        examples = "\n".join(escape(f"{p.key}: {p.detail}") for p in check.examples if p.detail)
         table.add_row(
-            f"{check.name}\n[dim]{check.description}[/dim]",
+            f"{escape(check.name)}\n[dim]{escape(check.description)}[/dim]",
             f"[{colour}]{check.count}[/{colour}]",
             str(check.history),
             examples,
@@ -66,10 +86,13 @@ def render(report: ReconcileReport) -> None:
         for column in ("action", "target", "outcome", "detail"):
             fixes.add_column(column)
         for fix in report.fixes:
-            fixes.add_row(fix.action, fix.target, _outcome(fix.outcome), fix.detail)
+            fixes.add_row(
+                escape(fix.action), escape(fix.target), _outcome(fix.outcome), escape(fix.detail)
+            )
         console.print(fixes)
     console.print(f"[dim]{report.seconds:.2f} s[/dim]")
 
 
 def _outcome(outcome: Any) -> str:
-    return f"[green]{outcome}[/green]" if outcome == "ok" else f"[yellow]{outcome}[/yellow]"
+    text = escape(str(outcome))
+    return f"[green]{text}[/green]" if outcome == "ok" else f"[yellow]{text}[/yellow]"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from dianabot.adapters.cli import exits
 from dianabot.adapters.cli.common import console, errors, print_json, report, services
 from dianabot.adapters.story_file import StoryFileError, load_bundled_story, load_story
 from dianabot.application.app import CONSOLE_ADMIN_ID
@@ -18,8 +19,8 @@ from dianabot.domain.story import LoadedStory
 from dianabot.domain.story_validation import StoryProblem, validate_story
 from rich.table import Table
 
-EXIT_PROBLEMS = 1
-EXIT_UNREADABLE = 2
+EXIT_PROBLEMS = exits.DIFFERENCES
+EXIT_UNREADABLE = exits.USAGE
 
 story_app = typer.Typer(help="Story files: check and publish.", no_args_is_help=True)
 

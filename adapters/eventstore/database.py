@@ -11,6 +11,8 @@ memory:// -> eventsourcing.popo (tests, throwaway demos: `memory`); read models 
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +29,33 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 
 
+SETTING = "DIANABOT_DATABASE_URL"
+EVENTS_TABLE = "stored_events"
+# The library splices the schema name into its SQL unquoted in places: only plain identifiers.
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
 class DatabaseUnavailable(RuntimeError):
     """The configured database cannot be used; the message says which and why."""
+
+
+class DatabaseMisconfigured(DatabaseUnavailable):
+    """The setting itself is wrong (bad URL, schema name, a file that is no database, no write
+    access): retrying will not help, the operator must change it. Raised before anything is
+    created."""
+
+
+class StoreMissing(DatabaseUnavailable):
+    """A read-only use found no store (or an empty one) where the setting points: nothing to read,
+    and reading must not create one."""
+
+
+def redact(url: str) -> str:
+    """`url` without its password, whether or not SQLAlchemy can parse it (for any message)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 @dataclass(frozen=True)
@@ -52,23 +79,33 @@ def database_from_url(url: str) -> Database:
         return Database(url, "memory", env, "sqlite://", None)
     try:
         parsed = make_url(url)
-    except ArgumentError as error:
-        raise DatabaseUnavailable(f"cannot parse database URL {url!r}: {error}") from None
+    except (ArgumentError, ValueError):
+        # The library's message repeats the URL, password included: say it without.
+        raise DatabaseMisconfigured(
+            f"{SETTING}: cannot parse {redact(url)!r}; use sqlite:///FILE, "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DB or memory://"
+        ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return _sqlite(url, parsed)
     if backend in {"postgresql", "postgres"}:
         return _postgres(url, parsed)
-    raise DatabaseUnavailable(
-        f"unsupported database URL {url!r}: use sqlite:///FILE, postgresql+psycopg://... "
-        "or memory://"
+    raise DatabaseMisconfigured(
+        f"{SETTING}: unsupported database {redact(url)!r}; use sqlite:///FILE, "
+        "postgresql+psycopg://... or memory://"
     )
 
 
 def _sqlite(url: str, parsed: URL) -> Database:
+    if parsed.host or parsed.username or parsed.password or parsed.port:
+        raise DatabaseMisconfigured(
+            f"{SETTING}: {redact(url)!r} names a host or user; a SQLite URL is sqlite:///FILE"
+        )
     path = parsed.database or ""
     if path in {"", ":memory:"}:
-        raise DatabaseUnavailable("an in-memory SQLite database cannot be shared; use memory://")
+        raise DatabaseMisconfigured(
+            f"{SETTING}: an in-memory SQLite database cannot be shared; use memory://"
+        )
     env = {
         "PERSISTENCE_MODULE": "dianabot.adapters.eventstore.sqlite:DianaSQLiteFactory",
         "SQLITE_DBNAME": str(Path(path)),
@@ -82,6 +119,11 @@ def _postgres(url: str, parsed: URL) -> Database:
     schema = query.pop("schema", None)
     if isinstance(schema, tuple):
         schema = schema[-1]
+    if schema and not _SCHEMA_NAME.match(schema):
+        raise DatabaseMisconfigured(
+            f"{SETTING}: schema name {schema!r} is not a plain identifier "
+            "(letters, digits and _, not starting with a digit, at most 63)"
+        )
     env = {
         # eventsourcing.postgres with leaner inserts (same tables, lock, NOTIFY and positions).
         "PERSISTENCE_MODULE": "dianabot.adapters.eventstore.postgres:DianaPostgresFactory",
@@ -103,36 +145,99 @@ def _postgres(url: str, parsed: URL) -> Database:
     return Database(url, "postgres", env, sa_url, schema or None)
 
 
-def prepare(database: Database) -> None:
-    """Check the database can be reached (and create the schema if one is named), or explain."""
+def prepare(database: Database, *, read_only: bool = False) -> None:
+    """Check the database can be used, or explain; create nothing if it cannot.
+
+    `read_only`: the caller only reads, so a missing or empty store is an error (`StoreMissing`)
+    and nothing is created, not even a PostgreSQL schema.
+    """
     if database.kind == "sqlite":
-        path = Path(database.eventsourcing_env["SQLITE_DBNAME"])
-        if not path.parent.exists():
-            raise DatabaseUnavailable(f"directory {path.parent} for SQLite file does not exist")
-        try:
-            sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS).close()
-        except sqlite3.Error as error:
-            raise DatabaseUnavailable(f"cannot open SQLite file {path}: {error}") from None
+        _prepare_sqlite(Path(database.eventsourcing_env["SQLITE_DBNAME"]), read_only)
     elif database.kind == "postgres":
-        env = database.eventsourcing_env
+        _prepare_postgres(database, read_only)
+    elif read_only:
+        raise StoreMissing(f"{SETTING}: memory:// starts empty, so there is nothing to read")
+
+
+def _prepare_sqlite(path: Path, read_only: bool) -> None:
+    if not path.parent.is_dir():
+        raise DatabaseMisconfigured(
+            f"{SETTING}: directory {path.parent} for the SQLite file does not exist"
+        )
+    if path.exists() and not path.is_file():
+        raise DatabaseMisconfigured(f"{SETTING}: {path} is not a file")
+    if read_only:
+        if not path.exists():
+            raise StoreMissing(
+                f"no database at {path} ({SETTING}); run a command that writes "
+                "(e.g. `dianabot demo`) or point --database-url at an existing store"
+            )
+    elif not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        # SQLite also needs the directory for its -wal and -shm files.
+        raise DatabaseMisconfigured(
+            f"{SETTING}: no write access to {path if path.exists() else path.parent} "
+            "(SQLite needs to write the file and its directory)"
+        )
+    target = f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path)
+    try:
+        connection = sqlite3.connect(target, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, uri=read_only)
         try:
-            with psycopg.connect(
-                dbname=env["POSTGRES_DBNAME"],
-                host=env["POSTGRES_HOST"],
-                port=int(env["POSTGRES_PORT"]),
-                user=env["POSTGRES_USER"],
-                password=env["POSTGRES_PASSWORD"] or None,
-                connect_timeout=POSTGRES_CONNECT_TIMEOUT_SECONDS,
-                autocommit=True,
-            ) as connection:
-                if database.schema:
-                    connection.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                            sql.Identifier(database.schema)
+            # Reads the header: "file is not a database" surfaces here, before any table is made.
+            connection.execute("PRAGMA schema_version").fetchone()
+            tables = {
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            empty = (
+                EVENTS_TABLE in tables
+                and not connection.execute(f"SELECT 1 FROM {EVENTS_TABLE} LIMIT 1").fetchone()
+            )
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise DatabaseMisconfigured(f"{SETTING}: cannot use {path} as SQLite: {error}") from None
+    if read_only and (EVENTS_TABLE not in tables or empty):
+        raise StoreMissing(f"the store at {path} ({SETTING}) is empty: no events yet")
+
+
+def _prepare_postgres(database: Database, read_only: bool) -> None:
+    env = database.eventsourcing_env
+    schema = database.schema or "public"
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=POSTGRES_CONNECT_TIMEOUT_SECONDS,
+            autocommit=True,
+        ) as connection:
+            if read_only:
+                found = connection.execute(
+                    "SELECT to_regclass(%s)", [f'"{schema}".{EVENTS_TABLE}']
+                ).fetchone()
+                empty = found is None or found[0] is None
+                if not empty:
+                    empty = not connection.execute(
+                        sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(
+                            sql.Identifier(schema), sql.Identifier(EVENTS_TABLE)
                         )
+                    ).fetchone()
+                if empty:
+                    raise StoreMissing(
+                        f"the store in schema {schema} of {database.describe()} ({SETTING}) "
+                        "is empty: no events yet"
                     )
-        except psycopg.Error as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
-            raise DatabaseUnavailable(
-                f"cannot reach PostgreSQL at {database.describe()}: {reason}"
-            ) from None
+            elif database.schema:
+                connection.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        sql.Identifier(database.schema)
+                    )
+                )
+    except psycopg.Error as error:
+        # psycopg's messages name host, port and user, never the password.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        raise DatabaseUnavailable(
+            f"cannot reach PostgreSQL at {database.describe()} ({SETTING}): {reason}"
+        ) from None

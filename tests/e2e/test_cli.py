@@ -19,7 +19,7 @@ def workdir(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     return tmp_path
 
 
-def test_demo_runs_every_flow_on_a_fresh_sqlite_file(workdir) -> None:  # type: ignore[no-untyped-def]
+def test_demo_runs_every_flow_on_the_configured_store(workdir) -> None:  # type: ignore[no-untyped-def]
     result = runner.invoke(cli, ["demo", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -43,13 +43,16 @@ def test_demo_runs_every_flow_on_a_fresh_sqlite_file(workdir) -> None:  # type: 
     assert ana["vip"] and "el-divan" in ana["badges"]  # redeemed a token after the VIP gate
     assert ana["fragment"].startswith(("c4_", "c5_", "c6_"))  # and walked into the VIP arc
     assert all(row["fragment"] for row in players.values())
-    assert (workdir / "dianabot-demo.sqlite3").exists()
+    assert (workdir / "bot.sqlite3").exists()  # where DIANABOT_DATABASE_URL points
+    assert not (workdir / "dianabot-demo.sqlite3").exists()
     assert summary["reconciliation"]["consistent"] is True  # replay equals the read models
     assert summary["vip_funnel"] == {"users": 1, "converted": 1, "gate_hits": 1}
     assert [row["rank"] for row in summary["players"]] == [1, 2, 3, 4, 5]
     lifetimes = [row["lifetime"] for row in summary["players"]]
     assert lifetimes == sorted(lifetimes, reverse=True)
-    again = json.loads(runner.invoke(cli, ["demo", "--json"]).stdout)  # re-runnable: fresh file
+    refused = runner.invoke(cli, ["demo"])  # the store has data now: not without --yes
+    assert refused.exit_code == 3 and "--yes" in refused.output
+    again = json.loads(runner.invoke(cli, ["demo", "--yes", "--json"]).stdout)  # a fresh file
     for key in ("players", "outcomes", "vip_funnel"):
         assert again[key] == summary[key]
 
@@ -65,12 +68,12 @@ def test_admin_grant_and_deduct(workdir) -> None:  # type: ignore[no-untyped-def
     assert granted.exit_code == 0, granted.output
     assert json.loads(granted.stdout)["outcome"] == "ok"
     deducted = runner.invoke(cli, ["admin", "deduct", "7", "200", "--reason", "x", "--admin", "42"])
-    assert deducted.exit_code == 1
+    assert deducted.exit_code == 3
     assert "insufficient_points" in deducted.output
     stranger = runner.invoke(cli, ["admin", "grant", "7", "5", "-r", "x", "--admin", "99"])
-    assert stranger.exit_code == 1 and "not_admin" in stranger.output
+    assert stranger.exit_code == 3 and "not_admin" in stranger.output
     unknown = runner.invoke(cli, ["admin", "grant", "8", "5", "-r", "x"])
-    assert unknown.exit_code == 1 and "unknown_user" in unknown.output
+    assert unknown.exit_code == 3 and "unknown_user" in unknown.output
     with bootstrap(Settings(_env_file=None)) as wired:
         assert wired.app.get_player(7).balance == 150
 
@@ -92,7 +95,7 @@ def test_badge_admin_commands(workdir) -> None:  # type: ignore[no-untyped-def]
     )
     assert defined.exit_code == 0, defined.output
     bad = runner.invoke(cli, ["admin", "define-badge", "x y", "--name", "n", "--description", "d"])
-    assert bad.exit_code == 1 and "invalid_badge" in bad.output
+    assert bad.exit_code == 3 and "invalid_badge" in bad.output
     not_json = runner.invoke(
         cli,
         ["admin", "define-badge", "ok-1", "--name", "n", "--description", "d", "--criteria", "{"],
@@ -105,5 +108,5 @@ def test_badge_admin_commands(workdir) -> None:  # type: ignore[no-untyped-def]
 def test_an_unreachable_database_is_a_clear_error(workdir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("DIANABOT_DATABASE_URL", "postgresql+psycopg://postgres:pw@127.0.0.1:1/x")
     result = runner.invoke(cli, ["admin", "grant", "7", "5", "-r", "x"])
-    assert result.exit_code == 2
+    assert result.exit_code == 4
     assert "database unavailable" in result.output and "pw@" not in result.output

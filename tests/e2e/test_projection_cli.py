@@ -63,10 +63,10 @@ def test_status_shows_positions_and_lag_then_run_catches_up(database: str) -> No
 
 
 def test_rebuild_one_or_all(database: str) -> None:
-    one = invoke("projections", "rebuild", "leaderboard", "--json")
+    one = invoke("projections", "rebuild", "leaderboard", "--yes", "--json")
     assert one.exit_code == 0, one.output
     assert as_json(one)["names"] == ["leaderboard"] and as_json(one)["swapped"]
-    everything = invoke("projections", "rebuild", "all")
+    everything = invoke("projections", "rebuild", "all", "--yes")
     assert everything.exit_code == 0, everything.output
     assert "rebuilt" in everything.stdout
     unknown = invoke("projections", "rebuild", "nope")
@@ -98,7 +98,7 @@ def test_reconcile_exit_codes_report_and_fix(database: str) -> None:
     one_user = invoke("reconcile", "--user", str(ANA))
     assert one_user.exit_code == 1 and "negative_balance" in one_user.stdout
 
-    fixed = invoke("reconcile", "--fix", "--json")
+    fixed = invoke("reconcile", "--fix", "--yes", "--json")
     assert fixed.exit_code == 1  # differences were found (and repaired: see the fixes)
     assert [f["outcome"] for f in as_json(fixed)["fixes"]] == ["ok"]
     again = invoke("reconcile")

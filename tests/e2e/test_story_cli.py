@@ -103,7 +103,7 @@ def test_publish_then_republish_then_a_new_version(workdir: Path) -> None:
 def test_publish_refuses_a_story_with_problems(workdir: Path) -> None:
     path = write(workdir, "roto.yaml", SMALL_STORY.replace("next: b}", "next: nowhere}"))
     refused = runner.invoke(cli(), ["story", "publish", str(path)])
-    assert refused.exit_code == 1
+    assert refused.exit_code == 3
     assert "invalid_story" in refused.output and "[dangling_link]" in refused.output
     unreadable = runner.invoke(cli(), ["story", "publish", str(workdir / "nope.yaml")])
     assert unreadable.exit_code == 2
@@ -129,6 +129,6 @@ def test_issue_a_vip_token_and_grant_vip(workdir: Path) -> None:
     details = json.loads(granted.stdout)["details"]
     assert details["vip_until"] == str(until + timedelta(days=10))  # extended, not replaced
     stranger = runner.invoke(cli(), ["admin", "grant-vip", "7", "--days", "1", "--admin", "99"])
-    assert stranger.exit_code == 1 and "not_admin" in stranger.output
+    assert stranger.exit_code == 3 and "not_admin" in stranger.output
     not_admin = runner.invoke(cli(), ["admin", "issue-vip-token", "--admin", "99"])
-    assert not_admin.exit_code == 1 and "not_admin" in not_admin.output
+    assert not_admin.exit_code == 3 and "not_admin" in not_admin.output

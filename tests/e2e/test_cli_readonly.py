@@ -1,0 +1,118 @@
+"""Item 7 of the hardening issue: commands that only read never create a store, say plainly when
+it is missing or empty, and after `dianabot demo` see the demo's data."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from dianabot.adapters.bootstrap import bootstrap
+from dianabot.adapters.cli.demo import DEMO_SPAN, play
+from dianabot.adapters.cli.main import app as cli
+from dianabot.application.clock import ManualClock
+from typer.testing import CliRunner
+
+from tests.conftest import POSTGRES_URL, make_settings
+
+runner = CliRunner()
+
+READ_COMMANDS = [
+    ["reconcile"],
+    ["reconcile", "--json"],
+    ["reconcile", "--fix", "--yes"],
+    ["projections", "status"],
+    ["projections", "rebuild", "all", "--yes"],
+]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("DIANABOT_") and name != "DIANABOT_REQUIRE_POSTGRES":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DIANABOT_LOG_LEVEL", "WARNING")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)
+def test_a_read_command_without_a_database_creates_none(workdir: Path, args: list[str]) -> None:
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 4, result.output
+    assert "no database at" in result.output and "dianabot.sqlite3" in result.output
+    assert "consistent" not in result.output
+    assert list(workdir.iterdir()) == []
+
+
+def test_an_empty_store_is_said_plainly(workdir: Path) -> None:
+    url = f"sqlite:///{workdir / 'empty.sqlite3'}"
+    bootstrap(make_settings(url)).close()  # tables, no events
+    for args in READ_COMMANDS:
+        result = runner.invoke(cli, ["--database-url", url, *args])
+        assert result.exit_code == 4, (args, result.output)
+        assert "is empty" in result.output
+
+
+def test_json_errors_for_a_missing_store(workdir: Path) -> None:
+    result = runner.invoke(cli, ["reconcile", "--json"])
+    assert result.exit_code == 4
+    error = json.loads(result.stdout)
+    assert error["exit_code"] == 4 and "no database" in error["message"]
+
+
+def test_a_read_command_on_postgres_creates_no_schema(workdir: Path, postgres_url: str) -> None:
+    schema = postgres_url.rsplit("schema=", 1)[1]
+    for args in READ_COMMANDS:
+        result = runner.invoke(cli, ["--database-url", postgres_url, *args])
+        assert result.exit_code == 4, (args, result.output)
+        assert "is empty" in result.output
+    with psycopg.connect(POSTGRES_URL) as connection:
+        found = connection.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", [schema]
+        ).fetchone()
+    assert found == (0,)
+
+
+def test_reconcile_of_an_unknown_user_is_an_error(workdir: Path) -> None:
+    url = f"sqlite:///{workdir / 'bot.sqlite3'}"
+    clock = ManualClock(datetime.now(UTC) - DEMO_SPAN)
+    with bootstrap(make_settings(url), clock=clock) as wired:
+        play(wired.app, clock)
+    unknown = runner.invoke(cli, ["--database-url", url, "reconcile", "--user", "999"])
+    assert unknown.exit_code == 2
+    assert "unknown user" in unknown.output and "999" in unknown.output
+    as_json = runner.invoke(cli, ["--database-url", url, "reconcile", "--user", "999", "--json"])
+    assert json.loads(as_json.stdout)["error"] == "unknown user"
+    known = runner.invoke(cli, ["--database-url", url, "reconcile", "--user", "1001", "--json"])
+    assert known.exit_code == 0, known.output
+
+
+def test_after_the_demo_the_next_commands_see_its_data(workdir: Path) -> None:
+    demo = runner.invoke(cli, ["demo", "--json"])
+    assert demo.exit_code == 0, demo.output
+    assert json.loads(demo.stdout)["database"] == "sqlite:///dianabot.sqlite3"
+    assert (workdir / "dianabot.sqlite3").exists()  # the default every command reads
+    reconciled = runner.invoke(cli, ["reconcile", "--json"])
+    assert reconciled.exit_code == 0, reconciled.output
+    report = json.loads(reconciled.stdout)
+    assert report["consistent"] and report["position"] > 100
+    status = runner.invoke(cli, ["projections", "status", "--json"])
+    assert status.exit_code == 0
+    assert all(s["lag"] == 0 and s["position"] > 100 for s in json.loads(status.stdout))
+
+
+def test_the_demo_script_ends_before_the_present() -> None:
+    """The demo's clock starts DEMO_SPAN ago: the script must take less simulated time than
+    that (else events would be dated in the future), and not much less (else things would fall
+    due between the demo's end and the present)."""
+    clock = ManualClock()
+    start = clock.now()
+    with bootstrap(make_settings("memory://"), clock=clock) as wired:
+        play(wired.app, clock)
+    taken = clock.now() - start
+    assert taken < DEMO_SPAN
+    assert (DEMO_SPAN - taken).total_seconds() < 3600
