@@ -310,8 +310,8 @@ def _check_free_traps(
         names = ", ".join(repr(f) for f in sorted(component, key=position.__getitem__))
         report(
             "free_trap",
-            f"loop free players cannot leave: every way out of {names} is vip_only or leads "
-            "into VIP content, and none of them is an ending",
+            f"free players cannot leave this loop: every way out of {names} is vip_only or "
+            "leads into VIP content, and none of them is an ending",
             first,
             src.fragment_line(first),
         )
@@ -363,13 +363,13 @@ def _check_clue_traps(
             if frag.id not in reach_without(needed, free=free):
                 continue
             who = "free players" if free else "players"
-            which = " open to free players" if free else ""
+            which = " here open to free players" if free else " here"
             if len(needed) == 1:
                 [clue] = needed
-                what = f"without clue {clue!r}, which every choice{which} here needs"
+                what = f"without clue {clue!r}, which every choice{which} needs"
             else:
                 names = " or ".join(repr(c) for c in sorted(needed))
-                what = f"holding none of the clues {names}, and every choice{which} here needs one"
+                what = f"holding none of the clues {names}, and every choice{which} needs one"
             report(
                 "clue_trap",
                 f"{who} can reach it {what}: they would be stuck",
