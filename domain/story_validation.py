@@ -1,4 +1,5 @@
-"""What a well-formed story can still get wrong: links, reachability, dead ends, loops, clues.
+"""What a well-formed story can still get wrong: links, reachability, dead ends, loops, clues,
+traps for free players or players without a clue, and amounts the game would refuse.
 
 `validate_story` takes a `LoadedStory` (lines from the file's `StorySourceMap`) or a bare `Story`
 (built in code: every line is None) and returns every problem with a stable code. It is pure, so
@@ -13,7 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dianabot.domain.story import LoadedStory, Story, StorySourceMap
+from dianabot.domain.rules import MAX_AMOUNT
+from dianabot.domain.story import Choice, Fragment, LoadedStory, Story, StorySourceMap
 
 Report = Callable[[str, str, str | None, int | None], None]
 """report(code, message, fragment_id, line): how the checks hand a problem back."""
@@ -48,6 +50,9 @@ PROBLEM_CODES = (
     "cycle_no_exit",
     "clue_never_granted",
     "unaffordable_cost",
+    "amount_over_cap",
+    "free_trap",
+    "clue_trap",
 )
 
 
@@ -92,6 +97,15 @@ def validate_story(loaded: LoadedStory | Story) -> list[StoryProblem]:
                 frag.id,
                 src.fragment_line(frag.id, "reward.clue"),
             )
+        if frag.reward is not None and frag.reward.besitos > MAX_AMOUNT:
+            # Player.award refuses it, so entering this fragment would fail every time.
+            report(
+                "amount_over_cap",
+                f"reward of {frag.reward.besitos} besitos is over the per-amount cap of "
+                f"{MAX_AMOUNT}: the game refuses to award it, so no one can enter this fragment",
+                frag.id,
+                src.fragment_line(frag.id, "reward.besitos"),
+            )
         if not frag.choices and not frag.is_ending:
             report(
                 "dead_end",
@@ -113,6 +127,15 @@ def validate_story(loaded: LoadedStory | Story) -> list[StoryProblem]:
                     f"choice {choice.id!r} requires unknown clue {choice.requires_clue!r}",
                     frag.id,
                     src.choice_line(choice.id, "requires_clue"),
+                )
+            if choice.cost > MAX_AMOUNT:
+                # Player.spend refuses it (or the balance never gets there): never taken.
+                report(
+                    "amount_over_cap",
+                    f"choice {choice.id!r} costs {choice.cost} besitos, over the per-amount cap "
+                    f"of {MAX_AMOUNT}: the game refuses to charge it, so no one can take it",
+                    frag.id,
+                    src.choice_line(choice.id, "cost"),
                 )
 
     _check_cycles(story, src, report)
@@ -231,6 +254,129 @@ def _check_reachability(
                     frag.id,
                     src.choice_line(choice.id, "cost"),
                 )
+
+    _check_free_traps(story, src, vip_graph, free_graph, free_reach, report)
+    _check_clue_traps(story, src, clue_ids, granters, report)
+
+
+def _exits(story: Story, frag: Fragment, *, free: bool) -> list[Choice]:
+    """The choices of `frag` this kind of player may take, clues and costs aside."""
+    ids = story.fragment_ids
+    return [
+        c
+        for c in frag.choices
+        if c.next in ids and not (free and (c.vip_only or story.is_vip_fragment(c.next)))
+    ]
+
+
+def _check_free_traps(
+    story: Story,
+    src: StorySourceMap,
+    vip_graph: Mapping[str, list[str]],
+    free_graph: Mapping[str, list[str]],
+    free_reach: set[str],
+    report: Report,
+) -> None:
+    """Where free players get stuck outside an ending although VIP players go on.
+
+    A free fragment free players reach whose every choice is vip_only or leads into VIP content
+    (a choice into VIP content is refused with `vip_required`: they stay where they are), and a
+    loop of free fragments whose only ways out are such choices. Where VIP players are stuck too,
+    `dead_end` and `cycle_no_exit` already say so.
+    """
+    order = [f.id for f in story.fragments if f.id in free_reach]
+    for fid in order:
+        if story.fragment(fid).is_ending or free_graph[fid] or not vip_graph[fid]:
+            continue
+        report(
+            "free_trap",
+            "free players can go no further: every choice is vip_only or leads into VIP "
+            "content, and it is not an ending",
+            fid,
+            src.fragment_line(fid),
+        )
+    position = {fid: i for i, fid in enumerate(order)}
+    for component in _strongly_connected(order, free_graph):
+        members = set(component)
+        first = min(component, key=position.__getitem__)
+        if len(component) == 1 and first not in free_graph[first]:
+            continue  # not a loop: a lone fragment is judged above
+        if any(story.fragment(f).is_ending for f in component):
+            continue
+        if any(nxt not in members for f in component for nxt in free_graph[f]):
+            continue
+        if not any(nxt not in members for f in component for nxt in vip_graph[f]):
+            continue  # no way out for anyone: cycle_no_exit
+        names = ", ".join(repr(f) for f in sorted(component, key=position.__getitem__))
+        report(
+            "free_trap",
+            f"free players cannot leave this loop: every way out of {names} is vip_only or "
+            "leads into VIP content, and none of them is an ending",
+            first,
+            src.fragment_line(first),
+        )
+
+
+def _check_clue_traps(
+    story: Story,
+    src: StorySourceMap,
+    clue_ids: set[str],
+    granters: Mapping[str, list[str]],
+    report: Report,
+) -> None:
+    """Where a player without a clue gets stuck: every way on needs a clue they may not hold.
+
+    A non-ending fragment is a trap when every choice the player may take requires a clue, and
+    the player can reach it holding none of those clues: on a path from `start` that enters no
+    fragment granting one of them and takes no choice requiring one. Other clues on the way are
+    not followed (a choice needing another clue counts as taken), so the check errs on the side
+    of reporting, never of letting a trap through. Checked for VIP players, then for free ones.
+    """
+    cache: dict[tuple[frozenset[str], bool], set[str]] = {}
+
+    def reach_without(clues: frozenset[str], *, free: bool) -> set[str]:
+        if (clues, free) not in cache:
+            avoid = {g for clue in clues for g in granters.get(clue, [])}
+            seen: set[str] = set()
+            if story.start not in avoid and not (free and story.is_vip_fragment(story.start)):
+                seen.add(story.start)
+                queue = deque(seen)
+                while queue:
+                    for c in _exits(story, story.fragment(queue.popleft()), free=free):
+                        if c.requires_clue in clues or c.next in avoid or c.next in seen:
+                            continue
+                        seen.add(c.next)
+                        queue.append(c.next)
+            cache[(clues, free)] = seen
+        return cache[(clues, free)]
+
+    for frag in story.fragments:
+        if frag.is_ending:
+            continue
+        for free in (False, True):
+            exits = _exits(story, frag, free=free)
+            needed = frozenset(c.requires_clue for c in exits if c.requires_clue is not None)
+            if not exits or any(c.requires_clue is None for c in exits):
+                continue
+            if not needed <= clue_ids:
+                continue  # an unknown clue: dangling_link says it
+            if frag.id not in reach_without(needed, free=free):
+                continue
+            who = "free players" if free else "players"
+            which = " here open to free players" if free else " here"
+            if len(needed) == 1:
+                [clue] = needed
+                what = f"without clue {clue!r}, which every choice{which} needs"
+            else:
+                names = " or ".join(repr(c) for c in sorted(needed))
+                what = f"holding none of the clues {names}, and every choice{which} needs one"
+            report(
+                "clue_trap",
+                f"{who} can reach it {what}: they would be stuck",
+                frag.id,
+                src.fragment_line(frag.id),
+            )
+            break
 
 
 def _check_cycles(story: Story, src: StorySourceMap, report: Report) -> None:

@@ -5,11 +5,13 @@ offers, a choice into a VIP fragment refuses a free player (the VIP gate), a pai
 balance and is paid once, and a fragment's reward is granted once. Whatever the path, a player is
 never stuck outside an ending, a free player never stands on VIP content, and chapters complete in
 order. A second property checks the validator's reachability and trap checks on random graphs
-against a naive fixpoint.
+against a naive fixpoint; a third walks random stories with clues: wherever a player can get stuck
+outside an ending, validation reports that fragment, so a story that validates traps no one.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import yaml
@@ -37,11 +39,12 @@ class Walker:
     paid: set[str] = field(default_factory=set)
     completed: list[int] = field(default_factory=list)
     gate_hits: int = 0
+    story: Story = STORY
 
     def enter(self, fragment_id: str) -> None:
-        self.completed.extend(STORY.completed_chapters(self.at or None, fragment_id))
+        self.completed.extend(self.story.completed_chapters(self.at or None, fragment_id))
         self.at = fragment_id
-        fragment = STORY.fragment(fragment_id)
+        fragment = self.story.fragment(fragment_id)
         if fragment.reward is not None and fragment_id not in self.rewarded:
             self.rewarded.add(fragment_id)
             self.balance += fragment.reward.besitos
@@ -50,9 +53,9 @@ class Walker:
 
     def options(self) -> list[Choice]:
         allowed = []
-        for choice in STORY.choices_for(self.at, vip=self.vip, clues=self.clues):
-            assert choice.next in STORY.fragment_ids
-            if not self.vip and STORY.is_vip_fragment(choice.next):
+        for choice in self.story.choices_for(self.at, vip=self.vip, clues=self.clues):
+            assert choice.next in self.story.fragment_ids
+            if not self.vip and self.story.is_vip_fragment(choice.next):
                 self.gate_hits += 1  # refused: vip_required
                 continue
             if choice.id not in self.paid and choice.cost > self.balance:
@@ -201,3 +204,85 @@ def test_validator_agrees_with_a_naive_model(story: Story) -> None:
     if not traps:
         assert can_end(story) == story.fragment_ids
     assert not (by_code.get("cycle_no_exit", set()) & can_end(story))
+
+
+# --- traps: where a player can get stuck, validation says so --------------------------------
+
+CLUES = ("llave", "mapa")
+STUCK_CODES = {"dead_end", "free_trap", "clue_trap"}
+
+
+@st.composite
+def clued_stories(draw: st.DrawFn) -> Story:
+    """Random stories with one or two clues: rewards grant them, choices may require them."""
+    story = draw(random_stories())
+    clues = CLUES[: draw(st.integers(min_value=1, max_value=len(CLUES)))]
+    maybe_clue = st.sampled_from([None, *clues])
+    data = story.model_dump()
+    data["clues"] = [{"id": c, "name": c, "description": c} for c in clues]
+    for fragment in data["fragments"]:
+        clue = draw(maybe_clue)
+        fragment["reward"] = None if clue is None else {"besitos": 0, "clue": clue}
+        for choice in fragment["choices"]:
+            choice["requires_clue"] = draw(maybe_clue)
+    return Story.model_validate(data)
+
+
+def stuck_states(story: Story, *, vip: bool) -> set[str]:
+    """Every fragment where some player of this kind can stand with no choice left, not at an
+    ending: an exhaustive search over (fragment, clues held), the game's own rules."""
+    if not vip and story.is_vip_fragment(story.start):
+        return set()
+    walker = Walker(vip=vip, balance=0, story=story)
+    walker.enter(story.start)
+    first = (walker.at, frozenset(walker.clues))
+    seen = {first}
+    queue = deque([first])
+    stuck = set()
+    while queue:
+        at, held = queue.popleft()
+        walker.at, walker.clues = at, set(held)
+        options = walker.options()
+        if not options and not story.fragment(at).is_ending:
+            stuck.add(at)
+        for choice in options:
+            reward = story.fragment(choice.next).reward
+            gained = {reward.clue} if reward is not None and reward.clue is not None else set()
+            state = (choice.next, held | gained)
+            if state not in seen:
+                seen.add(state)
+                queue.append(state)
+    return stuck
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    story=clued_stories(),
+    vip=st.booleans(),
+    picks=st.lists(st.integers(min_value=0, max_value=10**6), max_size=40),
+)
+def test_a_story_that_validates_traps_no_player(story: Story, vip: bool, picks: list[int]) -> None:
+    problems = validate_story(story)
+    reported = {p.fragment_id for p in problems if p.code in STUCK_CODES}
+
+    # Every place a player can be stuck outside an ending is reported, whatever the path.
+    assert stuck_states(story, vip=vip) <= reported
+    if len(story.clues) == 1:
+        # With one clue there is no other clue to follow on the way: clue_trap is exact.
+        clue_traps = {p.fragment_id for p in problems if p.code == "clue_trap"}
+        assert clue_traps <= stuck_states(story, vip=True) | stuck_states(story, vip=False)
+
+    # And a random walk, as the game plays it, never ends stuck in an unreported fragment.
+    if not vip and story.is_vip_fragment(story.start):
+        return
+    walker = Walker(vip=vip, balance=0, story=story)
+    walker.enter(story.start)
+    options = walker.options()
+    for pick in picks:
+        if not options:
+            break
+        walker.take(options[pick % len(options)])
+        options = walker.options()
+    if not options and not story.fragment(walker.at).is_ending:
+        assert walker.at in reported, f"stuck at {walker.at}, not reported: {problems}"
+        assert problems, "a story that validates trapped a player"

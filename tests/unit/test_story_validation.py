@@ -11,6 +11,7 @@ import ast
 import json
 import re
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dianabot.content
@@ -26,6 +27,11 @@ from dianabot.adapters.story_file import (
     load_story,
     parse_story,
 )
+from dianabot.domain.cause import Cause
+from dianabot.domain.errors import InvalidAmount
+from dianabot.domain.player import Player
+from dianabot.domain.progress import begin, take_choice
+from dianabot.domain.rules import MAX_AMOUNT
 from dianabot.domain.story import Story
 from dianabot.domain.story_validation import PROBLEM_CODES, StoryProblem, validate_story
 from pydantic import ValidationError
@@ -85,6 +91,110 @@ def test_problem_text_names_file_line_fragment_and_code() -> None:
         "fragment_id": "a",
         "line": 17,
     }
+
+
+def fixture_texts(name: str) -> list[str]:
+    text = (FIXTURES / f"{name}.yaml").read_text("utf-8")
+    return [str(p) for p in validate_story(parse_story(text, "story.yaml"))]
+
+
+def test_amounts_over_the_cap_name_the_choice_or_reward_and_its_line() -> None:
+    assert fixture_texts("amount_over_cap") == [
+        "story.yaml:21: fragment 'a': choice 'a_2' costs 1000001 besitos, over the per-amount "
+        "cap of 1000000: the game refuses to charge it, so no one can take it [amount_over_cap]",
+        "story.yaml:32: fragment 'tesoro': reward of 2000000 besitos is over the per-amount cap "
+        "of 1000000: the game refuses to award it, so no one can enter this fragment "
+        "[amount_over_cap]",
+    ]
+
+
+def test_an_amount_over_the_cap_is_what_the_game_refuses_in_play() -> None:
+    # The check mirrors the Player's own cap: the fragment it flags cannot be entered.
+    loaded = load_story(FIXTURES / "amount_over_cap.yaml")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    player = Player.register(7, "Ana", Cause("tg:update:1", "tg:user:7", at))
+    progress = begin(player, loaded.story, 1, Cause("tg:update:2", "tg:user:7", at))
+    with pytest.raises(InvalidAmount):
+        take_choice(progress, player, loaded.story, 1, "a_1", Cause("u:3", "tg:user:7", at))
+    assert ("amount_over_cap", "tesoro") in {
+        (p.code, p.fragment_id) for p in validate_story(loaded)
+    }
+    assert MAX_AMOUNT == 1_000_000  # the fixture's numbers sit on either side of it
+
+
+def test_traps_name_the_fragment_and_who_is_trapped() -> None:
+    assert fixture_texts("free_trap") == [
+        "story.yaml:20: fragment 'b': free players can go no further: every choice is vip_only "
+        "or leads into VIP content, and it is not an ending [free_trap]",
+        "story.yaml:27: fragment 'c': free players cannot leave this loop: every way out of "
+        "'c', 'd' is vip_only or leads into VIP content, and none of them is an ending "
+        "[free_trap]",
+    ]
+    assert fixture_texts("clue_trap") == [
+        "story.yaml:32: fragment 'b': players can reach it without clue 'llave', which every "
+        "choice here needs: they would be stuck [clue_trap]",
+        "story.yaml:44: fragment 'e': free players can reach it without clue 'llave', which "
+        "every choice here open to free players needs: they would be stuck [clue_trap]",
+    ]
+
+
+TWO_CLUES = """\
+slug: t
+title: T
+version_label: "1"
+start: a
+chapters:
+  - {number: 1, title: Uno, arc: Libre, vip: false}
+clues:
+  - {id: llave, name: Llave, description: Una llave.}
+  - {id: mapa, name: Mapa, description: Un mapa.}
+fragments:
+  - id: a
+    chapter: 1
+    speaker: Diana
+    text: Hola.
+    reward: {clue: mapa}
+    choices:
+      - {id: a_1, label: Buscar, next: g}
+      - {id: a_2, label: Seguir, next: b}
+  - id: g
+    chapter: 1
+    speaker: Diana
+    text: La llave.
+    reward: {clue: llave}
+    choices:
+      - {id: g_1, label: Seguir, next: b}
+  - id: b
+    chapter: 1
+    speaker: Diana
+    text: Dos cerraduras.
+    choices:
+      - {id: b_1, label: Con la llave, next: end, requires_clue: llave}
+      - {id: b_2, label: Con el mapa, next: end, requires_clue: mapa}
+  - id: end
+    chapter: 1
+    speaker: Diana
+    text: Adiós.
+    is_ending: true
+"""
+
+
+def test_a_fragment_is_no_trap_when_every_player_holds_one_of_the_clues_it_needs() -> None:
+    # 'mapa' is granted at the start, so every player reaching 'b' can take b_2.
+    assert validate_story(parse_story(TWO_CLUES, "t.yaml")) == []
+    # Without it, a player can reach 'b' holding neither clue (a -> b).
+    text = TWO_CLUES.replace("    reward: {clue: mapa}\n", "").replace(
+        "      - {id: a_1, label: Buscar, next: g}",
+        "      - {id: a_1, label: Buscar, next: g}\n      - {id: a_3, label: Mapa, next: m}",
+    )
+    text += (
+        "  - id: m\n    chapter: 1\n    speaker: Diana\n    text: El mapa.\n"
+        "    reward: {clue: mapa}\n    choices:\n      - {id: m_1, label: Seguir, next: b}\n"
+    )
+    assert [str(p) for p in validate_story(parse_story(text, "t.yaml"))] == [
+        "t.yaml:26: fragment 'b': players can reach it holding none of the clues 'llave' or "
+        "'mapa', and every choice here needs one: they would be stuck [clue_trap]"
+    ]
 
 
 def test_problem_without_fragment_or_line() -> None:
