@@ -59,8 +59,7 @@ class Player(DianaAggregate):
     def register(
         cls, telegram_id: int, display_name: str, cause: Cause, language_code: str = ""
     ) -> Player:
-        if isinstance(telegram_id, bool) or not isinstance(telegram_id, int) or telegram_id <= 0:
-            raise InvalidInput(f"telegram id must be a positive integer, got {telegram_id!r}")
+        rules.checked_telegram_id(telegram_id)
         name = (display_name or "").strip()[:64] or f"user {telegram_id}"
         language = (language_code or DEFAULT_LANGUAGE).strip().lower()[:8] or DEFAULT_LANGUAGE
         return cls(

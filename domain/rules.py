@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from dianabot.domain.errors import InvalidAmount
+from dianabot.domain.errors import InvalidAmount, InvalidInput
 
 
 class PointSource(StrEnum):
@@ -33,6 +33,10 @@ STORY_DECISION_BONUS = 5
 MESSAGE_COOLDOWN = timedelta(seconds=30)
 CHECKIN_INTERVAL = timedelta(hours=24)
 STREAK_KEEP_WITHIN = timedelta(hours=48)
+
+MAX_TELEGRAM_ID = 2**52 - 1
+"""The largest Telegram user id. The Bot API documents user ids as having at most 52
+significant bits (so a 64-bit integer or a double holds them exactly); they are positive."""
 
 MAX_AMOUNT = 1_000_000
 """Sanity cap for any single award, adjustment or spend: larger numbers are typos or attacks."""
@@ -80,3 +84,14 @@ def checked_amount(amount: object) -> int:
     if amount > MAX_AMOUNT:
         raise InvalidAmount(f"amount {amount} is over the cap of {MAX_AMOUNT}")
     return amount
+
+
+def checked_telegram_id(value: object, what: str = "telegram id") -> int:
+    """A Telegram user id (1 to `MAX_TELEGRAM_ID`), or InvalidInput: anything else would be
+    recorded and then break every read model that stores it as a 64-bit integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TELEGRAM_ID:
+        raise InvalidInput(
+            f"{what} must be a Telegram user id (1 to 2**52 - 1), got {value!r}",
+            telegram_id=value,
+        )
+    return value
