@@ -168,8 +168,9 @@ class Player(DianaAggregate):
         self._reach_level(cause)
 
     def deduct(self, amount: int, admin_id: int, reason: str, cause: Cause) -> None:
-        """An admin takes besitos back; never below zero, and the level stays."""
-        amount = rules.checked_amount(amount)
+        """An admin takes besitos back; never below zero, and the level stays. Any amount up to
+        the balance: a balance above the per-amount cap can be taken back too."""
+        amount = rules.checked_amount(amount, cap=None)
         _checked_text(reason, "reason")
         self._refuse_duplicate("adjust", cause)
         self._require_balance(amount)

@@ -75,14 +75,15 @@ def next_level(level: Level) -> Level | None:
     return LEVELS[level.number] if level.number < len(LEVELS) else None
 
 
-def checked_amount(amount: object) -> int:
-    """A positive whole number of besitos within the sanity cap, or InvalidAmount."""
+def checked_amount(amount: object, cap: int | None = MAX_AMOUNT) -> int:
+    """A positive whole number of besitos within the sanity cap, or InvalidAmount. `cap=None`
+    for an amount something else bounds (a deduction is bounded by the balance)."""
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise InvalidAmount(f"amount must be a whole number of besitos, got {amount!r}")
     if amount <= 0:
         raise InvalidAmount(f"amount must be positive, got {amount}")
-    if amount > MAX_AMOUNT:
-        raise InvalidAmount(f"amount {amount} is over the cap of {MAX_AMOUNT}")
+    if cap is not None and amount > cap:
+        raise InvalidAmount(f"amount {amount} is over the cap of {cap}")
     return amount
 
 
