@@ -34,7 +34,7 @@ def acting_user(origin: Origin) -> int | None:
     for prefix in _USER_ACTORS:
         if origin.actor.startswith(prefix):
             text = origin.actor.removeprefix(prefix)
-            return int(text) if text.isdecimal() else None
+            return int(text) if text.removeprefix("-").isdecimal() else None
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import timedelta
@@ -96,3 +97,29 @@ def checked_telegram_id(value: object, what: str = "telegram id") -> int:
             telegram_id=value,
         )
     return value
+
+
+def without_controls(text: str) -> str:
+    """`text` without control characters (NUL included: PostgreSQL cannot store it in text) and
+    lone surrogates (not encodable as UTF-8); line breaks and tabs become spaces."""
+    if text.isprintable():
+        return text
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cc":
+            if char in "\t\n\r\v\f":
+                kept.append(" ")
+        elif category != "Cs":
+            kept.append(char)
+    return "".join(kept)
+
+
+def clean_text(value: object, max_length: int) -> str:
+    """Free text from Telegram (a display name, a language code, a reason, a payment
+    reference), cleaned rather than refused, so no user is locked out by an odd name: control
+    characters removed, surrounding spaces trimmed, cut to `max_length`. "" if nothing is left
+    (or it is not text)."""
+    if not isinstance(value, str):
+        return ""
+    return without_controls(value).strip()[:max_length].strip()
