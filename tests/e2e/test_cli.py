@@ -136,3 +136,18 @@ def test_badge_commands_refuse_an_id_that_is_not_an_admin(workdir) -> None:  # t
     assert runner.invoke(cli, [*define, "--admin", "42"]).exit_code == 0
     console = runner.invoke(cli, ["admin", "retire-badge", "x1", "-r", "x"])
     assert console.exit_code == 0, console.output
+
+
+def test_catalogue_badges_work_on_a_store_the_demo_never_touched(workdir) -> None:  # type: ignore[no-untyped-def]
+    from dianabot.adapters.bootstrap import bootstrap
+    from dianabot.adapters.settings import Settings
+    from dianabot.application.results import Origin
+
+    with bootstrap(Settings(_env_file=None)) as wired:
+        assert wired.app.register_player(7, "Ana", Origin.telegram(1, 7)).ok
+    awarded = runner.invoke(cli, ["admin", "award-badge", "racha-3", "7", "-r", "x", "--json"])
+    assert awarded.exit_code == 0, awarded.output
+    names = [e["name"] for e in json.loads(awarded.stdout)["events"]]
+    assert names == ["BadgeDefined", "BadgeAwarded"]
+    retired = runner.invoke(cli, ["admin", "retire-badge", "racha-30", "-r", "x"])
+    assert retired.exit_code == 0, retired.output
