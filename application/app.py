@@ -24,9 +24,10 @@ from dianabot.application.commands import Command
 from dianabot.application.group_commit import DirectWriter, GroupCommitWriter
 from dianabot.application.plans import Handler
 from dianabot.application.ports import EventWriter, NotificationScanner, StoreFactory, Write
+from dianabot.application.results import CONSOLE_ADMIN_ID
 from dianabot.application.snapshotting import BackgroundSnapshots, InlineSnapshots
 from dianabot.domain.badge import Badge, BadgeAward
-from dianabot.domain.errors import NotAuthorized, UnknownBadge, UnknownPlayer
+from dianabot.domain.errors import UnknownBadge, UnknownPlayer
 from dianabot.domain.ids import badge_award_id, badge_id, player_id
 from dianabot.domain.player import Player
 from dianabot.domain.progress import StoryProgress
@@ -41,8 +42,8 @@ from eventsourcing.utils import Environment
 
 log = logging.getLogger(__name__)
 
-CONSOLE_ADMIN_ID = 0
-"""The operator at the server's console (`dianabot admin ...`): trusted like a configured admin."""
+__all__ = ["CONSOLE_ADMIN_ID", "CoreApplication"]
+
 
 class CoreApplication(Application[UUID]):
     """Persistence, identity, loading and the writer; commands run on `self.bus` with the
@@ -184,11 +185,9 @@ class CoreApplication(Application[UUID]):
                 cache.get(aggregate.id, evict=True)
 
     def is_admin(self, user_id: int) -> bool:
-        return user_id == CONSOLE_ADMIN_ID or user_id in self.admin_ids
-
-    def _require_admin(self, user_id: int) -> None:
-        if not self.is_admin(user_id):
-            raise NotAuthorized(f"user {user_id} is not an admin", admin_id=user_id)
+        """A configured admin (`DIANABOT_ADMIN_IDS`). The console's id 0 is not one: the
+        console is trusted through its origin (`Origin.console`), not its number."""
+        return user_id in self.admin_ids
 
     # ----- loading ----------------------------------------------------------------------------
 

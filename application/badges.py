@@ -8,6 +8,7 @@ Each single-command method is a blocking shorthand for one command on the bus
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from dianabot.application.app import CoreApplication
 from dianabot.application.commands import (
@@ -19,6 +20,7 @@ from dianabot.application.commands import (
 )
 from dianabot.application.results import CommandResult, Origin
 from dianabot.domain.badge import BadgeSpec
+from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.criteria import PLAYER_CRITERIA, player_satisfies
 
 
@@ -61,10 +63,14 @@ class BadgeCommands(CoreApplication):
         results: dict[str, CommandResult] = {}
         for slug in slugs:
             badge = self.get_badge(slug)
-            if badge is None or badge.retired or badge.criteria["kind"] not in PLAYER_CRITERIA:
+            # A catalogue badge not defined yet counts as defined: the award defines it.
+            criteria = badge.criteria if badge is not None else _catalogue_criteria(slug)
+            if criteria is None or criteria["kind"] not in PLAYER_CRITERIA:
+                continue
+            if badge is not None and badge.retired:
                 continue
             award = self.get_award(slug, telegram_id)
-            if (award is None or not award.held) and player_satisfies(badge.criteria, player, now):
+            if (award is None or not award.held) and player_satisfies(criteria, player, now):
                 results[slug] = self.bus.handle(AwardBadge(slug, telegram_id, evidence), origin)
         return results
 
@@ -72,3 +78,7 @@ class BadgeCommands(CoreApplication):
         self, slug: str, telegram_id: int, reason: str, origin: Origin
     ) -> CommandResult:
         return self.bus.handle(RevokeBadge(slug, telegram_id, reason), origin)
+
+
+def _catalogue_criteria(slug: str) -> dict[str, Any] | None:
+    return next((dict(spec.criteria) for spec in INITIAL_BADGES if spec.slug == slug), None)

@@ -10,6 +10,8 @@ registry built once: `application.handlers.HANDLERS`), which gives a `Plan`, and
   group-commit batch never holds two changes to one user;
 - run the plan's decision through the writer (`writer.run`, or `writer.submit` for an awaited
   command with group commit: its outcome comes back to the loop, one wake-up per batch);
+- refuse, before anything is loaded, a caller the command does not accept (`not_admin`) and a
+  Telegram id outside Telegram's range (`invalid_input`): `application.authority.admit`;
 - turn `DomainError` into a typed `CommandResult` (`already_reacted`, `cooldown`, ...);
 - retry on a version conflict (`IntegrityError`) after evicting the cached aggregates, with a
   growing random back-off: optimistic concurrency across processes;
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from dianabot.application.authority import admit
 from dianabot.application.commands import Command
 from dianabot.application.group_commit import GroupCommitWriter
 from dianabot.application.locks import KeyLocks
@@ -100,6 +103,9 @@ class CommandBus:
         """Run `command` in this thread and return its result. Not from an event loop's thread
         (use `handle_async` there)."""
         plan = self._plan(command)
+        refusal = admit(command, origin, self._app.admin_ids)
+        if refusal is not None:
+            return CommandResult.refused(refusal)
         key = command.key
         # Held until the commit returns, across retries too.
         with self._locks.holding(key):
@@ -128,6 +134,9 @@ class CommandBus:
     async def handle_async(self, command: Command, origin: Origin) -> CommandResult:
         """`handle` for asyncio callers: the same steps, awaited instead of blocked on."""
         plan = self._plan(command)
+        refusal = admit(command, origin, self._app.admin_ids)
+        if refusal is not None:
+            return CommandResult.refused(refusal)
         key = command.key
         await self._locks.acquire_async(key)
         steps = self._steps(key, plan, origin)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar
 
 from dianabot.domain.badge import BadgeSpec
 from dianabot.domain.rules import PointSource
@@ -30,10 +32,36 @@ TOKEN_SECRET_BYTES = 24
 """32 URL-safe characters: `vip-` + 32 fits a Telegram deep-link payload (64 characters)."""
 
 
+class Caller(StrEnum):
+    """Who may issue a command, as the bus tells from its `Origin` (`application.authority`)."""
+
+    ADMIN = "admin"
+    """A configured admin (`DIANABOT_ADMIN_IDS`), or the operator at the local console."""
+    PLAYER = "player"
+    """The Telegram user the command is about, acting for themself (`Origin.telegram`)."""
+    SYSTEM = "system"
+    """The application's own jobs and policies (`Origin.system`, `Origin.policy`)."""
+
+
+ADMIN = frozenset({Caller.ADMIN})
+ADMIN_OR_SYSTEM = frozenset({Caller.ADMIN, Caller.SYSTEM})
+PLAYER_OR_SYSTEM = frozenset({Caller.PLAYER, Caller.SYSTEM})
+ANYONE_FOR_THEMSELF = frozenset({Caller.ADMIN, Caller.PLAYER, Caller.SYSTEM})
+
+
 class Command:
-    """A use case asked for. `key` orders it: one key's commands run one at a time, in order."""
+    """A use case asked for. `key` orders it: one key's commands run one at a time, in order.
+
+    `callers` says who may issue it; the bus refuses anyone else as `not_admin`, recording
+    nothing. A command type that does not say is refused for everyone."""
 
     __slots__ = ()
+
+    callers: ClassVar[frozenset[Caller]] = frozenset()
+
+    def telegram_ids(self) -> tuple[int, ...]:
+        """The Telegram user ids this command names, checked at the boundary."""
+        return ()
 
     @property
     def key(self) -> Hashable:
@@ -46,9 +74,14 @@ class PlayerCommand(Command):
 
     telegram_id: int
 
+    callers: ClassVar[frozenset[Caller]] = PLAYER_OR_SYSTEM
+
     @property
     def key(self) -> Hashable:
         return self.telegram_id
+
+    def telegram_ids(self) -> tuple[int, ...]:
+        return (self.telegram_id,)
 
 
 # ----- points ---------------------------------------------------------------------------------
@@ -57,6 +90,8 @@ class PlayerCommand(Command):
 @dataclass(frozen=True, slots=True)
 class RegisterPlayer(PlayerCommand):
     """Idempotent: registering an existing user records nothing and succeeds."""
+
+    callers: ClassVar[frozenset[Caller]] = ANYONE_FOR_THEMSELF
 
     display_name: str
     language_code: str = ""
@@ -85,6 +120,8 @@ class CheckIn(PlayerCommand):
 
 @dataclass(frozen=True, slots=True)
 class AwardPoints(PlayerCommand):
+    callers: ClassVar[frozenset[Caller]] = frozenset({Caller.SYSTEM})
+
     source: PointSource
     amount: int
     reference: str
@@ -102,6 +139,8 @@ class GrantPoints(PlayerCommand):
     """An admin gives points (refused `not_admin` for anyone else). Named fields after the
     player's id, so the two ids are never swapped."""
 
+    callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
+
     admin_id: int
     amount: int
     reason: str
@@ -110,6 +149,8 @@ class GrantPoints(PlayerCommand):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeductPoints(PlayerCommand):
     """An admin takes points away (refused `not_admin` for anyone else)."""
+
+    callers: ClassVar[frozenset[Caller]] = ADMIN
 
     admin_id: int
     amount: int
@@ -121,6 +162,8 @@ class DeductPoints(PlayerCommand):
 
 @dataclass(frozen=True, slots=True)
 class DefineBadge(Command):
+    callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
+
     spec: BadgeSpec
 
     @property
@@ -130,6 +173,8 @@ class DefineBadge(Command):
 
 @dataclass(frozen=True, slots=True)
 class ChangeBadge(Command):
+    callers: ClassVar[frozenset[Caller]] = ADMIN
+
     spec: BadgeSpec
 
     @property
@@ -139,6 +184,8 @@ class ChangeBadge(Command):
 
 @dataclass(frozen=True, slots=True)
 class RetireBadge(Command):
+    callers: ClassVar[frozenset[Caller]] = ADMIN
+
     slug: str
     reason: str
 
@@ -153,6 +200,8 @@ class AwardBadge(Command):
 
     Ordered by the holding (badge and user), not the user: awards touch no Player stream."""
 
+    callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
+
     slug: str
     telegram_id: int
     evidence: Sequence[str]
@@ -161,9 +210,14 @@ class AwardBadge(Command):
     def key(self) -> Hashable:
         return ("award", self.slug, self.telegram_id)
 
+    def telegram_ids(self) -> tuple[int, ...]:
+        return (self.telegram_id,)
+
 
 @dataclass(frozen=True, slots=True)
 class RevokeBadge(Command):
+    callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
+
     slug: str
     telegram_id: int
     reason: str
@@ -171,6 +225,9 @@ class RevokeBadge(Command):
     @property
     def key(self) -> Hashable:
         return ("award", self.slug, self.telegram_id)
+
+    def telegram_ids(self) -> tuple[int, ...]:
+        return (self.telegram_id,)
 
 
 # ----- narrative ------------------------------------------------------------------------------
@@ -181,6 +238,8 @@ class PublishStory(Command):
     """Publish a validated story as a new version (refused `invalid_story` when validation
     finds problems; ok with no events when it is the latest already). Players standing on a
     fragment the new version removed are relocated right after."""
+
+    callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
 
     story: LoadedStory | Story
 
@@ -215,6 +274,8 @@ class RelocateProgress(PlayerCommand):
     """Move one player off a fragment the published story no longer has (ok, no events, if
     they are not stranded)."""
 
+    callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
+
     slug: str = DEFAULT_STORY
 
 
@@ -232,6 +293,8 @@ class IssueVipToken(Command):
 
     The plaintext `token` is made with the command (never shown by its repr), returned in the
     result's details once and never stored: the store keeps only its hash."""
+
+    callers: ClassVar[frozenset[Caller]] = ADMIN
 
     admin_id: int
     days: int
@@ -252,6 +315,8 @@ class RedeemVipToken(PlayerCommand):
     """VipTokenRedeemed and the Player's VipGranted, saved together. Refusals: invalid_token
     (malformed, unknown or forged), token_used, token_expired, unknown_user, duplicate."""
 
+    callers: ClassVar[frozenset[Caller]] = frozenset({Caller.PLAYER})
+
     token: str = field(repr=False)
 
 
@@ -259,6 +324,8 @@ class RedeemVipToken(PlayerCommand):
 class GrantVip(PlayerCommand):
     """A VIP period from elsewhere: a Telegram Stars payment (source "stars", reference the
     charge id) or an admin (source "admin"). Extends an active period."""
+
+    callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
 
     days: int
     source: str
@@ -268,3 +335,5 @@ class GrantVip(PlayerCommand):
 @dataclass(frozen=True, slots=True)
 class ExpireVip(PlayerCommand):
     """End a player's VIP period that is due (refused `vip_not_due` otherwise)."""
+
+    callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM

@@ -17,6 +17,10 @@ OK = "ok"
 CONFLICT = "conflict"
 UNAVAILABLE = "unavailable"
 
+CONSOLE_ADMIN_ID = 0
+"""The operator at the server's console: the admin id its acts record. Trusted as an admin only
+through an origin built for the console (`Origin.console`), never because a caller says 0."""
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -24,6 +28,9 @@ class Origin:
 
     causation: str
     actor: str
+    local_console: bool = field(default=False, kw_only=True)
+    """Set by `Origin.console` only: the local operator, trusted as an admin (see
+    `application.authority`). No adapter that serves remote users may build such an origin."""
 
     def cause(self, at: datetime) -> Cause:
         return Cause(self.causation, self.actor, at)
@@ -36,6 +43,12 @@ class Origin:
     def admin(cls, admin_id: int, via: str = "cli") -> Origin:
         """A one-off administrative act; each gets its own causation."""
         return cls(f"{via}:{uuid4()}", f"admin:{admin_id}")
+
+    @classmethod
+    def console(cls, via: str = "cli") -> Origin:
+        """An act of the operator at the server's console (`dianabot admin ...`), which is
+        trusted as an admin: a one-off act, recorded as admin 0."""
+        return cls(f"{via}:{uuid4()}", f"admin:{CONSOLE_ADMIN_ID}", local_console=True)
 
     @classmethod
     def policy(cls, policy: str, originator_id: UUID, version: int) -> Origin:

@@ -17,8 +17,10 @@ from dianabot.domain.cause import Cause
 from dianabot.domain.errors import BadgeAlreadyHeld, BadgeNotHeld, BadgeRetired, InvalidBadge
 from dianabot.domain.ids import badge_award_id, badge_id
 from dianabot.domain.recent import RecentKeys
+from dianabot.domain.rules import clean_text, without_controls
 from eventsourcing.domain import event
 
+MAX_REASON_LENGTH = 280
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,47}$")
 
 CRITERIA_PARAMETERS: dict[str, tuple[str, ...]] = {
@@ -61,9 +63,20 @@ def checked_criteria(criteria: object) -> dict[str, Any]:
 
 
 def _checked_label(value: object, what: str, max_length: int) -> str:
+    """A label of a definition (control characters removed): refused when empty or too long."""
+    if isinstance(value, str):
+        value = without_controls(value)
     if not isinstance(value, str) or not value.strip() or len(value) > max_length:
         raise InvalidBadge(f"badge {what} must be 1-{max_length} characters")
     return value.strip()
+
+
+def _reason(value: object, what: str) -> str:
+    """A reason is free text: cleaned and cut (`clean_text`), refused only when empty."""
+    text = clean_text(value, MAX_REASON_LENGTH)
+    if not text:
+        raise InvalidBadge(f"badge {what} must not be empty")
+    return text
 
 
 @dataclass(frozen=True)
@@ -142,7 +155,7 @@ class Badge(DianaAggregate):
     def retire(self, reason: str, cause: Cause) -> None:
         self._require_active()
         self._badge_retired(
-            reason=_checked_label(reason, "retirement reason", 280), **cause.event_fields()
+            reason=_reason(reason, "retirement reason"), **cause.event_fields()
         )
 
     def spec(self) -> BadgeSpec:
@@ -214,7 +227,7 @@ class BadgeAward(DianaAggregate):
         if not self.held:
             raise BadgeNotHeld(f"does not hold badge {self.badge_slug!r}", slug=self.badge_slug)
         self._badge_revoked(
-            reason=_checked_label(reason, "revocation reason", 280), **cause.event_fields()
+            reason=_reason(reason, "revocation reason"), **cause.event_fields()
         )
 
     @event("BadgeReawarded")

@@ -25,15 +25,29 @@ from dianabot.domain.vip import VIP_SOURCES, VipNotDue, checked_days
 from eventsourcing.domain import event
 
 MAX_REFERENCE_LENGTH = 200
+MAX_NAME_LENGTH = 64
+MAX_LANGUAGE_LENGTH = 8
 DEFAULT_LANGUAGE = "es"
 
 
 def _checked_text(value: object, what: str, *, max_length: int = MAX_REFERENCE_LENGTH) -> str:
+    """An identifier (a post, poll, message, purpose, reference): control characters removed;
+    refused when empty or too long."""
+    if isinstance(value, str):
+        value = rules.without_controls(value)
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{what} must be a non-empty string")
     if len(value) > max_length:
         raise InvalidInput(f"{what} is longer than {max_length} characters")
     return value
+
+
+def _free_text(value: object, what: str) -> str:
+    """Free text (a reason, a payment reference): cleaned and cut, refused only when empty."""
+    text = rules.clean_text(value, MAX_REFERENCE_LENGTH)
+    if not text:
+        raise InvalidInput(f"{what} must be a non-empty string")
+    return text
 
 
 class Player(DianaAggregate):
@@ -59,10 +73,9 @@ class Player(DianaAggregate):
     def register(
         cls, telegram_id: int, display_name: str, cause: Cause, language_code: str = ""
     ) -> Player:
-        if isinstance(telegram_id, bool) or not isinstance(telegram_id, int) or telegram_id <= 0:
-            raise InvalidInput(f"telegram id must be a positive integer, got {telegram_id!r}")
-        name = (display_name or "").strip()[:64] or f"user {telegram_id}"
-        language = (language_code or DEFAULT_LANGUAGE).strip().lower()[:8] or DEFAULT_LANGUAGE
+        rules.checked_telegram_id(telegram_id)
+        name = rules.clean_text(display_name, MAX_NAME_LENGTH) or f"user {telegram_id}"
+        language = rules.clean_text(language_code, MAX_LANGUAGE_LENGTH).lower() or DEFAULT_LANGUAGE
         return cls(
             telegram_id=telegram_id,
             display_name=name,
@@ -99,8 +112,8 @@ class Player(DianaAggregate):
 
     def react(self, post: str, emoji: str, cause: Cause) -> None:
         """+10 once per post, whatever the emoji; changing the emoji later awards nothing."""
-        _checked_text(post, "post reference")
-        _checked_text(emoji, "emoji", max_length=32)
+        post = _checked_text(post, "post reference")
+        emoji = _checked_text(emoji, "emoji", max_length=32)
         self._refuse_duplicate("react", cause)
         if post in self.reacted_posts:
             raise AlreadyReacted(f"already reacted to post {post}", post=post)
@@ -109,7 +122,7 @@ class Player(DianaAggregate):
 
     def count_message(self, message: str, cause: Cause) -> None:
         """+1 per message in the discussion group, at most once every 30 seconds."""
-        _checked_text(message, "message reference")
+        message = _checked_text(message, "message reference")
         self._refuse_duplicate("message", cause)
         if self.last_message_at is not None:
             elapsed = cause.at - self.last_message_at
@@ -122,7 +135,7 @@ class Player(DianaAggregate):
 
     def answer_poll(self, poll: str, cause: Cause) -> None:
         """+2 once per poll."""
-        _checked_text(poll, "poll id")
+        poll = _checked_text(poll, "poll id")
         self._refuse_duplicate("poll", cause)
         if poll in self.answered_polls:
             raise AlreadyAnswered(f"already answered poll {poll}", poll=poll)
@@ -154,14 +167,14 @@ class Player(DianaAggregate):
         """Besitos decided elsewhere (a story reward, a policy bonus): once per cause and source."""
         source = PointSource(source)
         amount = rules.checked_amount(amount)
-        _checked_text(reference, "reference")
+        reference = _checked_text(reference, "reference")
         self._refuse_duplicate(f"award:{source}", cause)
         self._earn(source, amount, reference, cause)
 
     def grant(self, amount: int, admin_id: int, reason: str, cause: Cause) -> None:
         """An admin gives besitos: they count as earned (lifetime, level)."""
         amount = rules.checked_amount(amount)
-        _checked_text(reason, "reason")
+        reason = _free_text(reason, "reason")
         self._refuse_duplicate("adjust", cause)
         self._points_adjusted(
             admin_id=admin_id, reason=reason, amount=amount, **cause.event_fields()
@@ -169,9 +182,10 @@ class Player(DianaAggregate):
         self._reach_level(cause)
 
     def deduct(self, amount: int, admin_id: int, reason: str, cause: Cause) -> None:
-        """An admin takes besitos back; never below zero, and the level stays."""
-        amount = rules.checked_amount(amount)
-        _checked_text(reason, "reason")
+        """An admin takes besitos back; never below zero, and the level stays. Any amount up to
+        the balance: a balance above the per-amount cap can be taken back too."""
+        amount = rules.checked_amount(amount, cap=None)
+        reason = _free_text(reason, "reason")
         self._refuse_duplicate("adjust", cause)
         self._require_balance(amount)
         self._points_adjusted(
@@ -183,8 +197,8 @@ class Player(DianaAggregate):
     def spend(self, amount: int, purpose: str, reference: str, cause: Cause) -> None:
         """Pay for something: all or nothing, refused when the balance is short."""
         amount = rules.checked_amount(amount)
-        _checked_text(purpose, "purpose", max_length=64)
-        _checked_text(reference, "reference")
+        purpose = _checked_text(purpose, "purpose", max_length=64)
+        reference = _checked_text(reference, "reference")
         self._refuse_duplicate(f"spend:{purpose}", cause)
         self._require_balance(amount)
         self._points_spent(
@@ -206,7 +220,7 @@ class Player(DianaAggregate):
             raise InvalidInput(
                 f"VIP source must be one of {', '.join(VIP_SOURCES)}, got {source!r}"
             )
-        _checked_text(reference, "reference")
+        reference = _free_text(reference, "reference")
         self._refuse_duplicate("vip_grant", cause)
         start = self.vip_until if self.vip_active(cause.at) and self.vip_until else cause.at
         self._vip_granted(

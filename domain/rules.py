@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from dianabot.domain.errors import InvalidAmount
+from dianabot.domain.errors import InvalidAmount, InvalidInput
 
 
 class PointSource(StrEnum):
@@ -33,6 +34,10 @@ STORY_DECISION_BONUS = 5
 MESSAGE_COOLDOWN = timedelta(seconds=30)
 CHECKIN_INTERVAL = timedelta(hours=24)
 STREAK_KEEP_WITHIN = timedelta(hours=48)
+
+MAX_TELEGRAM_ID = 2**52 - 1
+"""The largest Telegram user id. The Bot API documents user ids as having at most 52
+significant bits (so a 64-bit integer or a double holds them exactly); they are positive."""
 
 MAX_AMOUNT = 1_000_000
 """Sanity cap for any single award, adjustment or spend: larger numbers are typos or attacks."""
@@ -71,12 +76,50 @@ def next_level(level: Level) -> Level | None:
     return LEVELS[level.number] if level.number < len(LEVELS) else None
 
 
-def checked_amount(amount: object) -> int:
-    """A positive whole number of besitos within the sanity cap, or InvalidAmount."""
+def checked_amount(amount: object, cap: int | None = MAX_AMOUNT) -> int:
+    """A positive whole number of besitos within the sanity cap, or InvalidAmount. `cap=None`
+    for an amount something else bounds (a deduction is bounded by the balance)."""
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise InvalidAmount(f"amount must be a whole number of besitos, got {amount!r}")
     if amount <= 0:
         raise InvalidAmount(f"amount must be positive, got {amount}")
-    if amount > MAX_AMOUNT:
-        raise InvalidAmount(f"amount {amount} is over the cap of {MAX_AMOUNT}")
+    if cap is not None and amount > cap:
+        raise InvalidAmount(f"amount {amount} is over the cap of {cap}")
     return amount
+
+
+def checked_telegram_id(value: object, what: str = "telegram id") -> int:
+    """A Telegram user id (1 to `MAX_TELEGRAM_ID`), or InvalidInput: anything else would be
+    recorded and then break every read model that stores it as a 64-bit integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TELEGRAM_ID:
+        raise InvalidInput(
+            f"{what} must be a Telegram user id (1 to 2**52 - 1), got {value!r}",
+            telegram_id=value,
+        )
+    return value
+
+
+def without_controls(text: str) -> str:
+    """`text` without control characters (NUL included: PostgreSQL cannot store it in text) and
+    lone surrogates (not encodable as UTF-8); line breaks and tabs become spaces."""
+    if text.isprintable():
+        return text
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cc":
+            if char in "\t\n\r\v\f":
+                kept.append(" ")
+        elif category != "Cs":
+            kept.append(char)
+    return "".join(kept)
+
+
+def clean_text(value: object, max_length: int) -> str:
+    """Free text from Telegram (a display name, a language code, a reason, a payment
+    reference), cleaned rather than refused, so no user is locked out by an odd name: control
+    characters removed, surrounding spaces trimmed, cut to `max_length`. "" if nothing is left
+    (or it is not text)."""
+    if not isinstance(value, str):
+        return ""
+    return without_controls(value).strip()[:max_length].strip()

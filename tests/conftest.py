@@ -16,6 +16,7 @@ import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.settings import Settings
 from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
 from psycopg import sql
 
@@ -23,6 +24,13 @@ POSTGRES_URL = os.environ.get(
     "DIANABOT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 ADMIN_ID = 42
+
+
+def by_system(job: str = "test") -> Origin:
+    """A fresh origin of the application's own jobs and policies (awards, payments)."""
+    return Origin.system(job, uuid.uuid4().hex)
+
+
 STORES = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SHARED_STORES = STORES[1:]
 """Stores that several application instances (processes) can share."""

@@ -6,9 +6,8 @@ import json
 from typing import Annotated
 
 import typer
-from dianabot.adapters.cli.common import EXIT_REFUSED, errors, report, services
-from dianabot.application.app import CONSOLE_ADMIN_ID
-from dianabot.application.results import Origin
+from dianabot.adapters.cli.common import report, services
+from dianabot.application.results import CONSOLE_ADMIN_ID, Origin
 from dianabot.domain.badge import BadgeSpec
 
 admin_app = typer.Typer(
@@ -19,6 +18,14 @@ AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")
 AdminId = Annotated[
     int, typer.Option("--admin", help="Acting admin's Telegram id (0 = server console).")
 ]
+
+
+def admin_origin(admin: int) -> Origin:
+    """The origin of one admin act at this console: the console itself (`--admin 0`, the
+    default), or a configured admin's id; any other id is refused `not_admin` by the bus."""
+    return Origin.console() if admin == CONSOLE_ADMIN_ID else Origin.admin(admin)
+
+
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (recorded in the event).")]
 
 
@@ -32,7 +39,7 @@ def grant(
 ) -> None:
     """Give besitos to a user (they count towards lifetime and level)."""
     with services() as wired:
-        result = wired.app.grant_points(admin, user, amount, reason, Origin.admin(admin))
+        result = wired.app.grant_points(admin, user, amount, reason, admin_origin(admin))
     report(result, as_json, f"granted {amount} besitos to {user}")
 
 
@@ -46,7 +53,7 @@ def deduct(
 ) -> None:
     """Take besitos from a user; refused if the balance would go below zero."""
     with services() as wired:
-        result = wired.app.deduct_points(admin, user, amount, reason, Origin.admin(admin))
+        result = wired.app.deduct_points(admin, user, amount, reason, admin_origin(admin))
     report(result, as_json, f"deducted {amount} besitos from {user}")
 
 
@@ -69,7 +76,7 @@ def define_badge(
         raise typer.BadParameter(f"criteria is not valid JSON: {error}") from None
     spec = BadgeSpec(slug, name, description, icon, parsed)
     with services() as wired:
-        result = wired.app.define_badge(spec, Origin.admin(admin))
+        result = wired.app.define_badge(spec, admin_origin(admin))
     report(result, as_json, f"badge {slug} defined")
 
 
@@ -79,7 +86,7 @@ def retire_badge(
 ) -> None:
     """Retire a badge: it is awarded no more (existing holdings stay in history)."""
     with services() as wired:
-        result = wired.app.retire_badge(slug, reason, Origin.admin(admin))
+        result = wired.app.retire_badge(slug, reason, admin_origin(admin))
     report(result, as_json, f"badge {slug} retired")
 
 
@@ -92,7 +99,7 @@ def award_badge(
     as_json: AsJson = False,
 ) -> None:
     """Award a badge by hand; the evidence is this admin act."""
-    origin = Origin.admin(admin)
+    origin = admin_origin(admin)
     with services() as wired:
         result = wired.app.award_badge(slug, user, [f"{origin.causation}: {reason}"], origin)
     report(result, as_json, f"badge {slug} awarded to {user}")
@@ -104,7 +111,7 @@ def revoke_badge(
 ) -> None:
     """Revoke a user's badge (a new event; the award stays in history)."""
     with services() as wired:
-        result = wired.app.revoke_badge(slug, user, reason, Origin.admin(admin))
+        result = wired.app.revoke_badge(slug, user, reason, admin_origin(admin))
     report(result, as_json, f"badge {slug} revoked from {user}")
 
 
@@ -119,7 +126,7 @@ def issue_vip_token(
 ) -> None:
     """Issue a one-time VIP token. It is shown this once: only its hash is stored."""
     with services() as wired:
-        result = wired.app.issue_vip_token(admin, days, Origin.admin(admin), valid_days=valid_days)
+        result = wired.app.issue_vip_token(admin, days, admin_origin(admin), valid_days=valid_days)
     token = result.details.get("token", "")
     report(
         result,
@@ -141,8 +148,5 @@ def grant_vip(
 ) -> None:
     """Grant (or extend) a user's VIP period by hand."""
     with services() as wired:
-        if not wired.app.is_admin(admin):
-            errors.print(f"[red]not_admin:[/red] user {admin} is not an admin")
-            raise typer.Exit(EXIT_REFUSED)
-        result = wired.app.grant_vip(user, days, "admin", reason, Origin.admin(admin))
+        result = wired.app.grant_vip(user, days, "admin", reason, admin_origin(admin))
     report(result, as_json, f"VIP for {user} until {result.details.get('vip_until')}")

@@ -71,12 +71,17 @@ class Script:
         self.next_update += 1
         return Origin.telegram(self.next_update, user)
 
+    def policy(self, user: int) -> Origin:
+        """Stand-in for the badge policies: badges are awarded by the system, not the user."""
+        self.next_update += 1
+        return Origin.system("demo-badges", f"{user}:{self.next_update}")
+
     def run(self, user: int, result: CommandResult) -> CommandResult:
         self.outcomes[result.outcome] += 1
         if result.ok and result.events:
             last = result.events[-1]
             evidence = [f"event:{last.originator_id}:{last.version}"]
-            self.app.award_earned_badges(user, BADGE_SLUGS, evidence, self.origin(user))
+            self.app.award_earned_badges(user, BADGE_SLUGS, evidence, self.policy(user))
             self._story_badges(user, result, evidence)
         return result
 
@@ -89,7 +94,7 @@ class Script:
         for slug in slugs:
             award = self.app.get_award(slug, user)
             if award is None or not award.held:
-                self.app.award_badge(slug, user, evidence, self.origin(user))
+                self.app.award_badge(slug, user, evidence, self.policy(user))
 
     def walk(self, user: int, steps: int) -> str:
         """Take up to `steps` choices (varying by user), stopping at an ending or a refusal."""
@@ -146,9 +151,9 @@ def play(app: DianaApplication, clock: ManualClock) -> Script:
 
     # Admin grant and deduct; spending more than the balance is refused, never partial.
     script.run(
-        1005, app.grant_points(ADMIN_ID, 1005, 150, "ganadora del sorteo", script.origin(1005))
+        1005, app.grant_points(ADMIN_ID, 1005, 150, "ganadora del sorteo", Origin.console())
     )
-    script.run(1004, app.deduct_points(ADMIN_ID, 1004, 5, "corrección", script.origin(1004)))
+    script.run(1004, app.deduct_points(ADMIN_ID, 1004, 5, "corrección", Origin.console()))
     script.run(1002, app.spend_points(1002, 10_000, "vip", "demo", script.origin(1002)))
     script.run(1002, app.spend_points(1002, 20, "story_choice", "demo", script.origin(1002)))
     play_story(script)
@@ -168,7 +173,7 @@ def play_story(script: Script) -> None:
     while script.walk(ana, steps=1) == "walking":
         pass
     # ... an admin issues a VIP token (deep link /start vip-<code>), she redeems it ...
-    token = app.issue_vip_token(ADMIN_ID, 30, Origin.admin(ADMIN_ID)).details["token"]
+    token = app.issue_vip_token(ADMIN_ID, 30, Origin.console()).details["token"]
     script.run(ana, app.redeem_vip_token(ana, token, script.origin(ana)))
     script.run(ana, app.redeem_vip_token(ana, token, script.origin(ana)))  # token_used
     # ... and the VIP arc opens.

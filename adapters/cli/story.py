@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import typer
 from dianabot.adapters.cli import exits
+from dianabot.adapters.cli.admin import admin_origin
 from dianabot.adapters.cli.common import console, errors, print_json, report, services
 from dianabot.adapters.story_file import StoryFileError, load_bundled_story, load_story
-from dianabot.application.app import CONSOLE_ADMIN_ID
-from dianabot.application.results import Origin
+from dianabot.application.results import CONSOLE_ADMIN_ID
 from dianabot.domain.story import LoadedStory
 from dianabot.domain.story_validation import StoryProblem, validate_story
 from rich.table import Table
@@ -69,7 +69,7 @@ def publish(
     """
     loaded = _load_or_exit(file, as_json)
     with services() as wired:
-        result = wired.app.publish_story(loaded, Origin.admin(admin))
+        result = wired.app.publish_story(loaded, admin_origin(admin))
     if not result.ok and not as_json:
         problems = result.details.get("problems", [])
         for problem in problems:

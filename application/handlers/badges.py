@@ -1,4 +1,10 @@
-"""Handlers of the badges context: define, change, retire, award, revoke."""
+"""Handlers of the badges context: define, change, retire, award, revoke.
+
+The initial catalogue (`domain.catalogue`) is seeded by the commands that write: a command that
+needs a catalogue badge not defined yet defines it first, in the same transaction (two
+processes doing so at once: one write of the badge's first version wins, the other retries and
+finds it). Reading never defines anything.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,21 @@ from dianabot.application.commands import (
     RevokeBadge,
 )
 from dianabot.application.plans import Handler, Plan
-from dianabot.domain.badge import Badge, BadgeAward, checked_slug
+from dianabot.domain.badge import Badge, BadgeAward, BadgeSpec, checked_slug
+from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.cause import Cause
 from dianabot.domain.errors import BadgeNotHeld, InvalidBadge
+
+CATALOGUE: dict[str, BadgeSpec] = {spec.slug: spec for spec in INITIAL_BADGES}
+
+
+def needed_badge(app: CoreApplication, slug: str, cause: Cause) -> Badge:
+    """The badge `slug`; a catalogue badge not defined yet is defined now (saved with the
+    command's other changes, since the returned badge holds the new event)."""
+    spec = CATALOGUE.get(slug) if isinstance(slug, str) else None
+    if spec is not None and app.get_badge(slug) is None:
+        return Badge.define(spec, cause)
+    return app._badge(slug)
 
 
 def define_badge(app: CoreApplication, command: DefineBadge) -> Plan:
@@ -29,7 +47,7 @@ def define_badge(app: CoreApplication, command: DefineBadge) -> Plan:
 
 def change_badge(app: CoreApplication, command: ChangeBadge) -> Plan:
     def decide(cause: Cause) -> list[Badge]:
-        badge = app._badge(command.spec.slug)
+        badge = needed_badge(app, command.spec.slug, cause)
         badge.change(command.spec, cause)
         return [badge]
 
@@ -38,7 +56,7 @@ def change_badge(app: CoreApplication, command: ChangeBadge) -> Plan:
 
 def retire_badge(app: CoreApplication, command: RetireBadge) -> Plan:
     def decide(cause: Cause) -> list[Badge]:
-        badge = app._badge(command.slug)
+        badge = needed_badge(app, command.slug, cause)
         badge.retire(command.reason, cause)
         return [badge]
 
@@ -50,14 +68,15 @@ def award_badge(app: CoreApplication, command: AwardBadge) -> Plan:
     one, the other retries, finds the badge held and is refused as already_held."""
     slug, telegram_id = command.slug, command.telegram_id
 
-    def decide(cause: Cause) -> list[BadgeAward]:
-        badge = app._badge(slug)
+    def decide(cause: Cause) -> list[Badge | BadgeAward]:
+        badge = needed_badge(app, slug, cause)
         app._player(telegram_id)
+        seeded: list[Badge | BadgeAward] = [badge] if badge.pending_events else []
         award = app.get_award(slug, telegram_id)
         if award is None:
-            return [BadgeAward.first(badge, telegram_id, list(command.evidence), cause)]
+            return [*seeded, BadgeAward.first(badge, telegram_id, list(command.evidence), cause)]
         award.reaward(badge, list(command.evidence), cause)
-        return [award]
+        return [*seeded, award]
 
     return Plan(decide)
 

@@ -67,22 +67,20 @@ def spend_points(app: CoreApplication, command: SpendPoints) -> Plan:
 
 
 def grant_points(app: CoreApplication, command: GrantPoints) -> Plan:
-    admin = command.admin_id
-    return as_admin(
+    """The bus has checked that the origin is this admin (or a system job)."""
+    return on_player(
         app,
-        admin,
         command.telegram_id,
-        lambda p, c: p.grant(command.amount, admin, command.reason, c),
+        lambda p, c: p.grant(command.amount, command.admin_id, command.reason, c),
     )
 
 
 def deduct_points(app: CoreApplication, command: DeductPoints) -> Plan:
-    admin = command.admin_id
-    return as_admin(
+    """The bus has checked that the origin is this admin."""
+    return on_player(
         app,
-        admin,
         command.telegram_id,
-        lambda p, c: p.deduct(command.amount, admin, command.reason, c),
+        lambda p, c: p.deduct(command.amount, command.admin_id, command.reason, c),
     )
 
 
@@ -90,18 +88,6 @@ def on_player(app: CoreApplication, telegram_id: int, act: PlayerAction) -> Plan
     """Load the player, act on it, save it."""
 
     def decide(cause: Cause) -> list[Player]:
-        player = app._player(telegram_id)
-        act(player, cause)
-        return [player]
-
-    return Plan(decide)
-
-
-def as_admin(app: CoreApplication, admin_id: int, telegram_id: int, act: PlayerAction) -> Plan:
-    """`on_player`, refused `not_authorized` unless `admin_id` is an admin."""
-
-    def decide(cause: Cause) -> list[Player]:
-        app._require_admin(admin_id)
         player = app._player(telegram_id)
         act(player, cause)
         return [player]

@@ -110,3 +110,47 @@ def test_an_unreachable_database_is_a_clear_error(workdir, monkeypatch) -> None:
     result = runner.invoke(cli, ["admin", "grant", "7", "5", "-r", "x"])
     assert result.exit_code == 4
     assert "database unavailable" in result.output and "pw@" not in result.output
+
+
+def test_badge_commands_refuse_an_id_that_is_not_an_admin(workdir) -> None:  # type: ignore[no-untyped-def]
+    """`--admin` names the acting admin: an id not in DIANABOT_ADMIN_IDS is refused, recording
+    nothing; the console (no `--admin`) and a configured admin are accepted."""
+    from dianabot.adapters.bootstrap import bootstrap
+    from dianabot.adapters.settings import Settings
+    from dianabot.application.results import Origin
+
+    with bootstrap(Settings(_env_file=None)) as wired:
+        assert wired.app.register_player(7, "Ana", Origin.telegram(1, 7)).ok
+    define = ["admin", "define-badge", "x1", "--name", "X", "--description", "d"]
+    stranger = runner.invoke(cli, [*define, "--admin", "777"])
+    assert stranger.exit_code == 3  # refused (adapters/cli/exits.py)
+    assert "not_admin" in stranger.output and "admin:777" in stranger.output
+    assert "DIANABOT_ADMIN_IDS" in stranger.output
+    for refused in (
+        ["admin", "award-badge", "primeros-besitos", "7", "-r", "x", "--admin", "777"],
+        ["admin", "revoke-badge", "primeros-besitos", "7", "-r", "x", "--admin", "777"],
+        ["admin", "retire-badge", "x1", "-r", "x", "--admin", "777"],
+        ["story", "publish", "--admin", "777"],
+    ):
+        result = runner.invoke(cli, refused)
+        assert result.exit_code == 3 and "not_admin" in result.output, refused
+    with bootstrap(Settings(_env_file=None)) as wired:
+        assert wired.app.recorder.max_notification_id() == 1  # only the registration
+    assert runner.invoke(cli, [*define, "--admin", "42"]).exit_code == 0
+    console = runner.invoke(cli, ["admin", "retire-badge", "x1", "-r", "x"])
+    assert console.exit_code == 0, console.output
+
+
+def test_catalogue_badges_work_on_a_store_the_demo_never_touched(workdir) -> None:  # type: ignore[no-untyped-def]
+    from dianabot.adapters.bootstrap import bootstrap
+    from dianabot.adapters.settings import Settings
+    from dianabot.application.results import Origin
+
+    with bootstrap(Settings(_env_file=None)) as wired:
+        assert wired.app.register_player(7, "Ana", Origin.telegram(1, 7)).ok
+    awarded = runner.invoke(cli, ["admin", "award-badge", "racha-3", "7", "-r", "x", "--json"])
+    assert awarded.exit_code == 0, awarded.output
+    names = [e["name"] for e in json.loads(awarded.stdout)["events"]]
+    assert names == ["BadgeDefined", "BadgeAwarded"]
+    retired = runner.invoke(cli, ["admin", "retire-badge", "racha-30", "-r", "x"])
+    assert retired.exit_code == 0, retired.output

@@ -16,7 +16,7 @@ from dianabot.domain.ids import player_id
 from dianabot.domain.rules import PointSource
 from eventsourcing.persistence import StoredEvent
 
-from tests.conftest import ADMIN_ID
+from tests.conftest import ADMIN_ID, by_system
 
 USER = 7
 _update = iter(range(1, 10**6))
@@ -71,10 +71,21 @@ def test_typed_refusals(registered: DianaApplication, clock: ManualClock) -> Non
     assert app.spend_points(USER, 1_000, "vip", "r", tg()).outcome == "insufficient_points"
     assert app.react(999, "chan:1", "❤️", tg(999)).outcome == "unknown_user"
     assert app.grant_points(12345, USER, 5, "x", tg()).outcome == "not_admin"
-    assert app.grant_points(ADMIN_ID, USER, 0, "x", tg()).outcome == "invalid_amount"
-    assert app.grant_points(ADMIN_ID, USER, 10**9, "x", tg()).outcome == "invalid_amount"
-    assert app.deduct_points(ADMIN_ID, USER, 500, "x", tg()).outcome == "insufficient_points"
-    assert app.award_badge("no-such-badge", USER, ["e"], tg()).outcome == "unknown_badge"
+    assert (
+        app.grant_points(ADMIN_ID, USER, 0, "x", Origin.admin(ADMIN_ID)).outcome == "invalid_amount"
+    )
+    assert (
+        app.grant_points(ADMIN_ID, USER, 10**9, "x", Origin.admin(ADMIN_ID)).outcome
+        == "invalid_amount"
+    )
+    assert (
+        app.deduct_points(ADMIN_ID, USER, 500, "x", Origin.admin(ADMIN_ID)).outcome
+        == "insufficient_points"
+    )
+    assert (
+        app.award_badge("no-such-badge", USER, ["e"], Origin.admin(ADMIN_ID)).outcome
+        == "unknown_badge"
+    )
     player = app.get_player(USER)
     assert (player.balance, player.lifetime_earned) == (13, 13)
 
@@ -109,12 +120,18 @@ def test_badge_lifecycle_and_single_holding(registered: DianaApplication) -> Non
     assert app.ensure_badges(INITIAL_BADGES, origin) == []
     assert app.define_badge(INITIAL_BADGES[0], origin).outcome == "invalid_badge"
     evidence = ["event:x:3"]
-    assert app.award_badge("besitos-100", USER, evidence, tg()).ok
-    assert app.award_badge("besitos-100", USER, evidence, tg()).outcome == "already_held"
-    assert app.revoke_badge("besitos-100", USER, "error", tg()).ok
-    assert app.award_badge("besitos-100", USER, evidence, tg()).ok
+    assert app.award_badge("besitos-100", USER, evidence, Origin.admin(ADMIN_ID)).ok
+    assert (
+        app.award_badge("besitos-100", USER, evidence, Origin.admin(ADMIN_ID)).outcome
+        == "already_held"
+    )
+    assert app.revoke_badge("besitos-100", USER, "error", Origin.admin(ADMIN_ID)).ok
+    assert app.award_badge("besitos-100", USER, evidence, Origin.admin(ADMIN_ID)).ok
     assert app.retire_badge("racha-30", "demasiado difícil", origin).ok
-    assert app.award_badge("racha-30", USER, evidence, tg()).outcome == "badge_retired"
+    assert (
+        app.award_badge("racha-30", USER, evidence, Origin.admin(ADMIN_ID)).outcome
+        == "badge_retired"
+    )
     spec = BadgeSpec("fiel", "Fiel", "Siempre vuelve", "🫶", {"kind": "manual"})
     assert app.define_badge(spec, origin).ok
     assert app.get_badge("fiel").criteria == {"kind": "manual"}
@@ -124,13 +141,13 @@ def test_earned_badges_are_awarded_once_with_evidence(registered: DianaApplicati
     app = registered
     app.ensure_badges(INITIAL_BADGES, Origin.admin(ADMIN_ID))
     slugs = [spec.slug for spec in INITIAL_BADGES]
-    result = app.award_points(USER, PointSource.STORY, 100, "fragment:x", tg())
+    result = app.award_points(USER, PointSource.STORY, 100, "fragment:x", by_system())
     last = result.events[-1]
     evidence = [f"event:{last.originator_id}:{last.version}"]
-    awarded = app.award_earned_badges(USER, slugs, evidence, tg())
+    awarded = app.award_earned_badges(USER, slugs, evidence, by_system())
     assert sorted(awarded) == ["besitos-100", "primeros-besitos"]
     assert app.get_award("besitos-100", USER).evidence == evidence
-    assert app.award_earned_badges(USER, slugs, evidence, tg()) == {}
+    assert app.award_earned_badges(USER, slugs, evidence, by_system()) == {}
 
 
 def test_competing_instances_never_hold_a_badge_twice(
@@ -145,8 +162,8 @@ def test_competing_instances_never_hold_a_badge_twice(
     try:
         slug = INITIAL_BADGES[0].slug
         assert other.get_award(slug, USER) is None  # both see "not held" ...
-        assert app.award_badge(slug, USER, ["e:1"], tg()).ok
-        assert other.award_badge(slug, USER, ["e:2"], tg()).outcome == "already_held"
+        assert app.award_badge(slug, USER, ["e:1"], Origin.admin(ADMIN_ID)).ok
+        assert other.award_badge(slug, USER, ["e:2"], by_system()).outcome == "already_held"
         names = [n.topic.rsplit(".", 1)[-1] for n in app.recorder.select_notifications(1, 100)]
         assert names.count("BadgeAwarded") == 1
     finally:

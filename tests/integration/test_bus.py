@@ -22,6 +22,7 @@ from dianabot.application.commands import (
     AnswerPoll,
     AwardBadge,
     AwardPoints,
+    Caller,
     CheckIn,
     Command,
     CountMessage,
@@ -120,6 +121,15 @@ def scenario(user: int, other: int) -> list[Command]:
     ]
 
 
+def origin_of(command: Command, update: int) -> Origin:
+    """Who would issue the command: the player for themself, else an admin, else a policy."""
+    if Caller.PLAYER in command.callers:
+        return Origin.telegram(update, command.telegram_ids()[0])
+    if Caller.ADMIN in command.callers:
+        return Origin.admin(ADMIN_ID)
+    return Origin.system("test", str(update))
+
+
 def comparable(result: CommandResult, *users: int) -> tuple[object, ...]:
     """What must not depend on how the command was run (ids and positions do); the scenario's
     users stand as their place in `users`."""
@@ -139,13 +149,13 @@ def test_blocking_and_awaited_commands_give_the_same_results(services: Services)
     assert app.publish_story(small_story(), Origin.admin(ADMIN_ID)).ok
 
     blocking = [
-        app.bus.handle(command, Origin.telegram(10_000 + n, 1))
+        app.bus.handle(command, origin_of(command, 10_000 + n))
         for n, command in enumerate(scenario(1, 404))
     ]
 
     async def awaited() -> list[CommandResult]:
         return [
-            await app.bus.handle_async(command, Origin.telegram(20_000 + n, 2))
+            await app.bus.handle_async(command, origin_of(command, 20_000 + n))
             for n, command in enumerate(scenario(2, 405))
         ]
 
@@ -203,7 +213,7 @@ def test_one_users_commands_run_in_the_order_they_were_awaited(services: Service
             *(
                 app.bus.handle_async(
                     AwardPoints(user, PointSource.STORY, 1, f"{user}:{n}"),
-                    Origin.telegram(1000 * user + n, user),
+                    Origin.system("test", f"{1000 * user + n}"),
                 )
                 for n in range(30)
                 for user in (1, 2, 3)
@@ -256,7 +266,7 @@ def test_threads_and_tasks_of_two_loops_take_a_users_turns_in_issue_order(
     pending: list[Callable[[], CommandResult]] = []
 
     def award(n: int) -> tuple[AwardPoints, Origin]:
-        return AwardPoints(1, PointSource.STORY, 1, f"1:{n}"), Origin.telegram(100 + n, 1)
+        return AwardPoints(1, PointSource.STORY, 1, f"1:{n}"), Origin.system("test", f"{100 + n}")
 
     def queued() -> int:
         with locks._lock:
@@ -304,7 +314,9 @@ def test_blocking_threads_and_tasks_never_put_one_user_twice_in_a_batch(
         def command(issuer: str, n: int) -> tuple[AwardPoints, Origin]:
             user = users[n % len(users)]
             reference = f"{user}:{issuer}:{n:03}"
-            return AwardPoints(user, PointSource.STORY, 1, reference), Origin(reference, "test")
+            return AwardPoints(user, PointSource.STORY, 1, reference), Origin(
+                reference, "system:test"
+            )
 
         def blocking(issuer: int) -> None:
             for n in range(per_issuer):
@@ -352,8 +364,10 @@ def test_a_use_cases_reading_of_its_result_is_kept(services: Services) -> None:
     assert app.register_player(5, "Ana", Origin.telegram(1, 5)).ok
 
     async def scenario() -> tuple[object, str]:
-        granted = await app.bus.handle_async(GrantVip(5, 30, "admin", "r1"), Origin.admin(5))
-        refused = await app.bus.handle_async(GrantVip(5, 30, "lottery", "r2"), Origin.admin(5))
+        granted = await app.bus.handle_async(GrantVip(5, 30, "admin", "r1"), Origin.admin(ADMIN_ID))
+        refused = await app.bus.handle_async(
+            GrantVip(5, 30, "lottery", "r2"), Origin.admin(ADMIN_ID)
+        )
         return granted.details.get("vip_until"), refused.outcome
 
     vip_until, refused = asyncio.run(scenario())

@@ -55,7 +55,7 @@ def _hammer(one: Services, two: DianaApplication) -> None:
                 PointSource.STORY,
                 amount,
                 f"t{thread}:{n}",
-                Origin.telegram(10_000 * thread + n, user),
+                Origin.system("test", f"{10_000 * thread + n}"),
             )
             with lock:
                 outcomes[result.outcome] += 1

@@ -77,7 +77,7 @@ def register(app: DianaApplication, users: range) -> None:
 
 def award(app: DianaApplication, user: int, amount: int, reference: str, update: int) -> Any:
     return app.award_points(
-        user, PointSource.STORY, amount, reference, Origin.telegram(update, user)
+        user, PointSource.STORY, amount, reference, Origin.system("test", f"{update}")
     )
 
 

@@ -36,7 +36,7 @@ def choose(app: DianaApplication, choice: str, user: int = USER, slug: str = SLU
 def playing(app: DianaApplication) -> DianaApplication:
     """USER registered with 100 besitos, the small story published and started (on `a`)."""
     assert app.register_player(USER, "Ana", tg()).ok
-    assert app.grant_points(ADMIN_ID, USER, 100, "seed", tg()).ok
+    assert app.grant_points(ADMIN_ID, USER, 100, "seed", Origin.admin(ADMIN_ID)).ok
     assert app.publish_story(small_story(), Origin.admin(ADMIN_ID)).ok
     assert app.start_story(USER, tg(), SLUG).ok
     return app
@@ -166,7 +166,7 @@ def test_vip_gate_is_recorded_and_refused(playing: DianaApplication) -> None:
     assert app.get_progress(USER, SLUG).fragment_id == "c"
     assert choose(app, "a_v").outcome == "invalid_choice"  # not on c
 
-    assert app.grant_vip(USER, 30, "stars", "charge:1", tg()).ok
+    assert app.grant_vip(USER, 30, "stars", "charge:1", Origin.system("stars", "charge:1")).ok
     opened = choose(app, "c_d")
     assert opened.ok and opened.details["chapters_completed"] == [2]
     view = app.current_fragment(USER, SLUG)
@@ -196,7 +196,7 @@ def test_current_fragment_filters_choices_for_the_player(playing: DianaApplicati
     assert [c.id for c in view.choices] == ["a_b", "a_c"]  # a_v is vip_only
     paid = view.choices[1]
     assert (paid.cost, paid.paid, paid.affordable) == (20, False, True)
-    assert app.grant_vip(USER, 30, "admin", "gift", tg()).ok
+    assert app.grant_vip(USER, 30, "admin", "gift", Origin.admin(ADMIN_ID)).ok
     assert [c.id for c in app.current_fragment(USER, SLUG).choices] == ["a_b", "a_c", "a_v"]
 
 
@@ -262,7 +262,7 @@ def test_bundled_story_scenario_free_user_meets_the_vip_gate(
 ) -> None:
     """Spec scenario 4: /story shows the fragment, choices advance, VIP content is refused."""
     assert app.register_player(USER, "Ana", tg()).ok
-    assert app.grant_points(ADMIN_ID, USER, 400, "seed", tg()).ok
+    assert app.grant_points(ADMIN_ID, USER, 400, "seed", Origin.admin(ADMIN_ID)).ok
     assert app.publish_story(load_bundled_story(), Origin.admin(ADMIN_ID)).ok
     assert app.start_story(USER, tg()).ok
     story = load_bundled_story().story

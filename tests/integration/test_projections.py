@@ -27,7 +27,7 @@ from dianabot.projections.schema import TABLES, from_json_list
 from dianabot.projections.service import Projections
 from sqlalchemy import func, select, update
 
-from tests.conftest import ADMIN_ID
+from tests.conftest import ADMIN_ID, by_system
 from tests.samples import SMALL_STORY as STORY
 
 ANA, BRUNO, CARLA = 101, 102, 103
@@ -61,7 +61,7 @@ def play(app: DianaApplication, clock: ManualClock) -> None:
     ok(app.check_in(ANA, tg(ANA)))
     clock.advance(hours=25)
     ok(app.check_in(ANA, tg(ANA)))
-    app.award_earned_badges(ANA, slugs, ["test:evidence"], tg(ANA))
+    app.award_earned_badges(ANA, slugs, ["test:evidence"], by_system())
     ok(app.publish_story(parse_story(STORY, "prueba.yaml"), Origin.admin(ADMIN_ID)))
     ok(app.start_story(ANA, tg(ANA), SLUG))
     ok(app.make_choice(ANA, "a_b", tg(ANA), SLUG))  # b: +10 and the clue
@@ -70,7 +70,7 @@ def play(app: DianaApplication, clock: ManualClock) -> None:
     ok(app.start_story(BRUNO, tg(BRUNO), SLUG))
     assert app.make_choice(BRUNO, "a_v", tg(BRUNO), SLUG).outcome == "vip_required"
     clock.advance(minutes=5)
-    ok(app.grant_vip(BRUNO, 30, "stars", "charge:1", tg(BRUNO)))
+    ok(app.grant_vip(BRUNO, 30, "stars", "charge:1", Origin.system("stars", "charge:1")))
     ok(app.grant_points(ADMIN_ID, BRUNO, 50, "welcome", Origin.admin(ADMIN_ID)))
     ok(app.deduct_points(ADMIN_ID, BRUNO, 30, "typo", Origin.admin(ADMIN_ID)))
     token = ok(app.issue_vip_token(ADMIN_ID, 3, Origin.admin(ADMIN_ID))).details["token"]

@@ -67,7 +67,10 @@ def grow_history(app: DianaApplication, clock: ManualClock, events: int) -> Play
         elif kind == 2:
             result = app.answer_poll(USER, f"poll:{update}", origin)
         elif kind == 3:
-            result = app.award_points(USER, PointSource.STORY, 5, f"fragment:{update}", origin)
+            system = Origin.system(
+                "story", str(update)
+            )  # a reward comes from the story, not the user
+            result = app.award_points(USER, PointSource.STORY, 5, f"fragment:{update}", system)
         else:
             clock.advance(timedelta(hours=24))
             result = app.check_in(USER, origin)

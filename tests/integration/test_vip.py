@@ -108,12 +108,12 @@ def test_grants_extend_an_active_period(users: DianaApplication, clock: ManualCl
     start = clock.now()
     assert app.redeem_vip_token(USER, issue(app), tg()).ok
     clock.advance(days=10)
-    stars = app.grant_vip(USER, 30, "stars", "charge:abc", tg())
+    stars = app.grant_vip(USER, 30, "stars", "charge:abc", Origin.system("stars", "charge:abc"))
     assert stars.ok and stars.event_names() == ["VipGranted"]
     assert stars.events[0].fields["source"] == "stars"
     assert app.vip_until(USER) == start + timedelta(days=60)
-    assert app.grant_vip(USER, 30, "gift", "x", tg()).outcome == "invalid_input"
-    assert app.grant_vip(999, 30, "admin", "x", tg()).outcome == "unknown_user"
+    assert app.grant_vip(USER, 30, "gift", "x", Origin.admin(ADMIN_ID)).outcome == "invalid_input"
+    assert app.grant_vip(999, 30, "admin", "x", Origin.admin(ADMIN_ID)).outcome == "unknown_user"
 
 
 def test_expiry_job_expires_each_ended_period_once(
@@ -121,8 +121,8 @@ def test_expiry_job_expires_each_ended_period_once(
 ) -> None:
     app = users
     start = clock.now()
-    assert app.grant_vip(USER, 1, "admin", "short", tg()).ok
-    assert app.grant_vip(OTHER, 5, "stars", "long", tg(OTHER)).ok
+    assert app.grant_vip(USER, 1, "admin", "short", Origin.admin(ADMIN_ID)).ok
+    assert app.grant_vip(OTHER, 5, "stars", "long", Origin.system("stars", "long")).ok
     assert app.expire_due_vips().expired == ()
 
     clock.advance(days=1)
@@ -145,7 +145,7 @@ def test_expiry_job_expires_each_ended_period_once(
     assert app.expire_due_vips().expired == ()
 
     # A new period after expiry expires again at its own end.
-    assert app.grant_vip(USER, 2, "stars", "renewal", tg()).ok
+    assert app.grant_vip(USER, 2, "stars", "renewal", Origin.system("stars", "renewal")).ok
     clock.advance(days=1)
     assert app.expire_due_vips().expired == ()
     clock.advance(days=1)
@@ -158,9 +158,9 @@ def test_an_extension_before_the_job_runs_prevents_expiry(
     users: DianaApplication, clock: ManualClock
 ) -> None:
     app = users
-    assert app.grant_vip(USER, 1, "admin", "a", tg()).ok
+    assert app.grant_vip(USER, 1, "admin", "a", Origin.admin(ADMIN_ID)).ok
     clock.advance(hours=12)
-    assert app.grant_vip(USER, 1, "stars", "b", tg()).ok
+    assert app.grant_vip(USER, 1, "stars", "b", Origin.system("stars", "b")).ok
     clock.advance(days=1)
     assert app.expire_due_vips().expired == ()
     clock.advance(days=1)
@@ -170,7 +170,7 @@ def test_an_extension_before_the_job_runs_prevents_expiry(
 def test_redeeming_a_token_opens_the_vip_arc(users: DianaApplication) -> None:
     """Spec scenario 3 (without the badge policy): VIP opens the VIP fragment."""
     app = users
-    assert app.grant_points(ADMIN_ID, USER, 50, "seed", tg()).ok
+    assert app.grant_points(ADMIN_ID, USER, 50, "seed", Origin.admin(ADMIN_ID)).ok
     assert app.publish_story(small_story(), Origin.admin(ADMIN_ID)).ok
     assert app.start_story(USER, tg(), "prueba").ok
     assert app.make_choice(USER, "a_c", tg(), "prueba").ok

@@ -61,6 +61,7 @@ def run(app: Any, clock: ManualClock, command: tuple[Any, ...], update: int) -> 
     name, *args = command
     origin = Origin.telegram(update, args[0] if args and isinstance(args[0], int) else 1)
     admin = Origin.admin(ADMIN_ID)
+    system = Origin.system("property", str(update))  # awards and VIP grants come from policies
     if name == "register":
         app.register_player(args[0], f"user {args[0]}", origin)
     elif name == "react":
@@ -72,7 +73,7 @@ def run(app: Any, clock: ManualClock, command: tuple[Any, ...], update: int) -> 
     elif name == "checkin":
         app.check_in(args[0], origin)
     elif name == "award":
-        app.award_points(args[0], PointSource.STORY_DECISION, args[1], f"ref:{update}", origin)
+        app.award_points(args[0], PointSource.STORY_DECISION, args[1], f"ref:{update}", system)
     elif name == "spend":
         app.spend_points(args[0], args[1], "test", f"ref:{update}", origin)
     elif name == "grant":
@@ -80,7 +81,7 @@ def run(app: Any, clock: ManualClock, command: tuple[Any, ...], update: int) -> 
     elif name == "deduct":
         app.deduct_points(ADMIN_ID, args[0], args[1], "property", admin)
     elif name == "badges":
-        app.award_earned_badges(args[0], SLUGS, [f"update:{update}"], origin)
+        app.award_earned_badges(args[0], SLUGS, [f"update:{update}"], system)
     elif name == "revoke":
         app.revoke_badge(args[1], args[0], "property", admin)
     elif name == "retire":
@@ -90,7 +91,7 @@ def run(app: Any, clock: ManualClock, command: tuple[Any, ...], update: int) -> 
     elif name == "choose":
         app.make_choice(args[0], args[1], origin, SLUG)
     elif name == "vip":
-        app.grant_vip(args[0], args[1], "admin", f"ref:{update}", origin)
+        app.grant_vip(args[0], args[1], "admin", f"ref:{update}", admin)
     elif name == "expire":
         app.expire_due_vips()
     elif name == "wait":

@@ -88,9 +88,11 @@ def test_random_walks_keep_every_story_invariant(
     user = next(_users)
     assert app.register_player(user, "walker", tg(user)).ok
     if balance:
-        assert app.grant_points(ADMIN_ID, user, balance, "seed", tg(user)).ok
+        assert app.grant_points(ADMIN_ID, user, balance, "seed", Origin.admin(ADMIN_ID)).ok
     if vip_days:
-        assert app.grant_vip(user, vip_days, "stars", "charge", tg(user)).ok
+        assert app.grant_vip(
+            user, vip_days, "stars", "charge", Origin.system("stars", str(user))
+        ).ok
     assert app.start_story(user, tg(user)).ok
     outcomes: Counter[str] = Counter()
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+from dianabot.domain import rules
 from dianabot.domain.cause import Cause
 from dianabot.domain.errors import (
     AlreadyAnswered,
@@ -147,13 +148,34 @@ def test_bad_amounts_are_refused_and_record_nothing(amount: object) -> None:
     player.collect_events()
     for act in (
         lambda: player.grant(amount, 42, "x", cause()),  # type: ignore[arg-type]
-        lambda: player.deduct(amount, 42, "x", cause()),  # type: ignore[arg-type]
         lambda: player.spend(amount, "p", "r", cause()),  # type: ignore[arg-type]
         lambda: player.award(PointSource.STORY, amount, "r", cause()),  # type: ignore[arg-type]
     ):
         with pytest.raises(InvalidAmount):
             act()
     assert player.collect_events() == []
+
+
+@pytest.mark.parametrize("amount", [0, -1, 2.5, "5", True])
+def test_bad_deductions_are_refused_and_record_nothing(amount: object) -> None:
+    player = new_player()
+    player.collect_events()
+    with pytest.raises(InvalidAmount):
+        player.deduct(amount, 42, "x", cause())  # type: ignore[arg-type]
+    assert player.collect_events() == []
+
+
+def test_a_deduction_may_take_any_amount_up_to_a_balance_above_the_cap() -> None:
+    """The per-amount cap guards against typos in what is given; what is taken back is bounded
+    by the balance, so a balance built by several capped grants can be deducted at once."""
+    player = new_player()
+    for _ in range(3):
+        player.grant(rules.MAX_AMOUNT, admin_id=42, reason="lote", cause=cause())
+    with pytest.raises(InsufficientPoints):
+        player.deduct(3 * rules.MAX_AMOUNT + 1, admin_id=42, reason="x", cause=cause())
+    player.deduct(2 * rules.MAX_AMOUNT + 5, admin_id=42, reason="corrección", cause=cause())
+    assert player.balance == rules.MAX_AMOUNT - 5
+    assert player.lifetime_earned == 3 * rules.MAX_AMOUNT
 
 
 def test_level_reached_is_recorded_when_crossing_a_threshold() -> None:
