@@ -16,6 +16,8 @@ from eventsourcing.persistence import Recording
 OK = "ok"
 CONFLICT = "conflict"
 UNAVAILABLE = "unavailable"
+CORRUPT_HISTORY = "corrupt_history"
+"""A stream's stored history cannot be replayed (`application.corruption`)."""
 
 
 @dataclass(frozen=True)
