@@ -5,12 +5,14 @@ group-commit writer, which runs commands one batch after another, makes them wai
 80 callers and PostgreSQL stopped for 20 s, nobody heard `unavailable`, and all were blocked
 until 8 s after the server was back (issue 11, item 8).
 
-Closed (the normal state): commands go to the store. The first command to meet a dropped
-connection trips it open: from then on commands are answered `unavailable` at once, without
-touching the store, and ONE probe thread checks the store every `interval` (the store's
-`replace_broken_connections`, which raises while it cannot be reached and, once it can, makes
-sure the pool hands out working connections: the pool's own reconnection backs off to many
-seconds after a long outage). The first probe that succeeds closes the breaker.
+Closed (the normal state): commands go to the store. A command that meets a dropped connection
+asks the store at once, with the probe (the store's `replace_broken_connections`, which raises
+while the store cannot be reached and, once it can, makes sure the pool hands out working
+connections: the pool's own reconnection backs off to many seconds after a long outage). If the
+store answers (a restarted server, a store without a pool), nothing opens and the command is
+retried. If not, the breaker opens: from then on commands are answered `unavailable` at once,
+without touching the store, and ONE probe thread checks the store every `interval`; the first
+probe that succeeds closes the breaker. Probes never run two at a time.
 """
 
 from __future__ import annotations
@@ -45,10 +47,10 @@ class StoreBreaker:
         self._probe = probe
         self._interval = interval
         self._changed = threading.Condition(threading.Lock())
+        self._probing_now = threading.Lock()  # one probe at a time
         self._open = False
         self._reason = ""
         self._opened_at = 0.0
-        self._probes = 0  # probes finished so far (a waiter waits for the next verdict)
         self._stopped = False
         self._thread: threading.Thread | None = None
 
@@ -72,33 +74,35 @@ class StoreBreaker:
             self.trip(error)
             raise
 
-    def trip(self, error: BaseException) -> None:
-        """Open the breaker (if closed) and start probing the store."""
-        with self._changed:
+    def trip(self, error: BaseException) -> bool:
+        """A connection failed: ask the store now (one probe at a time). True if it answers
+        (a restarted server: the probe has repaired the pool; a store without a pool); if it
+        does not, open the breaker and keep probing in the background."""
+        if self._open or self._stopped:
+            return False
+        with self._probing_now:
             if self._open or self._stopped:
-                return
-            self._open = True
-            self._reason = (
-                str(error).strip().splitlines()[0] if str(error).strip() else (type(error).__name__)
-            )
-            self._opened_at = time.monotonic()
-            self._thread = threading.Thread(target=self._probing, name="store-probe", daemon=True)
-            self._thread.start()
+                return False
+            try:
+                self._probe()
+            except Exception as down:
+                reason = _first_line(down)
+            else:
+                return True
+            with self._changed:
+                self._open = True
+                self._reason = reason
+                self._opened_at = time.monotonic()
+                self._thread = threading.Thread(
+                    target=self._probing, name="store-probe", daemon=True
+                )
+                self._thread.start()
         log.error(
-            "event store unavailable (%s): commands are refused until it answers", self._reason
+            "event store unavailable (%s; %s): commands are refused until it answers",
+            _first_line(error),
+            reason,
         )
-
-    def wait_for_verdict(self, timeout: float) -> bool:
-        """Wait (at most `timeout`) for the next probe's verdict; True if the store answers."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            seen = self._probes
-            while self._open and self._probes == seen and not self._stopped:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._changed.wait(remaining)
-            return not self._open
+        return False
 
     def close(self) -> None:
         """Stop probing (the application is closing)."""
@@ -110,28 +114,28 @@ class StoreBreaker:
             thread.join(timeout=5)
 
     def _probing(self) -> None:
+        """The background probe: every `interval`, until the store answers (or closing)."""
         failures = 0
         while True:
-            try:
-                self._probe()
-            except Exception as error:  # still down: say so once in a while, not every probe
-                failures += 1
-                if failures == 1 or failures % 50 == 0:
-                    log.warning("event store still unavailable: %s", error)
-                answered = False
-            else:
-                answered = True
             with self._changed:
-                self._probes += 1
-                if answered:
-                    self._open = False
-                    down = time.monotonic() - self._opened_at
-                if answered or self._stopped:
-                    self._changed.notify_all()
-                    break
-                self._changed.notify_all()
                 self._changed.wait(self._interval)
                 if self._stopped:
                     return
-        if answered:
+            try:
+                with self._probing_now:
+                    self._probe()
+            except Exception as error:  # still down: say so once in a while, not every probe
+                failures += 1
+                if failures % 50 == 0:
+                    log.warning("event store still unavailable: %s", _first_line(error))
+                continue
+            with self._changed:
+                self._open = False
+                down = time.monotonic() - self._opened_at
             log.warning("event store answers again; commands resume (down %.1f s)", down)
+            return
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -13,11 +13,11 @@ registry built once: `application.handlers.HANDLERS`), which gives a `Plan`, and
 - turn `DomainError` into a typed `CommandResult` (`already_reacted`, `cooldown`, ...);
 - retry on a version conflict (`IntegrityError`) after evicting the cached aggregates, with a
   growing random back-off: optimistic concurrency across processes;
-- after a dropped connection, trip the store's circuit breaker (`application.breaker`): the
-  command waits (bounded) for the breaker's probe, which replaces the pool's dead connections,
-  and is retried once if the store answers; `unavailable` otherwise, with nothing
-  half-written (one transaction). While the breaker is open, commands are answered
-  `unavailable` at once, without waiting on the store;
+- after a dropped connection, ask the store through its circuit breaker (`application.breaker`,
+  whose probe replaces the pool's dead connections): retried once if it answers; otherwise the
+  breaker opens and the command is answered `unavailable`, with nothing half-written (one
+  transaction). While the breaker is open, commands are answered `unavailable` at once, without
+  waiting on the store;
 - a stream whose stored history cannot be replayed (an undecodable event, a version gap) gives
   `corrupt_history`, logged with the stream and the version, and touches no other stream;
 - release the key, then finish the result with the plan's `then` (off the loop when awaited:
@@ -69,10 +69,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 """Optimistic-concurrency retries before a command reports a conflict."""
 
-RECOVERY_WAIT_SECONDS = 2.0
-"""After a connection failure, how long a command waits for the breaker's probe to say whether
-the store answers (a restarted server: retried; a stopped one: `unavailable`)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Commit:
@@ -90,8 +86,11 @@ class Pause:
 
 @dataclass(frozen=True, slots=True)
 class Repair:
-    """Wait for the breaker's probe (which replaces the pool's dead connections): answered
-    True if the store answers again, so the command may be retried."""
+    """After a connection failure: ask the store through the breaker (its probe replaces the
+    pool's dead connections); answered True if the store answers, so the command may be
+    retried. Blocking (a connection attempt): off the event loop when awaited."""
+
+    error: Exception
 
 
 Step = Commit | Pause | Repair
@@ -133,7 +132,7 @@ class CommandBus:
         if isinstance(step, Pause):
             time.sleep(step.seconds)
         elif isinstance(step, Repair):
-            return self._app._breaker.wait_for_verdict(RECOVERY_WAIT_SECONDS)
+            return self._app._breaker.trip(step.error)
         return None
 
     # ----- awaited ----------------------------------------------------------------------------
@@ -195,7 +194,7 @@ class CommandBus:
         if isinstance(step, Pause):
             return await self._shielded(asyncio.sleep(step.seconds), steps, key)
         return await self._shielded(
-            asyncio.to_thread(self._app._breaker.wait_for_verdict, RECOVERY_WAIT_SECONDS),
+            asyncio.to_thread(self._app._breaker.trip, step.error),
             steps,
             key,
         )
@@ -289,16 +288,16 @@ class CommandBus:
                 app._forget(aggregates)
                 return _refused_while_down(key)
             except CONNECTION_ERRORS as error:
-                # A dropped connection (server restart or stop, idle timeout): the breaker is
-                # open (`guard`, `CoreApplication.record`), and its probe checks the store and
-                # replaces the pool's dead connections. If the store answers soon, the command
-                # is retried once from fresh state (if the failed commit did in fact land, the
-                # retry is refused as a duplicate: never applied twice).
+                # A dropped connection (server restart or stop, idle timeout). The store is
+                # asked at once (`Repair`, through the breaker, whose probe replaces the pool's
+                # dead connections): if it answers, the command is retried once from fresh
+                # state (if the failed commit did in fact land, the retry is refused as a
+                # duplicate: never applied twice); if not, the breaker is open and the command
+                # is answered `unavailable`, as every command is until the store answers.
                 app._forget(aggregates)
-                breaker.trip(error)
                 if not connection_retried:
                     connection_retried = True
-                    if (yield Repair()):
+                    if (yield Repair(error)):
                         log.info("database connection failed (%s); retrying once", error)
                         continue
                 return _unavailable(key, error)
