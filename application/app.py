@@ -18,9 +18,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from dianabot.application.breaker import StoreBreaker
 from dianabot.application.bus import CommandBus
 from dianabot.application.clock import Clock, SystemClock
 from dianabot.application.commands import Command
+from dianabot.application.corruption import CorruptHistory
 from dianabot.application.group_commit import DirectWriter, GroupCommitWriter
 from dianabot.application.plans import Handler
 from dianabot.application.ports import EventWriter, NotificationScanner, StoreFactory, Write
@@ -32,13 +34,14 @@ from dianabot.domain.ids import badge_award_id, badge_id, player_id
 from dianabot.domain.player import Player
 from dianabot.domain.progress import StoryProgress
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, OriginatorIDError, OriginatorVersionError
 from eventsourcing.persistence import (
     InfrastructureFactory,
+    MapperDeserialisationError,
     Notification,
     Recording,
 )
-from eventsourcing.utils import Environment
+from eventsourcing.utils import Environment, TopicError
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +83,12 @@ class CoreApplication(Application[UUID]):
         events = self._store.event_writer(self.recorder, self.mapper, self._committed)
         self._event_writer: EventWriter = events
         self._notifications: NotificationScanner = self._store.notification_scanner(self.recorder)
+        # While the store is down, commands fail fast; its probe repairs the pool (`breaker`).
+        self._breaker = StoreBreaker(events.replace_broken_connections)
         self._writer: DirectWriter | GroupCommitWriter = (
-            GroupCommitWriter(events.record, max_batch, prepare=events.encode)
+            GroupCommitWriter(self._record_guarded, max_batch, prepare=events.encode)
             if group_commit
-            else DirectWriter(events.record, prepare=events.encode)
+            else DirectWriter(self._record_guarded, prepare=events.encode)
         )
         self.bus = CommandBus(self, self.handlers)
 
@@ -107,14 +112,24 @@ class CoreApplication(Application[UUID]):
         return self._store.repository(super().construct_repository())
 
     def close(self) -> None:
-        for part in (getattr(self, "_writer", None), getattr(self, "_snapshot_sink", None)):
+        for part in (
+            getattr(self, "_writer", None),
+            getattr(self, "_snapshot_sink", None),
+            getattr(self, "_breaker", None),
+        ):
             if part is not None:
                 part.close()
         super().close()
 
     def _put_snapshots(self, snapshots: Sequence[Any]) -> None:
+        """Write snapshots, unless the store is known to be down (they are an optimisation:
+        the next ones due will be taken)."""
         assert self.snapshots is not None
-        self.snapshots.put(snapshots)
+        if self._breaker.is_open:
+            log.info("event store unavailable: %d snapshots not written", len(snapshots))
+            return
+        with self._breaker.guard():
+            self.snapshots.put(snapshots)
 
     def flush_snapshots(self, timeout: float = 30.0) -> bool:
         """Wait until the snapshots due so far are written (they are written in the background
@@ -127,6 +142,12 @@ class CoreApplication(Application[UUID]):
         """Write one transaction's events (and its tracking record, if any), then the snapshots
         that became due (best effort)."""
         return self._event_writer.record(write)
+
+    def _record_guarded(self, write: Write) -> list[Recording[UUID]]:
+        """`record` for commands: refused at once while the store is known to be down, and a
+        connection failure opens the breaker (so the writer's next batch does not wait too)."""
+        with self._breaker.guard():
+            return self._event_writer.record(write)
 
     def _committed(self, write: Write) -> None:
         """A transaction committed: cache the aggregates it saved (a stale copy of an aggregate
@@ -171,10 +192,6 @@ class CoreApplication(Application[UUID]):
             return
         self._snapshot_sink.add(snapshots)
 
-    def _replace_broken_connections(self) -> None:
-        """Test the pooled connections and replace the dead ones (PostgreSQL only)."""
-        self._event_writer.replace_broken_connections()
-
     def _forget(self, aggregates: Iterable[Aggregate]) -> None:
         """Drop cached copies that may be stale, so the retry loads from the store."""
         cache = self.repository.cache
@@ -198,10 +215,33 @@ class CoreApplication(Application[UUID]):
         return self._notifications.scan(event_classes, start)
 
     def _load(self, aggregate_id: UUID) -> Any | None:
+        """The aggregate, None if it has no events; `CorruptHistory` if its stored events
+        cannot be replayed (undecodable, or a gap in its versions)."""
         try:
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+        except _REPLAY_ERRORS as error:
+            version, reason = self._first_unreadable(aggregate_id, error)
+            raise CorruptHistory(aggregate_id, version, reason) from None
+
+    def _first_unreadable(self, aggregate_id: UUID, error: Exception) -> tuple[int | None, str]:
+        """Where a stream stops replaying (its first undecodable event, or the first version
+        after a gap) and why: read again, event by event, only once loading has failed."""
+        expected = 1
+        try:
+            for stored in self.recorder.select_events(aggregate_id):
+                version = stored.originator_version
+                try:
+                    self.mapper.to_domain_event(stored)
+                except Exception as undecodable:  # what loading met, now with its version
+                    return version, f"undecodable event: {_first_line(undecodable)}"
+                if version != expected:
+                    return version, f"version {version} follows version {expected - 1}"
+                expected += 1
+        except Exception:  # the diagnosis is best effort: the error loading met says enough
+            log.warning("could not locate the corruption in %s", aggregate_id, exc_info=True)
+        return None, _first_line(error)
 
     def _player(self, telegram_id: int) -> Player:
         player: Player | None = (
@@ -229,6 +269,15 @@ class CoreApplication(Application[UUID]):
 
     def get_award_by_id(self, award_id: UUID) -> BadgeAward | None:
         return self._load(award_id)
+
+
+_REPLAY_ERRORS = (MapperDeserialisationError, OriginatorVersionError, OriginatorIDError, TopicError)
+"""What the library raises loading a stream whose stored history is corrupt."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _is_telegram_id(value: object) -> bool:

@@ -15,8 +15,13 @@ registry built once: `application.handlers.HANDLERS`), which gives a `Plan`, and
 - turn `DomainError` into a typed `CommandResult` (`already_reacted`, `cooldown`, ...);
 - retry on a version conflict (`IntegrityError`) after evicting the cached aggregates, with a
   growing random back-off: optimistic concurrency across processes;
-- after a dropped connection, replace the pool's dead connections and retry once; report
-  `unavailable` when the database stays away, with nothing half-written (one transaction);
+- after a dropped connection, ask the store through its circuit breaker (`application.breaker`,
+  whose probe replaces the pool's dead connections): retried once if it answers; otherwise the
+  breaker opens and the command is answered `unavailable`, with nothing half-written (one
+  transaction). While the breaker is open, commands are answered `unavailable` at once, without
+  waiting on the store;
+- a stream whose stored history cannot be replayed (an undecodable event, a version gap) gives
+  `corrupt_history`, logged with the stream and the version, and touches no other stream;
 - release the key, then finish the result with the plan's `then` (off the loop when awaited:
   it may load aggregates or issue further commands).
 
@@ -40,19 +45,22 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from dianabot.application.authority import admit
+from dianabot.application.breaker import CONNECTION_ERRORS, StoreUnavailable
 from dianabot.application.commands import Command
+from dianabot.application.corruption import CorruptHistory
 from dianabot.application.group_commit import GroupCommitWriter
 from dianabot.application.locks import KeyLocks
 from dianabot.application.plans import Handler, Plan
-from dianabot.application.results import CONFLICT, UNAVAILABLE, CommandResult, Origin
+from dianabot.application.results import (
+    CONFLICT,
+    CORRUPT_HISTORY,
+    UNAVAILABLE,
+    CommandResult,
+    Origin,
+)
 from dianabot.domain.errors import DomainError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import (
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    PersistenceError,
-)
+from eventsourcing.persistence import IntegrityError, PersistenceError
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -81,7 +89,11 @@ class Pause:
 
 @dataclass(frozen=True, slots=True)
 class Repair:
-    """Replace the connection pool's dead connections before retrying."""
+    """After a connection failure: ask the store through the breaker (its probe replaces the
+    pool's dead connections); answered True if the store answers, so the command may be
+    retried. Blocking (a connection attempt): off the event loop when awaited."""
+
+    error: Exception
 
 
 Step = Commit | Pause | Repair
@@ -110,7 +122,7 @@ class CommandBus:
         # Held until the commit returns, across retries too.
         with self._locks.holding(key):
             steps = self._steps(key, plan, origin)
-            step: Step | CommandResult = next(steps)
+            step: Step | CommandResult = _advance(steps)
             while not isinstance(step, CommandResult):
                 try:
                     outcome = self._run_step(step)
@@ -126,7 +138,7 @@ class CommandBus:
         if isinstance(step, Pause):
             time.sleep(step.seconds)
         elif isinstance(step, Repair):
-            self._app._replace_broken_connections()
+            return self._app._breaker.trip(step.error)
         return None
 
     # ----- awaited ----------------------------------------------------------------------------
@@ -141,7 +153,7 @@ class CommandBus:
         await self._locks.acquire_async(key)
         steps = self._steps(key, plan, origin)
         try:
-            step: Step | CommandResult = next(steps)
+            step: Step | CommandResult = _advance(steps)
             while not isinstance(step, CommandResult):
                 try:
                     outcome = await self._run_step_async(step, steps, key)
@@ -191,7 +203,9 @@ class CommandBus:
         if isinstance(step, Pause):
             return await self._shielded(asyncio.sleep(step.seconds), steps, key)
         return await self._shielded(
-            asyncio.to_thread(self._app._replace_broken_connections), steps, key
+            asyncio.to_thread(self._app._breaker.trip, step.error),
+            steps,
+            key,
         )
 
     async def _shielded(self, work: Any, steps: Steps, key: Hashable) -> Any:
@@ -253,36 +267,48 @@ class CommandBus:
         """What a command does, as steps its driver runs (blocking or awaited): each `Commit`
         is answered with the recordings, or with the exception its attempt or commit raised."""
         app, decide = self._app, plan.decide
+        breaker = app._breaker
         connection_retried = False
         aggregates: list[Aggregate] = []  # what the latest attempt decided, to evict on failure
 
         def attempt_once() -> list[Aggregate]:
-            # Runs on the group-commit writer's thread, or inline without one.
-            aggregates[:] = [a for a in decide(origin.cause(app.clock.now())) if a is not None]
+            # Runs on the group-commit writer's thread, or inline without one. Refused at once
+            # while the store is known to be down (commands queued before the breaker opened).
+            with breaker.guard():
+                aggregates[:] = [a for a in decide(origin.cause(app.clock.now())) if a is not None]
             return aggregates
 
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            if breaker.is_open:
+                return _refused_while_down(key)
             aggregates.clear()
             try:
                 recordings = yield Commit(attempt_once)
             except DomainError as error:
                 return CommandResult.refused(error)
+            except CorruptHistory as error:
+                return _corrupt(key, error)
             except IntegrityError:
                 app._forget(aggregates)
                 log.info("version conflict on %s (attempt %d); retrying", key, attempt)
                 yield Pause(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
                 continue
-            except (OperationalError, InterfaceError) as error:
-                # A dropped connection (server restart, idle timeout): the pool's other idle
-                # connections are likely dead too, so they are checked and replaced, then
-                # the command is retried once from fresh state. If the failed commit did in
-                # fact land, the retry is refused as a duplicate: never applied twice.
+            except StoreUnavailable:
+                app._forget(aggregates)
+                return _refused_while_down(key)
+            except CONNECTION_ERRORS as error:
+                # A dropped connection (server restart or stop, idle timeout). The store is
+                # asked at once (`Repair`, through the breaker, whose probe replaces the pool's
+                # dead connections): if it answers, the command is retried once from fresh
+                # state (if the failed commit did in fact land, the retry is refused as a
+                # duplicate: never applied twice); if not, the breaker is open and the command
+                # is answered `unavailable`, as every command is until the store answers.
                 app._forget(aggregates)
                 if not connection_retried:
                     connection_retried = True
-                    log.warning("database connection failed (%s); retrying once", error)
-                    yield Repair()
-                    continue
+                    if (yield Repair(error)):
+                        log.info("database connection failed (%s); retrying once", error)
+                        continue
                 return _unavailable(key, error)
             except PersistenceError as error:
                 app._forget(aggregates)
@@ -360,3 +386,25 @@ class LoopInbox:
 def _unavailable(key: object, error: Exception) -> CommandResult:
     log.error("event store unavailable: %s", error, extra={"key": str(key)})
     return CommandResult(UNAVAILABLE, message=f"the event store is unavailable: {error}")
+
+
+def _refused_while_down(key: object) -> CommandResult:
+    """The breaker is open: said once by the breaker, not for every command refused."""
+    log.debug("event store unavailable; command refused", extra={"key": str(key)})
+    return CommandResult(UNAVAILABLE, message="the event store is unavailable; try again shortly")
+
+
+def _corrupt(key: object, error: CorruptHistory) -> CommandResult:
+    """A stream that cannot be replayed: logged with where (no traceback), the command refused."""
+    log.error(
+        "corrupt history in stream %s at version %s: %s",
+        error.stream,
+        error.version,
+        error.reason,
+        extra={"key": str(key)},
+    )
+    return CommandResult(
+        CORRUPT_HISTORY,
+        message=f"the stored history of {error.stream} cannot be read at version {error.version}",
+        details={"stream": str(error.stream), "version": error.version},
+    )

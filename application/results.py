@@ -16,6 +16,8 @@ from eventsourcing.persistence import Recording
 OK = "ok"
 CONFLICT = "conflict"
 UNAVAILABLE = "unavailable"
+CORRUPT_HISTORY = "corrupt_history"
+"""A stream's stored history cannot be replayed (`application.corruption`)."""
 
 CONSOLE_ADMIN_ID = 0
 """The operator at the server's console: the admin id its acts record. Trusted as an admin only

@@ -27,6 +27,11 @@ Kind = Literal["sqlite", "postgres", "memory"]
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
+POSTGRES_POOL_TIMEOUT_SECONDS = 3
+"""How long a command waits for a connection from the pool (the library reads it from
+`POSTGRES_CONNECT_TIMEOUT`). Short, because a command waiting on a pool whose server is gone
+holds up every command behind it; the store's circuit breaker then answers the others at once
+(`application.breaker`, docs/operations.md, "Outages")."""
 
 
 SETTING = "DIANABOT_DATABASE_URL"
@@ -132,7 +137,7 @@ def _postgres(url: str, parsed: URL) -> Database:
         "POSTGRES_PORT": str(parsed.port or 5432),
         "POSTGRES_USER": parsed.username or "postgres",
         "POSTGRES_PASSWORD": parsed.password or "",
-        "POSTGRES_CONNECT_TIMEOUT": str(POSTGRES_CONNECT_TIMEOUT_SECONDS),
+        "POSTGRES_CONNECT_TIMEOUT": str(POSTGRES_POOL_TIMEOUT_SECONDS),
         "POSTGRES_POOL_SIZE": "10",
         "POSTGRES_MAX_OVERFLOW": "20",
         # No pre-ping round trip per checkout: a dropped connection fails its command, which the

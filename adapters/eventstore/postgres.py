@@ -39,11 +39,13 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from dianabot.adapters.eventstore.factory import DianaFactory
 from dianabot.adapters.eventstore.selects import select_events_query
 from dianabot.adapters.eventstore.writer import EventWriter
-from eventsourcing.persistence import StoredEvent, Tracking
+from eventsourcing.persistence import OperationalError, StoredEvent, Tracking
 from eventsourcing.postgres import (
+    ConnectionPool,
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
     PostgresDatastore,
@@ -62,6 +64,9 @@ INSERT_FROM_ARRAYS = (
 _PLAIN_TOPIC = re.compile(r"[A-Za-z0-9_.:]+")
 
 log = logging.getLogger(__name__)
+
+POOL_CONNECT_TIMEOUT_SECONDS = 2
+"""The connect timeout of the pool's own connections (libpq's `connect_timeout`)."""
 
 
 def _table(recorder: PostgresAggregateRecorder) -> str:
@@ -172,6 +177,16 @@ class ArrayInsertAggregateRecorder(BinarySelect, PostgresAggregateRecorder):
     ) -> None:
         curs.execute(self._insert_sql, _columns(stored_events), prepare=True)
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's, without its retries (ten, 0.2 s apart, each waiting out the pool's
+        timeout while the server is down): a snapshot is an optimisation, and one written
+        after a command's commit held that command's caller for half a minute in an outage."""
+        insert: Any = PostgresAggregateRecorder.insert_events
+        result: Sequence[int] | None = insert.__wrapped__(self, stored_events, **kwargs)
+        return result
+
 
 class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
     """The events table and its notification log: same lock, NOTIFY and positions."""
@@ -256,17 +271,84 @@ class ArrayInsertProcessRecorder(ArrayInsertPostgresRecorder, PostgresProcessRec
         return notification_ids
 
 
+PROBE_CONNECT_TIMEOUT_SECONDS = 1
+"""The probe's own connection: a stopped server refuses at once; an unreachable host costs this."""
+PROBE_POOL_WAIT_SECONDS = 0.5
+"""Once the server answers, how long the pool may take to hand out a working connection before
+it is replaced by a fresh one."""
+
+
 class PooledWriter(EventWriter):
-    """Replaces the pool's dead connections after a connection failure."""
+    """Checks the server and repairs the pool after a connection failure (the probe of the
+    application's circuit breaker, `application.breaker`)."""
 
     recorder: ArrayInsertPostgresRecorder
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._server_was_down = False
+
     def replace_broken_connections(self) -> None:
-        """Test the pooled connections and replace the dead ones."""
+        """Raise `OperationalError` while the server cannot be reached; once it can, make sure
+        the pool hands out working connections now.
+
+        The server is asked over a connection of the probe's own, not the pool's: after a long
+        outage the pool's reconnection attempts have backed off exponentially (to 16 s and
+        more after 20 s down), so it would keep failing commands long after the server is
+        back. Then the pool's dead idle connections are dropped (`check`); if it still cannot
+        hand out a working connection promptly (its refills are waiting out that back-off), it
+        is replaced by a fresh pool with the same settings."""
+        datastore = self.recorder.datastore
+        pool = datastore.pool
+        kwargs = dict(pool.kwargs) if isinstance(pool.kwargs, dict) else {}
+        kwargs["connect_timeout"] = PROBE_CONNECT_TIMEOUT_SECONDS
         try:
-            self.recorder.datastore.pool.check()
-        except Exception:  # the server may be down altogether: the retry will say so
-            log.warning("could not check the connection pool", exc_info=True)
+            with psycopg.connect(**kwargs) as connection:
+                connection.execute("SELECT 1")
+        except psycopg.Error as error:
+            self._server_was_down = True
+            raise OperationalError(f"cannot reach PostgreSQL: {_first_line(error)}") from None
+        if not self._server_was_down:
+            pool.check()
+            try:
+                with pool.connection(timeout=PROBE_POOL_WAIT_SECONDS) as connection:
+                    connection.execute("SELECT 1")
+            except psycopg.Error:
+                log.info("the pool cannot hand out a working connection yet: replacing it")
+            else:
+                return
+        self._server_was_down = False
+        datastore.pool = fresh_pool(pool)
+        with contextlib.suppress(Exception):
+            pool.close(timeout=1)
+
+
+def fresh_pool(old: ConnectionPool[Any]) -> ConnectionPool[Any]:
+    """A new, open pool with `old`'s settings (connections to the server are made at once)."""
+    new = type(old)(
+        get_password_func=getattr(old, "get_password_func", None),
+        connection_class=old.connection_class,
+        kwargs=old.kwargs,
+        min_size=old.min_size,
+        max_size=old.max_size,
+        open=False,
+        configure=old._configure,
+        check=old._check,
+        reset=old._reset,
+        timeout=old.timeout,
+        max_waiting=old.max_waiting,
+        max_lifetime=old.max_lifetime,
+        max_idle=old.max_idle,
+        reconnect_timeout=old.reconnect_timeout,
+        num_workers=old.num_workers,
+    )
+    new.open(wait=False)
+    return new
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class DianaPostgresFactory(DianaFactory, PostgresFactory):
@@ -277,3 +359,11 @@ class DianaPostgresFactory(DianaFactory, PostgresFactory):
     application_recorder_class = ArrayInsertPostgresRecorder
     process_recorder_class = ArrayInsertProcessRecorder
     writer_class = PooledWriter
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        # The library passes no connect timeout to the pool's own connections: a host that
+        # does not answer would hold a pool worker for the operating system's TCP timeout.
+        kwargs = self.datastore.pool.kwargs
+        if isinstance(kwargs, dict):
+            kwargs.setdefault("connect_timeout", POOL_CONNECT_TIMEOUT_SECONDS)
