@@ -52,12 +52,13 @@ class DianaAggregate(Aggregate):
         recent_commands: RecentKeys | list[str]
 
     def _refuse_duplicate(self, command: str, cause: Cause) -> None:
-        """Telegram (or a policy) may deliver the same cause twice: apply it once only."""
+        """Telegram (or a policy) may deliver the same cause twice: apply it once only (for as
+        long as `recent.RETENTION`; docs/rules.md, Idempotency)."""
         memory = self.recent_commands
         causation = cause.causation
+        unkeyed = _unkeyed_telegram(causation) if causation.startswith("tg:") else causation
         if _command_key(command, causation) in memory or (
-            causation.startswith("tg:")
-            and _command_key(command, _unkeyed_telegram(causation)) in memory
+            unkeyed is not causation and _command_key(command, unkeyed) in memory
         ):
             raise DuplicateCommand(
                 f"{command} for {cause.causation} was already applied", causation=cause.causation
@@ -79,7 +80,8 @@ def _command_key(command: str, causation: str) -> str:
 def _unkeyed_telegram(causation: str) -> str:
     """`tg:update:<id>` for `tg:<bot id>:update:<id>`: how Telegram causations read before they
     were keyed by bot, so an update applied just before that change is still refused after it
-    (such keys age out of the memory like any other). Other causations come back unchanged."""
+    (such keys age out of the memory like any other). Other causations come back as they are
+    (the same object)."""
     parts = causation.split(":")
     if len(parts) == 4 and parts[2] == "update":
         return f"tg:update:{parts[3]}"
