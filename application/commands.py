@@ -258,7 +258,8 @@ class RedeemVipToken(PlayerCommand):
 @dataclass(frozen=True, slots=True)
 class GrantVip(PlayerCommand):
     """A VIP period from elsewhere: a Telegram Stars payment (source "stars", reference the
-    charge id) or an admin (source "admin"). Extends an active period."""
+    charge id) or an admin (source "admin"). Extends an active period. A charge id extends VIP
+    once, whatever update delivers it: the same one again is refused `duplicate`."""
 
     days: int
     source: str
