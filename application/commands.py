@@ -323,7 +323,8 @@ class RedeemVipToken(PlayerCommand):
 @dataclass(frozen=True, slots=True)
 class GrantVip(PlayerCommand):
     """A VIP period from elsewhere: a Telegram Stars payment (source "stars", reference the
-    charge id) or an admin (source "admin"). Extends an active period."""
+    charge id) or an admin (source "admin"). Extends an active period. A charge id extends VIP
+    once, whatever update delivers it: the same one again is refused `duplicate`."""
 
     callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
 

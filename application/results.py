@@ -23,6 +23,11 @@ CONSOLE_ADMIN_ID = 0
 """The operator at the server's console: the admin id its acts record. Trusted as an admin only
 through an origin built for the console (`Origin.console`), never because a caller says 0."""
 
+DEFAULT_BOT_ID = 0
+"""The bot id `Origin.telegram` uses when none is given: tests, the CLI and the demo, which
+speak for one simulated bot. The Telegram adapter must pass its bot's own id (the number before
+the colon in its token): update ids are unique per bot only."""
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -38,8 +43,11 @@ class Origin:
         return Cause(self.causation, self.actor, at)
 
     @classmethod
-    def telegram(cls, update_id: int, user_id: int) -> Origin:
-        return cls(f"tg:update:{update_id}", f"tg:user:{user_id}")
+    def telegram(cls, update_id: int, user_id: int, *, bot_id: int = DEFAULT_BOT_ID) -> Origin:
+        """Caused by a Telegram update: `tg:<bot id>:update:<id>`, since two bots may number
+        their updates alike (a keyword, so the many callers that speak for one bot are
+        unchanged; see DEFAULT_BOT_ID)."""
+        return cls(f"tg:{bot_id}:update:{update_id}", f"tg:user:{user_id}")
 
     @classmethod
     def admin(cls, admin_id: int, via: str = "cli") -> Origin:

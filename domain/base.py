@@ -52,19 +52,37 @@ class DianaAggregate(Aggregate):
         recent_commands: RecentKeys | list[str]
 
     def _refuse_duplicate(self, command: str, cause: Cause) -> None:
-        """Telegram (or a policy) may deliver the same cause twice: apply it once only."""
-        if _command_key(command, cause.causation) in self.recent_commands:
+        """Telegram (or a policy) may deliver the same cause twice: apply it once only (for as
+        long as `recent.RETENTION`; docs/rules.md, Idempotency)."""
+        memory = self.recent_commands
+        causation = cause.causation
+        unkeyed = _unkeyed_telegram(causation) if causation.startswith("tg:") else causation
+        if _command_key(command, causation) in memory or (
+            unkeyed is not causation and _command_key(command, unkeyed) in memory
+        ):
             raise DuplicateCommand(
                 f"{command} for {cause.causation} was already applied", causation=cause.causation
             )
 
-    def _remember(self, command: str, causation: str) -> None:
-        """Called from event mutators, so the memory is rebuilt identically on replay."""
+    def _remember(self, command: str, causation: str, at: datetime) -> None:
+        """Called from event mutators with the event's own timestamp, so the memory (kept for
+        `recent.RETENTION` on those timestamps) is rebuilt identically on replay."""
         keys = self.recent_commands
         if type(keys) is not RecentKeys:  # a list, from a snapshot older than `RecentKeys`
             keys = RecentKeys(keys)
-        self.recent_commands = keys.remembered(_command_key(command, causation))
+        self.recent_commands = keys.remembered(_command_key(command, causation), at)
 
 
 def _command_key(command: str, causation: str) -> str:
     return f"{command}|{causation}"
+
+
+def _unkeyed_telegram(causation: str) -> str:
+    """`tg:update:<id>` for `tg:<bot id>:update:<id>`: how Telegram causations read before they
+    were keyed by bot, so an update applied just before that change is still refused after it
+    (such keys age out of the memory like any other). Other causations come back as they are
+    (the same object)."""
+    parts = causation.split(":")
+    if len(parts) == 4 and parts[2] == "update":
+        return f"tg:update:{parts[3]}"
+    return causation

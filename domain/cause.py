@@ -19,7 +19,7 @@ class EventFields(TypedDict):
 
 @dataclass(frozen=True)
 class Cause:
-    """Causation (e.g. `tg:update:123`), actor (e.g. `tg:user:42`, `admin:7`) and the clock's time.
+    """Causation (e.g. `tg:0:update:123`), actor (e.g. `tg:user:42`, `admin:7`) and the time.
 
     The time comes from the application's injected clock; the domain never reads a clock.
     """

@@ -14,6 +14,7 @@ from dianabot.domain.errors import (
     AlreadyCheckedIn,
     AlreadyReacted,
     Cooldown,
+    DuplicateCommand,
     InsufficientPoints,
     InvalidInput,
 )
@@ -21,12 +22,13 @@ from dianabot.domain.growset import GrowSet
 from dianabot.domain.ids import player_id
 from dianabot.domain.recent import RecentKeys
 from dianabot.domain.rules import PointSource
-from dianabot.domain.vip import VIP_SOURCES, VipNotDue, checked_days
+from dianabot.domain.vip import PAID_SOURCES, VIP_SOURCES, VipNotDue, checked_days
 from eventsourcing.domain import event
 
 MAX_REFERENCE_LENGTH = 200
 MAX_NAME_LENGTH = 64
 MAX_LANGUAGE_LENGTH = 8
+_NO_REFERENCES: GrowSet[str] = GrowSet()
 DEFAULT_LANGUAGE = "es"
 
 
@@ -106,6 +108,7 @@ class Player(DianaAggregate):
         self.reacted_posts: GrowSet[str] = GrowSet()
         self.answered_polls: GrowSet[str] = GrowSet()
         self.vip_until: datetime | None = None
+        self.vip_references: GrowSet[str] = GrowSet()
         self.recent_commands = RecentKeys()
 
     # ----- earning --------------------------------------------------------------------------
@@ -222,6 +225,12 @@ class Player(DianaAggregate):
             )
         reference = _free_text(reference, "reference")
         self._refuse_duplicate("vip_grant", cause)
+        if source in PAID_SOURCES and reference in self._vip_references():
+            raise DuplicateCommand(
+                f"VIP for {source} {reference} was already granted",
+                causation=cause.causation,
+                reference=reference,
+            )
         start = self.vip_until if self.vip_active(cause.at) and self.vip_until else cause.at
         self._vip_granted(
             source=source,
@@ -276,25 +285,25 @@ class Player(DianaAggregate):
         self, post: str, emoji: str, timestamp: datetime, causation: str, actor: str
     ) -> None:
         self.reacted_posts = self.reacted_posts.added(post)
-        self._remember("react", causation)
+        self._remember("react", causation, timestamp)
 
     @event("MessageCounted")
     def _message_counted(
         self, message: str, timestamp: datetime, causation: str, actor: str
     ) -> None:
         self.last_message_at = timestamp
-        self._remember("message", causation)
+        self._remember("message", causation, timestamp)
 
     @event("PollAnswered")
     def _poll_answered(self, poll: str, timestamp: datetime, causation: str, actor: str) -> None:
         self.answered_polls = self.answered_polls.added(poll)
-        self._remember("poll", causation)
+        self._remember("poll", causation, timestamp)
 
     @event("CheckedIn")
     def _checked_in(self, streak: int, timestamp: datetime, causation: str, actor: str) -> None:
         self.streak = streak
         self.last_checkin_at = timestamp
-        self._remember("checkin", causation)
+        self._remember("checkin", causation, timestamp)
 
     @event("PointsAwarded")
     def _points_awarded(
@@ -308,7 +317,7 @@ class Player(DianaAggregate):
     ) -> None:
         self.balance += amount
         self.lifetime_earned += amount
-        self._remember(f"award:{source}", causation)
+        self._remember(f"award:{source}", causation, timestamp)
 
     @event("PointsSpent")
     def _points_spent(
@@ -321,7 +330,7 @@ class Player(DianaAggregate):
         actor: str,
     ) -> None:
         self.balance -= amount
-        self._remember(f"spend:{purpose}", causation)
+        self._remember(f"spend:{purpose}", causation, timestamp)
 
     @event("PointsAdjusted")
     def _points_adjusted(
@@ -336,7 +345,7 @@ class Player(DianaAggregate):
         self.balance += amount
         if amount > 0:
             self.lifetime_earned += amount
-        self._remember("adjust", causation)
+        self._remember("adjust", causation, timestamp)
 
     @event("LevelReached")
     def _level_reached(
@@ -356,7 +365,15 @@ class Player(DianaAggregate):
         actor: str,
     ) -> None:
         self.vip_until = until
-        self._remember("vip_grant", causation)
+        if source in PAID_SOURCES:
+            self.vip_references = self._vip_references().added(reference)
+        self._remember("vip_grant", causation, timestamp)
+
+    def _vip_references(self) -> GrowSet[str]:
+        """The paid references already granted. A snapshot from before they were kept lacks
+        the attribute: an empty set then (its earlier grants are kept by causation only)."""
+        references: GrowSet[str] = getattr(self, "vip_references", _NO_REFERENCES)
+        return references
 
     @event("VipExpired")
     def _vip_expired(
@@ -364,4 +381,4 @@ class Player(DianaAggregate):
     ) -> None:
         # Set here only (not in __init__): players and snapshots from before VIP existed lack it.
         self.vip_expired_until = until
-        self._remember("vip_expire", causation)
+        self._remember("vip_expire", causation, timestamp)

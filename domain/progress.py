@@ -201,7 +201,7 @@ class StoryProgress(DianaAggregate):
         self.decisions += 1
         if cost > 0:
             self.paid_choices = self.paid_choices.added(choice_id)
-        self._remember("choose", causation)
+        self._remember("choose", causation, timestamp)
 
     @event("ClueUnlocked")
     def _clue_unlocked(self, clue: str, timestamp: datetime, causation: str, actor: str) -> None:
@@ -223,7 +223,7 @@ class StoryProgress(DianaAggregate):
         actor: str,
     ) -> None:
         self.vip_gate_hits += 1
-        self._remember("vip_gate", causation)
+        self._remember("vip_gate", causation, timestamp)
 
     @event("ProgressRelocated")
     def _relocated(
@@ -239,7 +239,7 @@ class StoryProgress(DianaAggregate):
         self.fragment_id = to_fragment
         self.story_version = story_version
         self._push_trail(to_fragment)
-        self._remember("relocate", causation)
+        self._remember("relocate", causation, timestamp)
 
     def _push_trail(self, fragment_id: str) -> None:
         if self.trail and self.trail[-1] == fragment_id:

@@ -117,4 +117,4 @@ class StoryVersions(DianaAggregate):
             PublishedVersion(version, content_hash, frozenset(fragment_ids), start, timestamp)
         )
         self.content = content
-        self._remember("publish", causation)
+        self._remember("publish", causation, timestamp)

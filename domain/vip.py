@@ -29,6 +29,11 @@ SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,60}$")
 VIP_SOURCES = ("token", "stars", "admin")
 """Where a VIP period can come from (`VipGranted.source`)."""
 
+PAID_SOURCES = frozenset({"stars", "token"})
+"""Sources whose reference identifies what was paid for (a Telegram Stars charge id, a redeemed
+token): a Player extends VIP once per such reference, forever, whatever update delivers it.
+An admin's reference is a free-text reason, which may repeat."""
+
 MAX_VIP_DAYS = 3660
 """Sanity cap on one grant (ten years): larger numbers are typos."""
 
@@ -142,4 +147,4 @@ class VipToken(DianaAggregate):
     def _redeemed(self, telegram_id: int, timestamp: datetime, causation: str, actor: str) -> None:
         self.redeemed_by = telegram_id
         self.redeemed_at = timestamp
-        self._remember("redeem", causation)
+        self._remember("redeem", causation, timestamp)

@@ -62,8 +62,8 @@ class GrowSetPacked(Transcoding):
 
 
 class RecentKeysAsList(Transcoding):
-    """An aggregate's remembered command keys as `[how many ever, [the kept keys, oldest
-    first]]`: enough to rebuild exactly the memory that replaying its events builds."""
+    """How snapshots stored remembered command keys before they had times: `[how many ever,
+    [the kept keys, oldest first]]`. Read only (older snapshots); `RecentKeysTimed` writes."""
 
     type = RecentKeys
     name = "recent_keys"
@@ -76,11 +76,40 @@ class RecentKeysAsList(Transcoding):
         return RecentKeys(keys, count)
 
 
+class RecentKeysTimed(Transcoding):
+    """An aggregate's remembered command keys as `[how many ever, [[ISO time of the newest key
+    or null, [keys, oldest first]], ...]]`, a generation per pair: enough to rebuild exactly
+    the memory that replaying its events builds (see `domain.recent`)."""
+
+    type = RecentKeys
+    name = "recent_keys_timed"
+
+    def encode(self, obj: RecentKeys) -> list[Any]:
+        return [
+            obj.count,
+            [
+                [None if newest is None else newest.isoformat(), list(keys)]
+                for newest, keys in obj.generations()
+            ],
+        ]
+
+    def decode(self, data: list[Any]) -> RecentKeys:
+        count, generations = data
+        return RecentKeys.restored(
+            count,
+            [
+                (None if newest is None else datetime.fromisoformat(newest), keys)
+                for newest, keys in generations
+            ],
+        )
+
+
 def register_transcodings(transcoder: JSONTranscoder) -> None:
     """The transcodings of the domain's value types (the library registers its own)."""
     transcoder.register(SetAsList())
     transcoder.register(GrowSetPacked())
-    transcoder.register(RecentKeysAsList())
+    transcoder.register(RecentKeysAsList())  # reads older snapshots...
+    transcoder.register(RecentKeysTimed())  # ...registered last, so it is the one that writes
 
 
 class FlatJSONTranscoder(JSONTranscoder):

@@ -107,7 +107,7 @@ def test_events_keep_causation_and_actor_in_the_store(registered: DianaApplicati
     app.react(USER, "chan:1", "❤️", Origin.telegram(4242, USER))
     notifications = app.recorder.select_notifications(1, 10)
     decoded = [app.mapper.to_domain_event(n) for n in notifications]
-    assert [e.causation for e in decoded[1:]] == ["tg:update:4242", "tg:update:4242"]
+    assert [e.causation for e in decoded[1:]] == ["tg:0:update:4242", "tg:0:update:4242"]
     assert {e.actor for e in decoded[1:]} == {f"tg:user:{USER}"}
 
 

@@ -7,10 +7,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
+import orjson
 from dianabot.adapters.eventstore.transcoding import (
     FlatJSONTranscoder,
     GrowSetPacked,
     RecentKeysAsList,
+    RecentKeysTimed,
     SetAsList,
 )
 from dianabot.domain.growset import GrowSet
@@ -27,6 +29,7 @@ def transcoders() -> tuple[JSONTranscoder, FlatJSONTranscoder]:
             transcoder.register(transcoding)
         transcoder.register(GrowSetPacked())
         transcoder.register(RecentKeysAsList())
+        transcoder.register(RecentKeysTimed())
     return library, fast
 
 
@@ -141,8 +144,20 @@ def test_a_snapshot_state_takes_the_fast_path() -> None:
 def test_remembered_command_keys_read_back_as_the_same_memory() -> None:
     memory = RecentKeys()
     for n in range(300):
-        memory = memory.remembered(f"react|tg:{n}")
+        memory = memory.remembered(f"react|tg:{n}", datetime(2026, 3, 1, tzinfo=UTC))
     stored = FAST.encode({"recent_commands": memory})
     assert stored == LIBRARY.encode({"recent_commands": memory})
-    assert stored.startswith(b'{"recent_commands":{"_type_":"recent_keys","_data_":[300,["react')
+    assert stored.startswith(
+        b'{"recent_commands":{"_type_":"recent_keys_timed","_data_":[300,'
+        b'[["2026-03-01T00:00:00+00:00",["react'
+    )
     assert FAST.decode(stored) == {"recent_commands": memory}
+
+
+def test_an_older_snapshots_untimed_memory_still_reads_back() -> None:
+    """Snapshots written before the keys had times: read as keys of unknown time."""
+    keys = [f"react|tg:{n}" for n in range(256, 300)]
+    stored = b'{"m":{"_type_":"recent_keys","_data_":[300,' + orjson.dumps(keys) + b"]}}"
+    memory = FAST.decode(stored)["m"]
+    assert memory == RecentKeys(keys, 300) and list(memory) == keys
+    assert memory.generations()[0][0] is None
