@@ -246,7 +246,8 @@ class PostgresEventLog(RecorderEventLog):
         kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs or {}
         conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
         settings = {k: v for k, v in kwargs.items() if k != "row_factory"}
-        return psycopg.connect(conninfo, autocommit=True, connect_timeout=5, **settings)
+        settings.setdefault("connect_timeout", 5)  # the pool's own, where it sets one
+        return psycopg.connect(conninfo, autocommit=True, **settings)
 
 
 def event_log(app: Application[Any]) -> EventLog:

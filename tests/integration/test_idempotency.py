@@ -91,28 +91,32 @@ def test_the_same_update_id_from_two_bots_is_not_a_duplicate(services: Services)
     assert app.get_player(USER).balance == 6
 
 
+def paid(update_id: int) -> Origin:
+    """What the bot's payment handler issues: the Telegram update as causation, the system as
+    actor (only admins and the system may grant VIP)."""
+    return Origin(Origin.telegram(update_id, USER).causation, "system:payments")
+
+
 def test_a_stars_charge_extends_vip_once_whatever_update_delivers_it(services: Services) -> None:
     app, clock = services.app, services.clock
     assert isinstance(clock, ManualClock)
     assert app.register_player(USER, "Ana", Origin.telegram(1, USER)).ok
-    assert app.grant_vip(USER, 30, "stars", "charge:abc", Origin.telegram(2, USER)).ok
+    assert app.grant_vip(USER, 30, "stars", "charge:abc", paid(2)).ok
     until = app.get_player(USER).vip_until
     assert until is not None
     clock.advance(days=3)
-    again = app.grant_vip(USER, 30, "stars", "charge:abc", Origin.telegram(3, USER))
+    again = app.grant_vip(USER, 30, "stars", "charge:abc", paid(3))
     assert again.outcome == "duplicate" and again.details["reference"] == "charge:abc"
     assert app.get_player(USER).vip_until == until
-    assert app.grant_vip(USER, 30, "stars", "charge:def", Origin.telegram(4, USER)).ok
+    assert app.grant_vip(USER, 30, "stars", "charge:def", paid(4)).ok
     assert app.get_player(USER).vip_until == until + timedelta(days=30)
     # Admin grants carry a free-text reason, which may repeat.
-    assert app.grant_vip(USER, 1, "admin", "goodwill", Origin.telegram(5, USER)).ok
-    assert app.grant_vip(USER, 1, "admin", "goodwill", Origin.telegram(6, USER)).ok
+    assert app.grant_vip(USER, 1, "admin", "goodwill", paid(5)).ok
+    assert app.grant_vip(USER, 1, "admin", "goodwill", paid(6)).ok
 
     # Forever: past the command memory, and from a snapshot as from a full replay.
     others(app, clock, 2 * KEPT, 3 * RETENTION)
-    assert app.grant_vip(USER, 30, "stars", "charge:abc", Origin.telegram(9, USER)).outcome == (
-        "duplicate"
-    )
+    assert app.grant_vip(USER, 30, "stars", "charge:abc", paid(9)).outcome == ("duplicate")
     assert app.flush_snapshots()
     pid = player_id(USER)
     loaded: Player = Repository(app.events, snapshot_store=app.snapshots).get(pid)  # type: ignore[arg-type]
