@@ -32,13 +32,9 @@ SCRIPT = Path(sys.executable).parent / "dianabot"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("DIANABOT_") and name != "DIANABOT_REQUIRE_POSTGRES":
-            monkeypatch.delenv(name)
+def workdir(bare_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DIANABOT_LOG_LEVEL", "WARNING")
-    return tmp_path
+    return bare_workdir
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ it is missing or empty, and after `dianabot demo` see the demo's data."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,13 +29,9 @@ READ_COMMANDS = [
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("DIANABOT_") and name != "DIANABOT_REQUIRE_POSTGRES":
-            monkeypatch.delenv(name)
+def workdir(bare_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DIANABOT_LOG_LEVEL", "WARNING")
-    return tmp_path
+    return bare_workdir
 
 
 @pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)

@@ -23,12 +23,8 @@ SECRET = "s3cretpw"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("DIANABOT_") and name != "DIANABOT_REQUIRE_POSTGRES":
-            monkeypatch.delenv(name)
-    return tmp_path
+def workdir(bare_workdir: Path) -> Path:
+    return bare_workdir
 
 
 def one_error_line(output: str, setting: str) -> None:
