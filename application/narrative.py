@@ -276,7 +276,8 @@ class NarrativeCommands(CoreApplication):
 
     def _story_models(self) -> dict[str, Story]:
         """Parsed published versions by content hash (parsing costs far more than a command)."""
-        return self.__dict__.setdefault("_narrative_story_models", {})  # type: ignore[no-any-return]
+        models: dict[str, Story] = self.__dict__.setdefault("_narrative_story_models", {})
+        return models
 
     def _progress_ids(self) -> Iterator[UUID]:
         """Every StoryProgress stream, from the StoryStarted notifications (one per stream)."""
