@@ -53,11 +53,16 @@ def fold(
     page_size: int,
     max_dirty_rows: int,
     progress: tuple[Progress, int] | None = None,
+    undecodable: dict[int, str] | None = None,
 ) -> None:
     """Apply the log from `batch.start` to `batch.end` to the batch's projectors, in memory.
 
     Stops early (lowering `batch.end`) when the changed rows held in memory exceed
     `max_dirty_rows`, so that the next batch goes on from there.
+
+    An event that cannot be decoded stops every projector that wanted it; with `undecodable`
+    (a reconciliation's replay, which must go on to find every other difference) it is
+    skipped instead, noted there by position, and in each such slot's `skipped`.
     """
     interest: dict[str, list[Slot]] = {}
     for slot in batch.slots:
@@ -88,9 +93,19 @@ def fold(
             try:
                 event = decode(notification)
             except Exception as error:  # undecodable: every projector that wanted it stops
-                for slot in interest[name]:
-                    if slot.position < notification.id <= slot.stop and slot.broken is None:
-                        _break(slot, notification.id, name, notification, error)
+                wanting = [
+                    slot
+                    for slot in interest[name]
+                    if slot.position < notification.id <= slot.stop and slot.broken is None
+                ]
+                if undecodable is not None:
+                    if wanting:
+                        undecodable[notification.id] = corrupt_detail(notification, name, error)
+                    for slot in wanting:
+                        slot.skipped.append(notification.id)
+                    continue
+                for slot in wanting:
+                    _break(slot, notification.id, name, notification, error)
                 continue
             decoded.append((notification.id, name, event))
         for slot in batch.slots:
@@ -153,10 +168,22 @@ def _too_dirty(batch: Batch, max_dirty_rows: int) -> bool:
     return sum(slot.projector.dirty() for slot in batch.slots) > max_dirty_rows
 
 
+def corrupt_detail(row: Any, name: str, error: Exception) -> str:
+    """One line naming a stored event that cannot be decoded, and why."""
+    where = f"{name} of {row.originator_id} v{row.originator_version}"
+    return f"{where} cannot be decoded: {type(error).__name__}: {_first_line(error)}"
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else ""
+
+
 def _break(slot: Slot, position: int, name: str, event: Any, error: Exception) -> None:
     where = f"{name} of {event.originator_id} v{event.originator_version} at {position}"
-    slot.broken = (position, f"{where}: {type(error).__name__}: {error}")
-    log.error("projection %s failed on %s: %s", slot.key, where, error, exc_info=error)
+    slot.broken = (position, f"{where}: {type(error).__name__}: {_first_line(error)}")
+    # One line for operators (the CLI shows it); the traceback is for developers, at DEBUG.
+    log.error("projection %s stopped before %s", slot.key, slot.broken[1])
+    log.debug("projection %s failed on %s", slot.key, where, exc_info=error)
 
 
 def flush(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +50,8 @@ class Slot:
     """A ceiling for this projector alone (a reconciliation compares each at its own position)."""
     stop: int = 0
     broken: tuple[int, str] | None = None
+    skipped: list[int] = field(default_factory=list)
+    """Undecodable events a tolerant replay (reconciliation's) went past: see `fold.fold`."""
 
     @property
     def name(self) -> str:

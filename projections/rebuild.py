@@ -80,6 +80,7 @@ class ShadowBuild:
         suffix: str | None = None,
         page_size: int = SHADOW_PAGE_SIZE,
         max_batch: int = SHADOW_MAX_BATCH,
+        skip_undecodable: bool = False,
     ) -> None:
         self.event_log = events
         self.store = store
@@ -92,6 +93,7 @@ class ShadowBuild:
             page_size=page_size,
             max_batch=max_batch,
             pause_gc=True,
+            skip_undecodable=skip_undecodable,
         )
         self.events = 0
         self._open = False
@@ -131,6 +133,13 @@ class ShadowBuild:
         slots = [s for s in self.runner.slots if names is None or s.name in names]
         if not slots:
             return 0
+        skipped = sorted({p for s in slots for p in s.skipped})
+        if skipped:
+            raise RebuildError(
+                f"the history cannot be decoded at position(s) {_positions(skipped)}: "
+                "nothing is rebuilt from it"
+            )
+        self.runner.undecodable = None  # from here on an undecodable event stops the swap
         for slot in slots:
             slot.until = None  # a reconciliation may have held it at a position; now: the head
         positions = slots[0].projector.tableset.positions
@@ -257,6 +266,11 @@ def drop_abandoned_shadows(store: ReadStore, older_than: timedelta = ABANDONED_A
             dropped.append(row.name)
             log.info("dropped abandoned shadow copy %s", row.name)
     return dropped
+
+
+def _positions(positions: Sequence[int], most: int = 10) -> str:
+    shown = ", ".join(str(p) for p in positions[:most])
+    return shown if len(positions) <= most else f"{shown} and {len(positions) - most} more"
 
 
 def _drop_if_exists(store: ReadStore, name: str) -> Any:

@@ -50,6 +50,7 @@ class ProjectionRunner:
         max_cached_rows: int = 200_000,
         max_dirty_rows: int = 500_000,
         pause_gc: bool = False,
+        skip_undecodable: bool = False,
     ) -> None:
         self.events = events
         self.store = store
@@ -60,6 +61,9 @@ class ProjectionRunner:
         self.max_dirty_rows = max_dirty_rows
         self.pause_gc = pause_gc
         """Fold with the garbage collector paused (shadow builds: see `fold.gc_paused`)."""
+        self.undecodable: dict[int, str] | None = {} if skip_undecodable else None
+        """Undecodable events skipped, by position (a tolerant replay: see `fold.fold`); None
+        when such an event stops the projectors that want it (every live runner)."""
         self.on_flush: FlushHook | None = None
         """Test seam: called inside the write transaction, after rows, before commit."""
         self._progress: tuple[Progress, int] | None = None
@@ -163,7 +167,14 @@ class ProjectionRunner:
         try:
             paused: AbstractContextManager[None] = gc_paused() if self.pause_gc else nullcontext()
             with self._loading(conn), paused:
-                fold(batch, self.events, self.page_size, self.max_dirty_rows, self._progress)
+                fold(
+                    batch,
+                    self.events,
+                    self.page_size,
+                    self.max_dirty_rows,
+                    self._progress,
+                    self.undecodable,
+                )
             if not flush(
                 batch,
                 self.store,

@@ -17,11 +17,14 @@ from uuid import UUID
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.ids import badge_award_id, badge_id, player_id, progress_id, story_id
 from dianabot.projections.base import Projector, Row, rows_by_key
+from dianabot.projections.fold import corrupt_detail
 from dianabot.projections.ports import EventLog
 from dianabot.projections.positions import FAILED
 from dianabot.projections.reconcile.checks import Side, row_problem, run_checks
 from dianabot.projections.reconcile.compensation import compensate_history
+from dianabot.projections.reconcile.corruption import refuse_blocked, undecodable_at
 from dianabot.projections.reconcile.report import (
+    HISTORY,
     READ_MODEL,
     Findings,
     Fix,
@@ -108,17 +111,27 @@ def reconcile_user(
         }
         live_rows = _user_rows(conn, tables, telegram_id, names)
     upto = {name: live_at[name].position for name in names if name in live_at}
-    rebuilt_rows = _replay_user(projections.events, names, streams + shared, upto)
+    corrupt: dict[int, str] = {}
+    rebuilt_rows = _replay_user(projections.events, names, streams + shared, upto, corrupt)
     findings = Findings(max_examples)
     for name in names:
         row = live_at.get(name)
         if row is not None and row.state == FAILED:
+            if (at := row.failed_position) is not None and at not in corrupt:
+                detail = undecodable_at(projections.events, at)
+                if detail is not None:
+                    corrupt[at] = detail
             findings.add(
                 Problem("projection_health", name, f"projection:{name}", READ_MODEL,
                         f"live failed at {row.failed_position}: {row.last_error}")
             )  # fmt: skip
+    for at, detail in sorted(corrupt.items()):
+        findings.add(Problem("corrupt_history", "events", f"position:{at}", HISTORY, detail))
     differing: set[str] = set()
     for name in names:
+        row = live_at.get(name)
+        if row is not None and row.state == FAILED and row.failed_position in corrupt:
+            differing.add(name)  # it needs a repair, which the fix refuses
         for base in PROJECTORS[name].tables:
             if base not in USER_FILTERS:
                 continue
@@ -128,7 +141,10 @@ def reconcile_user(
     report = ReconcileReport(
         position, upto, telegram_id, now, findings.checks, problems=findings.problems
     )
-    if fix and not report.consistent:
+    if fix and not report.consistent and corrupt:
+        blocked = {name: sorted(corrupt) for name in differing}
+        report.fixes.extend(refuse_blocked(blocked, differing))
+    elif fix and not report.consistent:
         report.fixes.extend(
             _replace_user_rows(projections, telegram_id, differing, upto, rebuilt_rows, streams)
         )
@@ -155,9 +171,14 @@ def _user_rows(
 
 
 def _replay_user(
-    events: EventLog, names: list[str], streams: list[UUID], upto: dict[str, int]
+    events: EventLog,
+    names: list[str],
+    streams: list[UUID],
+    upto: dict[str, int],
+    corrupt: dict[int, str],
 ) -> dict[str, dict[Hashable, Row]]:
-    """Fold only these streams, in log order, each projector up to its live position."""
+    """Fold only these streams, in log order, each projector up to its live position; an
+    event that cannot be decoded is skipped and noted in `corrupt` by position."""
     projectors: list[Projector] = [
         PROJECTORS[name](TableSet(PROJECTORS[name].tables)) for name in names
     ]
@@ -174,7 +195,11 @@ def _replay_user(
         targets = handlers.get(name)
         if not targets:
             continue
-        event = decode(notification)
+        try:
+            event = decode(notification)
+        except Exception as error:
+            corrupt[notification.id] = corrupt_detail(notification, name, error)
+            continue
         for projector, limit in targets:
             if notification.id <= limit:
                 projector.handlers[name](event, notification.id)

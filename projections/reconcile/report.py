@@ -26,6 +26,7 @@ CHECKS: dict[str, str] = {
     "vip_role": "VIP flag disagrees with the VIP period",
     "row_differs": "row differs from the replay (missing, extra or changed)",
     "projection_health": "projection failed, or could not be compared at one position",
+    "corrupt_history": "stored event that cannot be decoded (the replay went past it)",
 }
 
 

@@ -30,6 +30,7 @@ from dianabot.projections.reconcile.checks import (
     run_checks,
 )
 from dianabot.projections.reconcile.compensation import compensate_history
+from dianabot.projections.reconcile.corruption import refuse_blocked, undecodable_at
 from dianabot.projections.reconcile.report import (
     HISTORY,
     READ_MODEL,
@@ -67,7 +68,9 @@ def reconcile_all(
     live.catch_up(until=position)
     live_positions = {s.name: s.position for s in live.status()}
     findings = Findings(max_examples)
-    shadow = ShadowBuild(projections.events, store, projections.names).create()
+    shadow = ShadowBuild(
+        projections.events, store, projections.names, skip_undecodable=True
+    ).create()
     try:
         for slot in shadow.runner.slots:
             slot.until = live_positions.get(slot.name, position)
@@ -75,12 +78,13 @@ def reconcile_all(
             shadow.build(until=max([position, *live_positions.values()]), progress=progress)
         except RebuildError as error:
             log.warning("replay stopped: %s", error)
-        compared, differing = _compare_at_one_position(projections, shadow, findings, now)
+        compared, differing, blocked = _compare_at_one_position(projections, shadow, findings, now)
         report = ReconcileReport(
             position, compared, None, now, findings.checks, problems=findings.problems
         )
         if fix and not report.consistent:
-            report.fixes.extend(swap_differing(shadow, differing))
+            report.fixes.extend(refuse_blocked(blocked, differing))
+            report.fixes.extend(swap_differing(shadow, differing - set(blocked)))
             report.fixes.extend(compensate_history(app, findings.problems, position))
             projections.catch_up()
         return report
@@ -88,9 +92,14 @@ def reconcile_all(
         shadow.discard()
 
 
+Comparison = tuple[dict[str, int], set[str], dict[str, list[int]]]
+"""Positions compared per projection, the projections whose rows differ (or whose live copy
+failed), and those a fix must not rebuild: by the undecodable positions their replay needs."""
+
+
 def _compare_at_one_position(
     projections: Projections, shadow: ShadowBuild, findings: Findings, now: datetime
-) -> tuple[dict[str, int], set[str]]:
+) -> Comparison:
     """Compare live and rebuilt rows with both sides at the same position per projection.
 
     PostgreSQL: share-lock the live position rows (a live runner's next write waits; event
@@ -163,13 +172,31 @@ def _compare(
     live_at: dict[str, Any],
     findings: Findings,
     now: datetime,
-) -> tuple[dict[str, int], set[str]]:
+) -> Comparison:
     compared: dict[str, int] = {}
     differing: set[str] = set()
     comparable: list[str] = []
+    corrupt = dict(shadow.runner.undecodable or {})
+    blocked: dict[str, list[int]] = {}
     for slot in shadow.runner.slots:
         row = live_at.get(slot.name)
         key = f"projection:{slot.name}"
+        if slot.skipped:
+            blocked[slot.name] = sorted(set(slot.skipped))
+        if row is not None and row.state == FAILED and row.failed_position is not None:
+            failed_at = row.failed_position
+            detail = corrupt.get(failed_at) or undecodable_at(shadow.event_log, failed_at)
+            if detail is not None:
+                corrupt[failed_at] = detail
+                blocked.setdefault(slot.name, []).append(failed_at)
+                findings.add(
+                    Problem("projection_health", slot.name, key, HISTORY,
+                            f"live stopped before {failed_at}: that event cannot be decoded")
+                )  # fmt: skip
+                differing.add(slot.name)  # it needs a repair, which the fix refuses
+                compared[slot.name] = slot.position
+                comparable.append(slot.name)
+                continue
         if slot.state == FAILED:
             findings.add(
                 Problem("projection_health", slot.name, key, HISTORY,
@@ -204,7 +231,9 @@ def _compare(
         else []
     )
     run_checks(findings, live_side, rebuilt_side, now, orphans)
-    return compared, differing
+    for position, detail in sorted(corrupt.items()):
+        findings.add(Problem("corrupt_history", "events", f"position:{position}", HISTORY, detail))
+    return compared, differing, blocked
 
 
 def _owner(base: str) -> str:
