@@ -7,6 +7,7 @@ then end, or not, as they would have in real time).
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,28 @@ def test_status_exits_non_zero_when_a_projection_failed(database: str) -> None:
     result = invoke("projections", "status")
     assert result.exit_code == 1
     assert "failed" in result.stdout and "boom" in result.stdout
+
+
+def test_rebuild_and_reconcile_of_a_damaged_row_report_it_without_a_traceback(
+    database: str,
+) -> None:
+    assert invoke("projections", "run", "--once").exit_code == 0
+    with sqlite3.connect(database.removeprefix("sqlite:///")) as connection:
+        (position,) = connection.execute(
+            "SELECT rowid FROM stored_events WHERE originator_id = ? AND originator_version = 2",
+            (player_id(ANA).hex,),
+        ).fetchone()
+        connection.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (b"\0", position))
+
+    rebuilt = invoke("projections", "rebuild", "all", "--yes")
+    assert rebuilt.exit_code == 1
+    assert "rebuild failed, live tables untouched" in rebuilt.output
+    assert f"at {position}" in rebuilt.output and "Traceback" not in rebuilt.output
+
+    found = invoke("reconcile", "--json")
+    assert found.exit_code == 1 and "Traceback" not in found.output
+    checks = {c["check"]: c for c in as_json(found)["checks"]}
+    assert checks["corrupt_history"]["examples"][0]["key"] == f"position:{position}"
+    fixed = invoke("reconcile", "--fix", "--yes", "--json")
+    assert fixed.exit_code == 1
+    assert {f["outcome"] for f in as_json(fixed)["fixes"]} <= {"refused", "ok"}

@@ -47,9 +47,7 @@ def log(wired: Services) -> EventLog:
 
 
 def _rows(rows: Any) -> list[tuple[int, Any, int, str, bytes]]:
-    return [
-        (r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state)) for r in rows
-    ]
+    return [(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state)) for r in rows]
 
 
 def _library(wired: Services, start: int, upto: int) -> list[Any]:
