@@ -12,8 +12,10 @@ from dianabot.adapters.eventstore.database import Database, database_from_url, p
 from dianabot.adapters.eventstore.log import event_log
 from dianabot.adapters.settings import Settings
 from dianabot.application.clock import Clock, SystemClock
+from dianabot.application.policies import build as build_policies
 from dianabot.application.service import DianaApplication
 from dianabot.projections.service import Projections
+from dianabot.projections.subscriptions import Policies
 
 
 @dataclass
@@ -24,8 +26,12 @@ class Services:
     app: DianaApplication
     projections: Projections | None = None
     """Read models in the same database, with their runner (not started: the bot starts it)."""
+    policies: Policies | None = None
+    """The policies with their runner (not started: the workers start it)."""
 
     def close(self) -> None:
+        if self.policies is not None:
+            self.policies.stop()
         if self.projections is not None:
             self.projections.close()
         self.app.close()
@@ -44,6 +50,7 @@ def bootstrap(
     database_url: str | None = None,
     group_commit: bool | None = None,
     projections: bool = True,
+    policies: bool = True,
     read_only: bool = False,
 ) -> Services:
     """`read_only`: the caller only reads; a missing or empty store is an error
@@ -73,6 +80,13 @@ def bootstrap(
         except BaseException:
             app.close()
             raise
+    log = event_log(app)
+    reactions = Policies(app, log, build_policies(app)) if policies else None
     return Services(
-        settings=settings, database=database, clock=clock, app=app, projections=read_side
+        settings=settings,
+        database=database,
+        clock=clock,
+        app=app,
+        projections=read_side,
+        policies=reactions,
     )

@@ -37,9 +37,12 @@ from eventsourcing.application import AggregateNotFoundError, Application, Repos
 from eventsourcing.domain import Aggregate, OriginatorIDError, OriginatorVersionError
 from eventsourcing.persistence import (
     InfrastructureFactory,
+    IntegrityError,
     MapperDeserialisationError,
     Notification,
     Recording,
+    Tracking,
+    TrackingRecorder,
 )
 from eventsourcing.utils import Environment, TopicError
 
@@ -90,6 +93,8 @@ class CoreApplication(Application[UUID]):
             if group_commit
             else DirectWriter(self._record_guarded, prepare=events.encode)
         )
+        # A policy's command and its new position share a transaction of their own.
+        self._tracked_writer = DirectWriter(self._record_guarded, prepare=events.encode)
         self.bus = CommandBus(self, self.handlers)
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory:
@@ -148,6 +153,26 @@ class CoreApplication(Application[UUID]):
         connection failure opens the breaker (so the writer's next batch does not wait too)."""
         with self._breaker.guard():
             return self._event_writer.record(write)
+
+    # ----- subscribers' positions (policies): tracking records beside the events ----------------
+
+    def subscriber_position(self, name: str) -> int:
+        """The last notification the subscriber `name` has handled: its tracking record, which
+        is written in the same transaction as the effects of its reactions (0 before any)."""
+        recorder = self.recorder
+        if not isinstance(recorder, TrackingRecorder):
+            raise TypeError(f"{type(recorder).__name__} keeps no tracking records")
+        with self._breaker.guard():
+            return recorder.max_tracking_id(name) or 0
+
+    def advance_subscriber(self, name: str, position: int) -> bool:
+        """Move a subscriber past notifications it had nothing to do for (a transaction with
+        no events). False if its position is already there (another process moved it)."""
+        try:
+            self._record_guarded(Write(Tracking(name, position)))
+        except IntegrityError:
+            return False
+        return True
 
     def _committed(self, write: Write) -> None:
         """A transaction committed: cache the aggregates it saved (a stale copy of an aggregate

@@ -60,7 +60,7 @@ from dianabot.application.results import (
 )
 from dianabot.domain.errors import DomainError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -78,6 +78,8 @@ class Commit:
     """Run this attempt and save what it decided (through the writer)."""
 
     attempt: Callable[[], list[Aggregate]]
+    tracking: Tracking | None = None
+    """A subscriber's new position, written in the same transaction (even without events)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +113,17 @@ class CommandBus:
 
     # ----- blocking ---------------------------------------------------------------------------
 
-    def handle(self, command: Command, origin: Origin) -> CommandResult:
+    def handle(
+        self, command: Command, origin: Origin, *, tracking: Tracking | None = None
+    ) -> CommandResult:
         """Run `command` in this thread and return its result. Not from an event loop's thread
-        (use `handle_async` there)."""
+        (use `handle_async` there).
+
+        `tracking` (a policy's position: the notification it reacts to) is written in the
+        command's transaction, so the effect and the position move together or not at all;
+        such a command has a transaction of its own (never merged by group commit), written
+        even when it decides nothing. A refused command writes nothing, tracking included.
+        """
         plan = self._plan(command)
         refusal = admit(command, origin, self._app.admin_ids)
         if refusal is not None:
@@ -121,7 +131,7 @@ class CommandBus:
         key = command.key
         # Held until the commit returns, across retries too.
         with self._locks.holding(key):
-            steps = self._steps(key, plan, origin)
+            steps = self._steps(key, plan, origin, tracking)
             step: Step | CommandResult = _advance(steps)
             while not isinstance(step, CommandResult):
                 try:
@@ -134,6 +144,8 @@ class CommandBus:
 
     def _run_step(self, step: Step) -> Any:
         if isinstance(step, Commit):
+            if step.tracking is not None:
+                return self._app._tracked_writer.run(step.attempt, step.tracking)
             return self._app._writer.run(step.attempt)
         if isinstance(step, Pause):
             time.sleep(step.seconds)
@@ -143,7 +155,9 @@ class CommandBus:
 
     # ----- awaited ----------------------------------------------------------------------------
 
-    async def handle_async(self, command: Command, origin: Origin) -> CommandResult:
+    async def handle_async(
+        self, command: Command, origin: Origin, *, tracking: Tracking | None = None
+    ) -> CommandResult:
         """`handle` for asyncio callers: the same steps, awaited instead of blocked on."""
         plan = self._plan(command)
         refusal = admit(command, origin, self._app.admin_ids)
@@ -151,7 +165,7 @@ class CommandBus:
             return CommandResult.refused(refusal)
         key = command.key
         await self._locks.acquire_async(key)
-        steps = self._steps(key, plan, origin)
+        steps = self._steps(key, plan, origin, tracking)
         try:
             step: Step | CommandResult = _advance(steps)
             while not isinstance(step, CommandResult):
@@ -178,6 +192,10 @@ class CommandBus:
         (from this step's outcome on) is handed to a background task, which releases the key."""
         loop = asyncio.get_running_loop()
         if isinstance(step, Commit):
+            if step.tracking is not None:
+                tracked = self._app._tracked_writer
+                work = asyncio.to_thread(tracked.run, step.attempt, step.tracking)
+                return await self._shielded(work, steps, key)
             writer = self._app._writer
             if not isinstance(writer, GroupCommitWriter):
                 return await self._shielded(asyncio.to_thread(writer.run, step.attempt), steps, key)
@@ -263,7 +281,9 @@ class CommandBus:
             raise TypeError(f"no handler for {type(command).__name__}") from None
         return handler(self._app, command)
 
-    def _steps(self, key: Hashable, plan: Plan, origin: Origin) -> Steps:
+    def _steps(
+        self, key: Hashable, plan: Plan, origin: Origin, tracking: Tracking | None = None
+    ) -> Steps:
         """What a command does, as steps its driver runs (blocking or awaited): each `Commit`
         is answered with the recordings, or with the exception its attempt or commit raised."""
         app, decide = self._app, plan.decide
@@ -283,7 +303,7 @@ class CommandBus:
                 return _refused_while_down(key)
             aggregates.clear()
             try:
-                recordings = yield Commit(attempt_once)
+                recordings = yield Commit(attempt_once, tracking)
             except DomainError as error:
                 return CommandResult.refused(error)
             except CorruptHistory as error:

@@ -215,6 +215,19 @@ class AwardBadge(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class AwardEarnedBadges(PlayerCommand):
+    """Award, together, every badge of `slugs` whose criteria the player now meets and that
+    they do not hold (story criteria judged on `story_slug`'s progress). Accepted with no events
+    when none is due. The badge policies issue it, with the triggering event as evidence."""
+
+    callers: ClassVar[frozenset[Caller]] = frozenset({Caller.SYSTEM})
+
+    slugs: tuple[str, ...]
+    evidence: tuple[str, ...]
+    story_slug: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RevokeBadge(Command):
     callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
 
@@ -338,3 +351,26 @@ class ExpireVip(PlayerCommand):
     """End a player's VIP period that is due (refused `vip_not_due` otherwise)."""
 
     callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
+
+
+# ----- coordination ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParkEvent(Command):
+    """A policy gives up on the event at `position` after `attempts` tries: recorded (once per
+    policy and position) with the policy's new position, so the policy moves on."""
+
+    callers: ClassVar[frozenset[Caller]] = frozenset({Caller.SYSTEM})
+
+    policy: str
+    position: int
+    originator_id: str
+    originator_version: int
+    event_name: str
+    error: str
+    attempts: int
+
+    @property
+    def key(self) -> Hashable:
+        return ("parked", self.policy, self.position)

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dianabot.application.ports import Write
-from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
+from eventsourcing.persistence import IntegrityError, Recording, StoredEvent, Tracking
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,20 @@ class DirectWriter:
         self._record = record
         self._prepare = prepare
 
-    def run(self, attempt: Attempt) -> list[Recording[Any]]:
-        return self.commit(attempt())
+    def run(self, attempt: Attempt, tracking: Tracking | None = None) -> list[Recording[Any]]:
+        return self.commit(attempt(), tracking)
 
-    def commit(self, aggregates: Sequence[Any]) -> list[Recording[Any]]:
+    def commit(
+        self, aggregates: Sequence[Any], tracking: Tracking | None = None
+    ) -> list[Recording[Any]]:
+        """Save the aggregates' events in one transaction, with `tracking` if given (then the
+        transaction is written even without events: it moves a subscriber's position)."""
         write = collect(aggregates)
-        if not write.events:
+        write.tracking = tracking
+        if not write.events and tracking is None:
             return []
-        self._prepare(write)
+        if write.events:
+            self._prepare(write)
         return self._record(write)
 
     def close(self) -> None:

@@ -154,9 +154,7 @@ class Badge(DianaAggregate):
 
     def retire(self, reason: str, cause: Cause) -> None:
         self._require_active()
-        self._badge_retired(
-            reason=_reason(reason, "retirement reason"), **cause.event_fields()
-        )
+        self._badge_retired(reason=_reason(reason, "retirement reason"), **cause.event_fields())
 
     def spec(self) -> BadgeSpec:
         return BadgeSpec(self.slug, self.name, self.description, self.icon, dict(self.criteria))
@@ -226,9 +224,7 @@ class BadgeAward(DianaAggregate):
     def revoke(self, reason: str, cause: Cause) -> None:
         if not self.held:
             raise BadgeNotHeld(f"does not hold badge {self.badge_slug!r}", slug=self.badge_slug)
-        self._badge_revoked(
-            reason=_reason(reason, "revocation reason"), **cause.event_fields()
-        )
+        self._badge_revoked(reason=_reason(reason, "revocation reason"), **cause.event_fields())
 
     @event("BadgeReawarded")
     def _badge_reawarded(

@@ -35,3 +35,7 @@ def progress_id(telegram_id: int, story_slug: str) -> UUID:
 
 def vip_token_id(token_hash: str) -> UUID:
     return uuid5(NAMESPACE, f"vip-token:{token_hash}")
+
+
+def parked_event_id(policy: str, position: int) -> UUID:
+    return uuid5(NAMESPACE, f"parked-event:{policy}:{position}")

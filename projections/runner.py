@@ -112,6 +112,12 @@ class ProjectionRunner:
         rows = positions.read_positions(self.store, self.slots)
         return positions.statuses(self.slots, rows, head)
 
+    def next_retry_in(self) -> float | None:
+        """Seconds until a failed projector may be retried (None when none has failed)."""
+        now = time.monotonic()
+        waits = [s.retry_at - now for s in self.slots if s.state == FAILED]
+        return max(0.0, min(waits)) if waits else None
+
     def retry_now(self) -> None:
         """Retry failed projectors at the next step (after a fix), not after their backoff."""
         for slot in self.slots:

@@ -150,9 +150,7 @@ def play(app: DianaApplication, clock: ManualClock) -> Script:
     script.run(1003, app.count_message(1003, "group:1003:dup", twice))
 
     # Admin grant and deduct; spending more than the balance is refused, never partial.
-    script.run(
-        1005, app.grant_points(ADMIN_ID, 1005, 150, "ganadora del sorteo", Origin.console())
-    )
+    script.run(1005, app.grant_points(ADMIN_ID, 1005, 150, "ganadora del sorteo", Origin.console()))
     script.run(1004, app.deduct_points(ADMIN_ID, 1004, 5, "corrección", Origin.console()))
     script.run(1002, app.spend_points(1002, 10_000, "vip", "demo", script.origin(1002)))
     script.run(1002, app.spend_points(1002, 20, "story_choice", "demo", script.origin(1002)))

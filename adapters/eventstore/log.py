@@ -260,4 +260,3 @@ def event_log(app: Application[Any]) -> EventLog:
     if isinstance(recorder, POPOApplicationRecorder):
         return MemoryEventLog(recorder, app.mapper)
     return RecorderEventLog(recorder, app.mapper)
-

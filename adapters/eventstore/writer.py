@@ -53,6 +53,8 @@ class EventWriter:
         self, write: Write, stored: Sequence[StoredEvent], positions: Sequence[int] | None
     ) -> list[Recording[UUID]]:
         """The recordings of events just inserted at `positions`, after `after_commit`."""
+        if not stored:  # a tracking record alone (a subscriber's position moved)
+            positions = []
         if positions is None or len(positions) != len(stored):
             raise PersistenceError("the recorder did not return a position for every event")
         recordings = [

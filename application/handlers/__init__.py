@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from dianabot.application.commands import Command
-from dianabot.application.handlers import badges, narrative, points, vip
+from dianabot.application.handlers import badges, incidents, narrative, points, vip
 from dianabot.application.plans import Handler
 
 HANDLERS: Mapping[type[Command], Handler] = {
@@ -15,4 +15,5 @@ HANDLERS: Mapping[type[Command], Handler] = {
     **badges.HANDLERS,
     **narrative.HANDLERS,
     **vip.HANDLERS,
+    **incidents.HANDLERS,
 }

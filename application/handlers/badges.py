@@ -11,6 +11,7 @@ from __future__ import annotations
 from dianabot.application.app import CoreApplication
 from dianabot.application.commands import (
     AwardBadge,
+    AwardEarnedBadges,
     ChangeBadge,
     DefineBadge,
     RetireBadge,
@@ -20,7 +21,15 @@ from dianabot.application.plans import Handler, Plan
 from dianabot.domain.badge import Badge, BadgeAward, BadgeSpec, checked_slug
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.cause import Cause
+from dianabot.domain.criteria import (
+    PLAYER_CRITERIA,
+    STORY_CRITERIA,
+    player_satisfies,
+    progress_satisfies,
+)
 from dianabot.domain.errors import BadgeNotHeld, InvalidBadge
+from dianabot.domain.ids import progress_id
+from dianabot.domain.progress import StoryProgress
 
 CATALOGUE: dict[str, BadgeSpec] = {spec.slug: spec for spec in INITIAL_BADGES}
 
@@ -81,6 +90,46 @@ def award_badge(app: CoreApplication, command: AwardBadge) -> Plan:
     return Plan(decide)
 
 
+def award_earned_badges(app: CoreApplication, command: AwardEarnedBadges) -> Plan:
+    """One transaction for every award due (the unit of work is the save of several
+    aggregates); a catalogue badge not defined yet is defined in it too."""
+    telegram_id = command.telegram_id
+
+    def decide(cause: Cause) -> list[Badge | BadgeAward]:
+        player = app._player(telegram_id)
+        progress: StoryProgress | None = None
+        if command.story_slug:
+            progress = app._load(progress_id(telegram_id, command.story_slug))
+        saved: list[Badge | BadgeAward] = []
+        for slug in dict.fromkeys(command.slugs):
+            badge = app.get_badge(slug)
+            spec = CATALOGUE.get(slug)
+            criteria = badge.criteria if badge is not None else (
+                dict(spec.criteria) if spec is not None else None
+            )  # fmt: skip
+            if criteria is None or (badge is not None and badge.retired):
+                continue
+            kind = criteria.get("kind")
+            if kind in PLAYER_CRITERIA:
+                earned = player_satisfies(criteria, player, cause.at)
+            else:
+                earned = kind in STORY_CRITERIA and progress_satisfies(criteria, progress)
+            award = app.get_award(slug, telegram_id)
+            if not earned or (award is not None and award.held):
+                continue
+            if badge is None:
+                badge = needed_badge(app, slug, cause)
+                saved.append(badge)
+            if award is None:
+                saved.append(BadgeAward.first(badge, telegram_id, list(command.evidence), cause))
+            else:
+                award.reaward(badge, list(command.evidence), cause)
+                saved.append(award)
+        return saved
+
+    return Plan(decide)
+
+
 def revoke_badge(app: CoreApplication, command: RevokeBadge) -> Plan:
     slug, telegram_id = command.slug, command.telegram_id
 
@@ -100,5 +149,6 @@ HANDLERS: dict[type, Handler] = {
     ChangeBadge: change_badge,
     RetireBadge: retire_badge,
     AwardBadge: award_badge,
+    AwardEarnedBadges: award_earned_badges,
     RevokeBadge: revoke_badge,
 }

@@ -18,6 +18,7 @@ from dianabot.adapters.story_file import parse_story
 from dianabot.application.commands import (
     AnswerPoll,
     AwardBadge,
+    AwardEarnedBadges,
     AwardPoints,
     Caller,
     ChangeBadge,
@@ -31,6 +32,7 @@ from dianabot.application.commands import (
     GrantVip,
     IssueVipToken,
     MakeChoice,
+    ParkEvent,
     PublishStory,
     ReactToPost,
     RedeemVipToken,
@@ -88,6 +90,11 @@ TABLE: dict[type[Command], tuple[Build, set[Caller]]] = {
     RedeemVipToken: (lambda a: RedeemVipToken(USER, "vip-nope"), {Caller.PLAYER}),
     GrantVip: (lambda a: GrantVip(USER, 3, "admin", "r"), ADMIN_OR_SYSTEM),
     ExpireVip: (lambda a: ExpireVip(USER), ADMIN_OR_SYSTEM),
+    AwardEarnedBadges: (
+        lambda a: AwardEarnedBadges(USER, ("primeros-besitos",), ("e:1",)),
+        {Caller.SYSTEM},
+    ),
+    ParkEvent: (lambda a: ParkEvent("p", 7, "s", 1, "E", "boom", 3), {Caller.SYSTEM}),
 }
 
 _updates = iter(range(1, 10**6))

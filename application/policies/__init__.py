@@ -1,0 +1,23 @@
+"""The policies: reactions to events, run by the subscription runner with exactly-once effects.
+
+`POLICIES` lists them in the order the workers run them; `build(app)` makes them for one
+application. See `base` for what a policy is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dianabot.application.policies.badges_by_criteria import BadgesByCriteria
+from dianabot.application.policies.base import Policy
+
+POLICIES: list[type[Policy]] = [BadgesByCriteria]
+
+
+def build(app: Any, names: list[str] | None = None) -> list[Policy]:
+    """The policies (all, or these by name) for `app`."""
+    chosen = [cls for cls in POLICIES if names is None or cls.name in names]
+    unknown = set(names or ()) - {cls.name for cls in POLICIES}
+    if unknown:
+        raise ValueError(f"unknown policies: {', '.join(sorted(unknown))}")
+    return [cls(app) for cls in chosen]

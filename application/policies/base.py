@@ -1,0 +1,68 @@
+"""What a policy is: a reaction to some kinds of events, as at most one command each.
+
+A policy reads nothing of the log itself. The subscription runner
+(`projections.subscriptions.PolicyRunner`) follows the notification log from the policy's own
+durable position, decodes each event once for every policy that wants it, and hands it to
+`react`; the command it returns goes through the command bus with the policy's new position
+(a tracking record) in the same transaction. So an effect happens exactly once, even if the
+worker dies between deciding and recording, or sees the event again. One command per event
+keeps that true: a reaction with several effects is one command whose handler saves several
+aggregates together (`AwardEarnedBadges`).
+
+A policy decides from the event and, when it must, the current state (through the
+application's loading methods); the command's handler checks the rules again when it runs, so
+a reaction that has become moot is refused or does nothing, and the policy moves on.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, ClassVar
+from uuid import UUID
+
+from dianabot.application.app import CoreApplication
+from dianabot.application.commands import Command
+
+TRACKING_PREFIX = "policy:"
+
+
+class Policy:
+    """A reaction to some events. Subclasses set `name` and `handles` and write `react`."""
+
+    name: ClassVar[str]
+    """Stable: the policy's position is recorded under it (`tracking_name`)."""
+    handles: ClassVar[frozenset[str]]
+    """The names of the event classes it reacts to (others are never decoded for it)."""
+
+    def __init__(self, app: CoreApplication) -> None:
+        self.app = app
+        self._owners: OrderedDict[UUID, int | None] = OrderedDict()
+
+    @property
+    def tracking_name(self) -> str:
+        return TRACKING_PREFIX + self.name
+
+    def react(self, event: Any) -> Command | None:
+        """The command this event calls for, or None. May raise: the runner retries, then
+        parks the event."""
+        raise NotImplementedError
+
+    def owner(self, event: Any) -> int | None:
+        """The Telegram id of the user whose stream `event` is on (a player's or a story
+        progress's), None for other streams. Remembered for the most recent streams."""
+        stream = event.originator_id
+        if stream in self._owners:
+            self._owners.move_to_end(stream)
+            return self._owners[stream]
+        aggregate = self.app._load(stream)
+        telegram_id = getattr(aggregate, "telegram_id", None)
+        owner = telegram_id if isinstance(telegram_id, int) else None
+        self._owners[stream] = owner
+        if len(self._owners) > 10_000:
+            self._owners.popitem(last=False)
+        return owner
+
+
+def evidence(event: Any) -> tuple[str, ...]:
+    """How an award names the event that earned it: `event:<stream>:<version>`."""
+    return (f"event:{event.originator_id}:{event.originator_version}",)

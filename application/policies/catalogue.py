@@ -1,0 +1,43 @@
+"""Which badges exist, by criteria kind: the catalogue, and every badge defined since.
+
+Read from the notification log (`BadgeDefined` and `BadgeChanged`, by class), from where the
+last look stopped, so a badge an admin defines while the workers run is considered from the
+next event on.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from dianabot.domain.badge import Badge
+from dianabot.domain.catalogue import INITIAL_BADGES
+
+
+class BadgeDirectory:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._kinds: dict[str, str] = {
+            spec.slug: str(spec.criteria.get("kind")) for spec in INITIAL_BADGES
+        }
+        self._position = 0
+        self._lock = threading.Lock()
+
+    def slugs(self, kinds: frozenset[str]) -> tuple[str, ...]:
+        """The badges whose criteria are of these kinds, in a stable order."""
+        self.refresh()
+        return tuple(sorted(slug for slug, kind in self._kinds.items() if kind in kinds))
+
+    def refresh(self) -> None:
+        # The @event decorator defines these classes when Badge is created.
+        defined = Badge.BadgeDefined  # type: ignore[attr-defined]
+        changed = Badge.BadgeChanged  # type: ignore[attr-defined]
+        with self._lock:
+            seen: set[Any] = set()
+            for notification in self.app.scan_notifications([defined, changed], self._position + 1):
+                seen.add(notification.originator_id)
+                self._position = notification.id
+            for stream in seen:
+                badge = self.app._load(stream)
+                if badge is not None:
+                    self._kinds[badge.slug] = str(badge.criteria.get("kind"))
