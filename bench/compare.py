@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'case':62} {'median':>7} {'min':>6} {'max':>6}")
     for case in sorted(ratios):
         values = ratios[case]
-        print(
-            f"{case:62} {statistics.median(values):7.3f} {min(values):6.3f} {max(values):6.3f}"
-        )
+        print(f"{case:62} {statistics.median(values):7.3f} {min(values):6.3f} {max(values):6.3f}")
     return 0
 
 

@@ -363,9 +363,7 @@ def dianabot_sequential(url: str, seconds: float, first_user: int) -> Rate:
         return run_sequential(seconds, lambda i: steps[i % USERS](i // USERS))
 
 
-def dianabot_concurrent(
-    url: str, seconds: float, first_user: int, *, group_commit: bool
-) -> Rate:
+def dianabot_concurrent(url: str, seconds: float, first_user: int, *, group_commit: bool) -> Rate:
     users = list(range(first_user, first_user + USERS))
     with services_for(url, group_commit=group_commit) as services:
         app = services.app
