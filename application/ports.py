@@ -96,3 +96,18 @@ class StoreFactory(Protocol):
     def notification_scanner(self, recorder: ApplicationRecorder) -> NotificationScanner:
         """The reader of `recorder`'s notification log by event class."""
         ...
+
+
+class IncidentLog(Protocol):
+    """What the system has recorded about its own trouble, as the read side keeps it: events
+    the policies parked, and the outcome of the last full reconciliation. The coordinator's
+    `health()` reads it; `projections` implements it (a read model of those events)."""
+
+    def parked_counts(self) -> dict[str, int]:
+        """Parked events not resolved yet, by policy name (policies with none are absent)."""
+        ...
+
+    def last_reconciliation(self) -> dict[str, Any] | None:
+        """The last full reconciliation's summary (None if none ran): `at` (ISO time),
+        `position`, `consistent`, `differences`, `checks` ({check name: count})."""
+        ...
