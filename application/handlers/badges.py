@@ -8,6 +8,9 @@ finds it). Reading never defines anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+
 from dianabot.application.app import CoreApplication
 from dianabot.application.commands import (
     AwardBadge,
@@ -90,33 +93,48 @@ def award_badge(app: CoreApplication, command: AwardBadge) -> Plan:
     return Plan(decide)
 
 
+def due_badges(
+    app: CoreApplication, telegram_id: int, slugs: Iterable[str], story_slug: str, at: datetime
+) -> list[tuple[str, Badge | None, BadgeAward | None]]:
+    """The badges of `slugs` the player has earned and does not hold, with their definition
+    (None for a catalogue badge not defined yet) and their award stream (None before any).
+    The badge policies ask it before issuing a command (most events earn nothing, and a
+    command with a position costs a transaction); the command's handler asks it again."""
+    player = app._player(telegram_id)
+    progress: StoryProgress | None = None
+    if story_slug:
+        progress = app._load(progress_id(telegram_id, story_slug))
+    due: list[tuple[str, Badge | None, BadgeAward | None]] = []
+    for slug in dict.fromkeys(slugs):
+        badge = app.get_badge(slug)
+        spec = CATALOGUE.get(slug)
+        criteria = badge.criteria if badge is not None else (
+            dict(spec.criteria) if spec is not None else None
+        )  # fmt: skip
+        if criteria is None or (badge is not None and badge.retired):
+            continue
+        kind = criteria.get("kind")
+        if kind in PLAYER_CRITERIA:
+            earned = player_satisfies(criteria, player, at)
+        else:
+            earned = kind in STORY_CRITERIA and progress_satisfies(criteria, progress)
+        if not earned:
+            continue
+        award = app.get_award(slug, telegram_id)
+        if award is None or not award.held:
+            due.append((slug, badge, award))
+    return due
+
+
 def award_earned_badges(app: CoreApplication, command: AwardEarnedBadges) -> Plan:
     """One transaction for every award due (the unit of work is the save of several
     aggregates); a catalogue badge not defined yet is defined in it too."""
     telegram_id = command.telegram_id
 
     def decide(cause: Cause) -> list[Badge | BadgeAward]:
-        player = app._player(telegram_id)
-        progress: StoryProgress | None = None
-        if command.story_slug:
-            progress = app._load(progress_id(telegram_id, command.story_slug))
         saved: list[Badge | BadgeAward] = []
-        for slug in dict.fromkeys(command.slugs):
-            badge = app.get_badge(slug)
-            spec = CATALOGUE.get(slug)
-            criteria = badge.criteria if badge is not None else (
-                dict(spec.criteria) if spec is not None else None
-            )  # fmt: skip
-            if criteria is None or (badge is not None and badge.retired):
-                continue
-            kind = criteria.get("kind")
-            if kind in PLAYER_CRITERIA:
-                earned = player_satisfies(criteria, player, cause.at)
-            else:
-                earned = kind in STORY_CRITERIA and progress_satisfies(criteria, progress)
-            award = app.get_award(slug, telegram_id)
-            if not earned or (award is not None and award.held):
-                continue
+        due = due_badges(app, telegram_id, command.slugs, command.story_slug, cause.at)
+        for slug, badge, award in due:
             if badge is None:
                 badge = needed_badge(app, slug, cause)
                 saved.append(badge)

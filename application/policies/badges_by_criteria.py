@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dianabot.application.commands import AwardEarnedBadges, Command
-from dianabot.application.policies.base import Policy, evidence
+from dianabot.application.commands import Command
+from dianabot.application.policies.base import BadgePolicy
 from dianabot.application.policies.catalogue import BadgeDirectory
 
 KINDS = frozenset({"first_points", "lifetime_besitos", "chapter_completed"})
 
 
-class BadgesByCriteria(Policy):
+class BadgesByCriteria(BadgePolicy):
     name = "badges-by-criteria"
     handles = frozenset({"PointsAwarded", "PointsAdjusted", "ChapterCompleted"})
 
@@ -38,7 +38,4 @@ class BadgesByCriteria(Policy):
             story = progress.story_slug
         else:
             kinds = KINDS - {"chapter_completed"}
-        slugs = self.directory.slugs(kinds)
-        if not slugs:
-            return None
-        return AwardEarnedBadges(owner, slugs, evidence(event), story)
+        return self.award_due(owner, self.directory.slugs(kinds), event, story)

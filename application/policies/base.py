@@ -17,11 +17,13 @@ a reaction that has become moot is refused or does nothing, and the policy moves
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, ClassVar
 from uuid import UUID
 
 from dianabot.application.app import CoreApplication
-from dianabot.application.commands import Command
+from dianabot.application.commands import AwardEarnedBadges, Command
+from dianabot.application.handlers.badges import due_badges
 
 TRACKING_PREFIX = "policy:"
 
@@ -61,6 +63,22 @@ class Policy:
         if len(self._owners) > 10_000:
             self._owners.popitem(last=False)
         return owner
+
+
+class BadgePolicy(Policy):
+    """A policy whose effect is awarding badges: it issues `AwardEarnedBadges` only when some
+    badge is due now (most events earn none, and each command costs a transaction)."""
+
+    def award_due(
+        self, telegram_id: int, slugs: Sequence[str], event: Any, story_slug: str = ""
+    ) -> Command | None:
+        if not slugs:
+            return None
+        now = self.app.clock.now()
+        due = due_badges(self.app, telegram_id, slugs, story_slug, now)
+        if not due:
+            return None
+        return AwardEarnedBadges(telegram_id, tuple(slugs), evidence(event), story_slug)
 
 
 def evidence(event: Any) -> tuple[str, ...]:
