@@ -112,6 +112,8 @@ class Seeder:
         self.story = load_bundled_story().story
         self.heavy_events = min(10_000, events // 4)
         self.update = 0
+        self.awards = True
+        """Emit the badge awards the policies would (False: leave them to the policies)."""
 
     def run(self) -> int:
         self._catalogue()
@@ -232,6 +234,8 @@ class Seeder:
                 self._badge(p, f"besitos-{threshold}")
 
     def _badge(self, p: PlayerState, slug: str) -> None:
+        if not self.awards:
+            return
         if p.badges is None:
             p.badges = set()
         if slug in p.badges:

@@ -1,17 +1,21 @@
 """Which badges exist, by criteria kind: the catalogue, and every badge defined since.
 
 Read from the notification log (`BadgeDefined` and `BadgeChanged`, by class), from where the
-last look stopped, so a badge an admin defines while the workers run is considered from the
-next event on.
+last look stopped, at most once every `MAX_AGE` seconds (a look is a query; policies ask for
+every event they see), so a badge an admin defines while the workers run is considered within
+a second or so.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from dianabot.domain.badge import Badge
 from dianabot.domain.catalogue import INITIAL_BADGES
+
+MAX_AGE = 1.0
 
 
 class BadgeDirectory:
@@ -21,6 +25,7 @@ class BadgeDirectory:
             spec.slug: str(spec.criteria.get("kind")) for spec in INITIAL_BADGES
         }
         self._position = 0
+        self._looked_at = float("-inf")
         self._lock = threading.Lock()
 
     def slugs(self, kinds: frozenset[str]) -> tuple[str, ...]:
@@ -28,11 +33,16 @@ class BadgeDirectory:
         self.refresh()
         return tuple(sorted(slug for slug, kind in self._kinds.items() if kind in kinds))
 
-    def refresh(self) -> None:
+    def refresh(self, *, now: bool = False) -> None:
+        """Look for badges defined or changed since the last look (`now`: whatever its age)."""
         # The @event decorator defines these classes when Badge is created.
         defined = Badge.BadgeDefined  # type: ignore[attr-defined]
         changed = Badge.BadgeChanged  # type: ignore[attr-defined]
         with self._lock:
+            clock = time.monotonic()
+            if not now and clock - self._looked_at < MAX_AGE:
+                return
+            self._looked_at = clock
             seen: set[Any] = set()
             for notification in self.app.scan_notifications([defined, changed], self._position + 1):
                 seen.add(notification.originator_id)
