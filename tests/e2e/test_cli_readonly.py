@@ -10,12 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from dianabot.adapters.bootstrap import bootstrap
+from dianabot.adapters.cli import exits
 from dianabot.adapters.cli.demo import DEMO_SPAN, play
 from dianabot.adapters.cli.main import app as cli
 from dianabot.application.clock import ManualClock
 from typer.testing import CliRunner
 
-from tests.conftest import POSTGRES_URL, make_settings
+from tests.conftest import POSTGRES_URL, by_system, make_settings
 
 runner = CliRunner()
 
@@ -111,3 +112,21 @@ def test_the_demo_script_ends_before_the_present() -> None:
     taken = clock.now() - start
     assert taken < DEMO_SPAN
     assert (DEMO_SPAN - taken).total_seconds() < 3600
+
+
+def test_a_postgres_store_with_events_is_read(workdir: Path, postgres_url: str) -> None:
+    """PostgreSQL's events table is `dianabot_events` (the library names it after the app), not
+    SQLite's `stored_events`: a read command must find the events there, not call it empty."""
+    with bootstrap(make_settings(postgres_url)) as wired:
+        assert wired.app.register_player(1001, "Ana", by_system()).ok
+        assert wired.projections is not None
+        wired.projections.catch_up()
+    base = ["--database-url", postgres_url]
+    status = runner.invoke(cli, [*base, "projections", "status", "--json"])
+    assert status.exit_code == 0, status.output
+    assert all(s["position"] == 1 and s["lag"] == 0 for s in json.loads(status.stdout))
+    reconciled = runner.invoke(cli, [*base, "reconcile", "--json"])
+    assert reconciled.exit_code == 0, reconciled.output
+    assert json.loads(reconciled.stdout)["consistent"]
+    demo = runner.invoke(cli, [*base, "demo", "--json"])  # the store holds events: refused
+    assert demo.exit_code == exits.REFUSED, demo.output
