@@ -54,7 +54,8 @@ def bootstrap(
     read_only: bool = False,
 ) -> Services:
     """`read_only`: the caller only reads; a missing or empty store is an error
-    (`StoreMissing`) and no event table or schema is created."""
+    (`StoreMissing`), read models never built are one too (`ReadModelsMissing`), and no table
+    or schema is created, neither the events' nor the read models'."""
     settings = settings or Settings()
     database = database_from_url(database_url or settings.database_url)
     prepare(database, read_only=read_only)
@@ -75,7 +76,12 @@ def bootstrap(
     if projections:
         try:
             read_side = Projections.open(
-                app, event_log(app), database.kind, database.sqlalchemy_url, database.schema
+                app,
+                event_log(app),
+                database.kind,
+                database.sqlalchemy_url,
+                database.schema,
+                read_only=read_only,
             )
         except BaseException:
             app.close()
