@@ -186,11 +186,19 @@ class Workers:
             if self.role != LEADER:
                 self.lock.release()
                 return True
-            deadline = time.monotonic() + timeout
-            clean = True
-            for live in self._live_runners():
-                clean &= live.stop(max(0.1, deadline - time.monotonic()))
-            clean &= self.jobs.stop(max(0.1, deadline - time.monotonic()))
+            # All at once: each ends its batch in flight (and a PostgreSQL listener its wait).
+            stops = [live.stop for live in self._live_runners()] + [self.jobs.stop]
+            outcomes: list[bool] = []
+            threads = [
+                threading.Thread(target=lambda stop=stop: outcomes.append(stop(timeout)))
+                for stop in stops
+            ]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + timeout + 1.0
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            clean = len(outcomes) == len(stops) and all(outcomes)
             self.lock.release()
             self.role = STANDBY
             log.info("workers: %s; runners stopped%s", why, "" if clean else " (some abandoned)")
