@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -341,3 +342,23 @@ def test_healthz_is_503_while_postgresql_is_down_and_200_once_it_is_back(
         assert awards(services, users) == Counter(
             {(u, slug): 1 for u in users for _, slug in GRANTS}
         )
+
+
+def test_a_port_in_use_is_one_line_naming_the_setting_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DIANABOT_")}
+        env["DIANABOT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+        done = subprocess.run(
+            [str(DIANABOT), "workers", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert "DIANABOT_WORKERS_PORT" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "events.sqlite3.workers.lock").exists()  # never took the workers
