@@ -45,6 +45,9 @@ class Slot:
     failed_position: int | None = None
     last_error: str | None = None
     failures: int = 0
+    """Consecutive failed attempts (0 once it succeeds)."""
+    errors: int = 0
+    """Failed attempts ever, in this process (metrics)."""
     retry_at: float = 0.0
     until: int | None = None
     """A ceiling for this projector alone (a reconciliation compares each at its own position)."""

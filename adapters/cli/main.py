@@ -14,6 +14,7 @@ from dianabot.adapters.cli.demo import demo
 from dianabot.adapters.cli.projections import projections_app
 from dianabot.adapters.cli.reconcile import reconcile
 from dianabot.adapters.cli.story import story_app
+from dianabot.adapters.cli.workers import workers
 from typer.core import TyperGroup
 
 from dianabot import __version__
@@ -129,6 +130,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(story_app, name="story")
 app.add_typer(projections_app, name="projections")
 app.command()(reconcile)
+app.command()(workers)
 
 
 def main() -> None:
