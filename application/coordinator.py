@@ -376,44 +376,27 @@ class Coordinator:
         """Every module's health, the overall status, and what to do (see `HealthRules`)."""
         errors: dict[str, str] = {}
         store = self._probe_store()
+        if not store.reachable:
+            return self.rules.report(self.clock.now(), store, errors={"event_store": store.error})
         projections: list[SubscriberHealth] = []
         policies: list[SubscriberHealth] = []
         parked = self._parked_counts(errors)
         for group in self.subscribers:
             target = policies if group.kind == "policy" else projections
-            if not store.reachable:
-                errors[group.kind] = "not read: the event store is unreachable"
-                continue
             try:
                 standings = group.standings()
             except Exception as error:
                 errors[group.kind] = describe(error)
                 continue
             target.extend(self._subscriber_health(group, s, parked) for s in standings)
-        integrity = self._integrity(parked, errors)
-        telegram = self._telegram(errors)
-        rules = self.rules
-        findings = [
-            *rules.store(store),
-            *(f for p in projections for f in rules.projection(p)),
-            *(f for p in policies for f in rules.policy(p)),
-            *rules.integrity(integrity),
-            *rules.telegram(telegram),
-        ]
-        status = worst(findings)
-        reasons = [f.reason for f in findings if f.level != OK]
-        advice = list(dict.fromkeys(f.advice for f in findings if f.advice))
-        return HealthReport(
-            status=status,
-            checked_at=self.clock.now(),
-            store=store,
-            projections=tuple(projections),
-            policies=tuple(policies),
-            telegram=telegram,
-            integrity=integrity,
-            reasons=tuple(reasons),
-            recommendations=tuple(advice),
-            errors=errors,
+        return self.rules.report(
+            self.clock.now(),
+            store,
+            projections,
+            policies,
+            self._telegram(errors),
+            self._integrity(parked, errors),
+            errors,
         )
 
     def status(self) -> StatusReport:

@@ -416,6 +416,43 @@ class HealthRules:
             )
         ]
 
+    def report(
+        self,
+        at: datetime,
+        store: StoreHealth,
+        projections: Sequence[SubscriberHealth] = (),
+        policies: Sequence[SubscriberHealth] = (),
+        telegram: TelegramHealth | None = None,
+        integrity: IntegrityMetrics | None = None,
+        errors: Mapping[str, str | None] | None = None,
+    ) -> HealthReport:
+        """The report of these modules' states, judged by these rules."""
+        telegram = telegram or TelegramHealth(NOT_RUNNING, False, False)
+        integrity = integrity or IntegrityMetrics(available=False)
+        findings = [
+            *self.store(store),
+            *(f for p in projections for f in self.projection(p)),
+            *(f for p in policies for f in self.policy(p)),
+            *self.integrity(integrity),
+            *self.telegram(telegram),
+        ]
+        return HealthReport(
+            status=worst(findings),
+            checked_at=at,
+            store=store,
+            projections=tuple(projections),
+            policies=tuple(policies),
+            telegram=telegram,
+            integrity=integrity,
+            reasons=tuple(f.reason for f in findings if f.level != OK),
+            recommendations=tuple(dict.fromkeys(f.advice for f in findings if f.advice)),
+            errors={k: v for k, v in (errors or {}).items() if v is not None},
+        )
+
+    def unreachable(self, at: datetime, error: str) -> HealthReport:
+        """The report when the store cannot even be opened (failing)."""
+        return self.report(at, StoreHealth(False, None, None, error, FAILING), errors={})
+
 
 def worst(findings: Iterable[Finding]) -> str:
     """The overall level of some findings: failing, degraded, or ok."""

@@ -9,6 +9,8 @@ from dianabot.adapters.cli.admin import admin_app
 from dianabot.adapters.cli.common import options
 from dianabot.adapters.cli.config import config
 from dianabot.adapters.cli.demo import demo
+from dianabot.adapters.cli.events import events_app
+from dianabot.adapters.cli.health import health, status
 from dianabot.adapters.cli.projections import projections_app
 from dianabot.adapters.cli.reconcile import reconcile
 from dianabot.adapters.cli.story import story_app
@@ -55,6 +57,9 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(story_app, name="story")
 app.add_typer(projections_app, name="projections")
 app.command()(reconcile)
+app.command()(health)
+app.command()(status)
+app.add_typer(events_app, name="events")
 
 
 def main() -> None:
