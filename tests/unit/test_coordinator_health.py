@@ -352,16 +352,13 @@ def test_execute_many_keeps_each_users_order_and_runs_users_side_by_side() -> No
     bus = FakeBus()
     subject = coordinator(bus=bus)
     actions = [react(user, f"p{n}") for n in range(5) for user in (1, 2, 3, 4)]
-    started = time.monotonic()
     results = subject.execute_many_sync(actions)
-    elapsed = time.monotonic() - started
     assert [r.details["post"] for r in results] == [a.post for a in actions]  # input order
     assert all(r.ok and r.kind == "reaction" for r in results)
     for user in (1, 2, 3, 4):  # one user's: one at a time, in the order given
         mine = [(kind, post) for kind, (who, post), _ in bus.log if who == user]
         assert mine == [(k, f"p{n}") for n in range(5) for k in ("start", "end")]
-    assert bus.most == 4  # four users at once
-    assert elapsed < 5 * 0.01 * 4  # not one by one
+    assert bus.most == 4  # four users at once, not one by one
 
 
 def test_execute_many_limits_commands_in_flight() -> None:
