@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dianabot.adapters.coordination import build_coordinator
 from dianabot.adapters.eventstore.database import Database, database_from_url, prepare
 from dianabot.adapters.eventstore.log import event_log
 from dianabot.adapters.settings import Settings
 from dianabot.application.clock import Clock, SystemClock
+from dianabot.application.coordinator import Coordinator
 from dianabot.application.policies import build as build_policies
 from dianabot.application.service import DianaApplication
 from dianabot.projections.service import Projections
@@ -28,6 +30,8 @@ class Services:
     """Read models in the same database, with their runner (not started: the bot starts it)."""
     policies: Policies | None = None
     """The policies with their runner (not started: the workers start it)."""
+    coordinator: Coordinator | None = None
+    """The facade over the bus and the subscriptions (`initialize()` starts them), health."""
 
     def close(self) -> None:
         if self.policies is not None:
@@ -95,4 +99,5 @@ def bootstrap(
         app=app,
         projections=read_side,
         policies=reactions,
+        coordinator=build_coordinator(app.bus, log, clock, read_side, reactions),
     )

@@ -10,7 +10,7 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -104,12 +104,14 @@ def services(
     *,
     read_only: bool = False,
     as_json: bool | None = None,
+    unreachable: Callable[[DatabaseUnavailable], None] | None = None,
     **overrides: Any,
 ) -> Iterator[Services]:
     """Build the services from settings; a setting or store that cannot be used is a clear error.
 
     `read_only`: the command only reads (or repairs what exists): a missing or empty store, or
-    read models never built, are said plainly (exit 4) and nothing is created.
+    read models never built, are said plainly (exit 4) and nothing is created. `unreachable`:
+    called first when the database cannot be reached (e.g. `health` reports it as failing).
     """
     resolved = settings(as_json)
     url = database_url_override or database_url(resolved)
@@ -129,6 +131,8 @@ def services(
             as_json,
         )
     except DatabaseUnavailable as error:
+        if unreachable is not None:
+            unreachable(error)
         fail(exits.UNAVAILABLE, "database unavailable", str(error), as_json)
     with wired:
         yield wired

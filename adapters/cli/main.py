@@ -11,6 +11,8 @@ from dianabot.adapters.cli.admin import admin_app
 from dianabot.adapters.cli.common import fail, options
 from dianabot.adapters.cli.config import config
 from dianabot.adapters.cli.demo import demo
+from dianabot.adapters.cli.events import events_app
+from dianabot.adapters.cli.health import health, status
 from dianabot.adapters.cli.projections import projections_app
 from dianabot.adapters.cli.reconcile import reconcile
 from dianabot.adapters.cli.story import story_app
@@ -131,6 +133,9 @@ app.add_typer(story_app, name="story")
 app.add_typer(projections_app, name="projections")
 app.command()(reconcile)
 app.command()(workers)
+app.command()(health)
+app.command()(status)
+app.add_typer(events_app, name="events")
 
 
 def main() -> None:
