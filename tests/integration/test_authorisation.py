@@ -30,6 +30,7 @@ from dianabot.application.commands import (
     ExpireVip,
     GrantPoints,
     GrantVip,
+    InviteToVip,
     IssueVipToken,
     MakeChoice,
     ParkEvent,
@@ -40,6 +41,8 @@ from dianabot.application.commands import (
     RelocateProgress,
     RetireBadge,
     RevokeBadge,
+    RevokeLapsedBadges,
+    RewardDecision,
     SpendPoints,
     StartStory,
 )
@@ -95,6 +98,18 @@ TABLE: dict[type[Command], tuple[Build, set[Caller]]] = {
         {Caller.SYSTEM},
     ),
     ParkEvent: (lambda a: ParkEvent("p", 7, "s", 1, "E", "boom", 3), {Caller.SYSTEM}),
+    RevokeLapsedBadges: (
+        lambda a: RevokeLapsedBadges(USER, ("el-divan",), ("e:1",)),
+        {Caller.SYSTEM},
+    ),
+    RewardDecision: (
+        lambda a: RewardDecision(USER, "prueba", 1, ("primera-decision",), ("e:1",)),
+        {Caller.SYSTEM},
+    ),
+    InviteToVip: (
+        lambda a: InviteToVip(USER, "prueba", "a", "a_b", ("e:1",)),
+        {Caller.SYSTEM},
+    ),
 }
 
 _updates = iter(range(1, 10**6))
