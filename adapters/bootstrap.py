@@ -14,6 +14,7 @@ from dianabot.adapters.settings import Settings
 from dianabot.application.clock import Clock, SystemClock
 from dianabot.application.policies import build as build_policies
 from dianabot.application.service import DianaApplication
+from dianabot.projections.consistency import ReplayConsistency
 from dianabot.projections.service import Projections
 from dianabot.projections.subscriptions import Policies
 
@@ -81,7 +82,9 @@ def bootstrap(
             app.close()
             raise
     log = event_log(app)
-    reactions = Policies(app, log, build_policies(app)) if policies else None
+    # Error recovery checks users through the read side's per-user reconciliation.
+    checker = ReplayConsistency(read_side) if read_side is not None else None
+    reactions = Policies(app, log, build_policies(app, consistency=checker)) if policies else None
     return Services(
         settings=settings,
         database=database,

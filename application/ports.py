@@ -18,6 +18,7 @@ library's own `eventsourcing.popo`, say) is refused with a message naming the ri
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -110,4 +111,38 @@ class IncidentLog(Protocol):
     def last_reconciliation(self) -> dict[str, Any] | None:
         """The last full reconciliation's summary (None if none ran): `at` (ISO time),
         `position`, `consistent`, `differences`, `checks` ({check name: count})."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConsistencyOutcome:
+    """One user's read models compared with a replay of their history (`ConsistencyChecker`)."""
+
+    telegram_id: int
+    consistent: bool
+    differences: int
+    """How many problems the comparison found (0 when consistent)."""
+    position: int
+    """The log position the comparison was made at."""
+    problems: tuple[str, ...] = ()
+    """A few of the problems, one line each (check, read model, row: detail)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "telegram_id": self.telegram_id,
+            "consistent": self.consistent,
+            "differences": self.differences,
+            "position": self.position,
+            "problems": list(self.problems),
+        }
+
+
+class ConsistencyChecker(Protocol):
+    """Checks one user's read models against a replay of their history (the per-user
+    reconciliation of the read side, which implements it). Reads only: repairs are
+    `dianabot reconcile --user ID --fix`."""
+
+    def check(self, telegram_id: int) -> ConsistencyOutcome:
+        """The comparison's outcome for this user (consistent with 0 differences for a user
+        without history)."""
         ...

@@ -9,6 +9,7 @@ from dianabot.adapters.cli.admin import admin_app
 from dianabot.adapters.cli.common import options
 from dianabot.adapters.cli.config import config
 from dianabot.adapters.cli.demo import demo
+from dianabot.adapters.cli.policies import policies_app
 from dianabot.adapters.cli.projections import projections_app
 from dianabot.adapters.cli.reconcile import reconcile
 from dianabot.adapters.cli.story import story_app
@@ -54,6 +55,7 @@ app.command()(config)
 app.add_typer(admin_app, name="admin")
 app.add_typer(story_app, name="story")
 app.add_typer(projections_app, name="projections")
+app.add_typer(policies_app, name="policies")
 app.command()(reconcile)
 
 

@@ -28,6 +28,7 @@ from dianabot.application.commands import (
     DeductPoints,
     DefineBadge,
     ExpireVip,
+    FailParkedRetry,
     GrantPoints,
     GrantVip,
     IssueVipToken,
@@ -35,10 +36,14 @@ from dianabot.application.commands import (
     ParkEvent,
     PublishStory,
     ReactToPost,
+    RecordCommandFailure,
+    RecordConsistencyCheck,
+    RecordReconciliation,
     RedeemVipToken,
     RegisterPlayer,
     RelocateProgress,
     RetireBadge,
+    RetryParkedEvent,
     RevokeBadge,
     SpendPoints,
     StartStory,
@@ -95,6 +100,20 @@ TABLE: dict[type[Command], tuple[Build, set[Caller]]] = {
         {Caller.SYSTEM},
     ),
     ParkEvent: (lambda a: ParkEvent("p", 7, "s", 1, "E", "boom", 3), {Caller.SYSTEM}),
+    RetryParkedEvent: (lambda a: RetryParkedEvent("p", 7, None), ADMIN_OR_SYSTEM),
+    FailParkedRetry: (lambda a: FailParkedRetry("p", 7, "boom"), ADMIN_OR_SYSTEM),
+    RecordCommandFailure: (
+        lambda a: RecordCommandFailure("GrantPoints", "7", USER, "conflict", "gave up", "admin:1"),
+        {Caller.SYSTEM},
+    ),
+    RecordConsistencyCheck: (
+        lambda a: RecordConsistencyCheck(USER, True, 0, 1),
+        {Caller.SYSTEM},
+    ),
+    RecordReconciliation: (
+        lambda a: RecordReconciliation(1, True, 0, (("row_differs", 0),)),
+        {Caller.SYSTEM},
+    ),
 }
 
 _updates = iter(range(1, 10**6))
