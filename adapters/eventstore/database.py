@@ -36,6 +36,8 @@ holds up every command behind it; the store's circuit breaker then answers the o
 
 SETTING = "DIANABOT_DATABASE_URL"
 EVENTS_TABLE = "stored_events"
+POSTGRES_EVENTS_TABLE = "dianabot_events"
+"""On PostgreSQL the library names the table after the application (`DianaApplication.name`)."""
 # The library splices the schema name into its SQL unquoted in places: only plain identifiers.
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -220,13 +222,13 @@ def _prepare_postgres(database: Database, read_only: bool) -> None:
         ) as connection:
             if read_only:
                 found = connection.execute(
-                    "SELECT to_regclass(%s)", [f'"{schema}".{EVENTS_TABLE}']
+                    "SELECT to_regclass(%s)", [f'"{schema}".{POSTGRES_EVENTS_TABLE}']
                 ).fetchone()
                 empty = found is None or found[0] is None
                 if not empty:
                     empty = not connection.execute(
                         sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(
-                            sql.Identifier(schema), sql.Identifier(EVENTS_TABLE)
+                            sql.Identifier(schema), sql.Identifier(POSTGRES_EVENTS_TABLE)
                         )
                     ).fetchone()
                 if empty:
