@@ -10,6 +10,7 @@ which the error-recovery policy answers with one consistency check of that user.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -296,6 +297,20 @@ def test_a_failure_reported_twice_for_one_cause_is_recorded_once(services: Servi
     for _ in range(3):  # as a policy retries one command for one event
         assert services.app.bus.handle(command, origin).outcome == CORRUPT_HISTORY
     assert len(names_in_log(services, "CommandFailed")) == 1
+
+
+def test_an_awaited_command_that_fails_is_recorded_too(services: Services) -> None:
+    played(services)
+    corrupt(services, 2, delete=True)  # a gap in the versions
+    command = GrantPoints(BROKEN, admin_id=ADMIN_ID, amount=5, reason="awaited")
+    result = asyncio.run(services.app.bus.handle_async(command, Origin.admin(ADMIN_ID)))
+    assert result.outcome == CORRUPT_HISTORY
+    (failure,) = incidents(services).command_failures(telegram_id=BROKEN)
+    assert (failure["command"], failure["version"]) == ("GrantPoints", 3)
+    # Rule refusals are not failures: nothing more recorded.
+    refused = GrantPoints(HEALTHY, admin_id=ADMIN_ID, amount=0, reason="zero")
+    assert services.app.bus.handle(refused, Origin.admin(ADMIN_ID)).outcome != "ok"
+    assert len(incidents(services).command_failures()) == 1
 
 
 def test_a_full_reconciliation_records_its_summary(services: Services) -> None:
