@@ -75,7 +75,11 @@ def retry_parked_event(app: CoreApplication, command: RetryParkedEvent) -> Plan:
         except DomainError as refusal:
             parked.resolve(f"refused: {refusal.code}: {refusal.message}", cause)
             return [parked]
-        parked.resolve(f"applied: {type(reaction).__name__}", cause)
+        name = type(reaction).__name__
+        if not any(aggregate.pending_events for aggregate in effect):
+            parked.resolve(f"nothing to do: {name} changes nothing now", cause)
+            return [parked]
+        parked.resolve(f"applied: {name}", cause)
         return [*effect, parked]
 
     return Plan(decide)
