@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dianabot.adapters.coordination import build_coordinator
 from dianabot.adapters.eventstore.database import Database, database_from_url, prepare
 from dianabot.adapters.eventstore.log import event_log
 from dianabot.adapters.settings import Settings
 from dianabot.application.clock import Clock, SystemClock
+from dianabot.application.coordinator import Coordinator
 from dianabot.application.policies import build as build_policies
 from dianabot.application.service import DianaApplication
 from dianabot.projections.consistency import ReplayConsistency
@@ -29,6 +31,8 @@ class Services:
     """Read models in the same database, with their runner (not started: the bot starts it)."""
     policies: Policies | None = None
     """The policies with their runner (not started: the workers start it)."""
+    coordinator: Coordinator | None = None
+    """The facade over the bus and the subscriptions (`initialize()` starts them), health."""
 
     def close(self) -> None:
         if self.policies is not None:
@@ -55,7 +59,8 @@ def bootstrap(
     read_only: bool = False,
 ) -> Services:
     """`read_only`: the caller only reads; a missing or empty store is an error
-    (`StoreMissing`) and no event table or schema is created."""
+    (`StoreMissing`), read models never built are one too (`ReadModelsMissing`), and no table
+    or schema is created, neither the events' nor the read models'."""
     settings = settings or Settings()
     database = database_from_url(database_url or settings.database_url)
     prepare(database, read_only=read_only)
@@ -76,7 +81,12 @@ def bootstrap(
     if projections:
         try:
             read_side = Projections.open(
-                app, event_log(app), database.kind, database.sqlalchemy_url, database.schema
+                app,
+                event_log(app),
+                database.kind,
+                database.sqlalchemy_url,
+                database.schema,
+                read_only=read_only,
             )
         except BaseException:
             app.close()
@@ -92,4 +102,12 @@ def bootstrap(
         app=app,
         projections=read_side,
         policies=reactions,
+        coordinator=build_coordinator(
+            app.bus,
+            log,
+            clock,
+            read_side,
+            reactions,
+            incidents=read_side.incidents() if read_side is not None else None,
+        ),
     )

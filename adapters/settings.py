@@ -33,6 +33,25 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = Field(10_000, ge=0)
     group_commit: bool = Field(True, description="Commit concurrent commands together")
     group_commit_max_batch: int = Field(32, ge=1, le=1000)
+    workers_host: str = Field(
+        "127.0.0.1", description="Address the workers serve /healthz and /metrics on"
+    )
+    workers_port: int = Field(
+        9464, ge=0, le=65535, description="Port of /healthz and /metrics; 0 picks a free one"
+    )
+    workers_standby_retry: float = Field(
+        5.0, gt=0, le=300, description="Seconds between a standby's attempts to take the workers"
+    )
+    workers_stop_timeout: float = Field(
+        10.0, gt=0, le=600, description="Seconds the workers wait for a batch in flight on stop"
+    )
+    vip_expiry_interval: float = Field(
+        5.0, gt=0, le=3600, description="Seconds between runs of the VIP expiry job"
+    )
+    snapshot_prune_interval: float = Field(
+        600.0, gt=0, description="Seconds between runs of the snapshot pruning job"
+    )
+    snapshots_keep: int = Field(3, ge=1, le=1000, description="Snapshots kept per aggregate")
     log_level: str = Field("INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     log_format: str = Field("console", pattern="^(console|json)$")
 

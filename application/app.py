@@ -218,6 +218,22 @@ class CoreApplication(Application[UUID]):
             return
         self._snapshot_sink.add(snapshots)
 
+    def refresh_cached(self, aggregate_id: UUID, version: int) -> None:
+        """Drop the cached copy of an aggregate if it is older than `version` (another process
+        wrote to it since), so that the next load reads the store. A policy reacting to an
+        event thus reads its stream at least as new as that event: a stale copy would not
+        fail a save (the policy's command saves other aggregates), it would decide wrongly."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        try:
+            cached = cache.get(aggregate_id)
+        except KeyError:
+            return
+        if cached.version < version:
+            with contextlib.suppress(KeyError):
+                cache.get(aggregate_id, evict=True)
+
     def _forget(self, aggregates: Iterable[Aggregate]) -> None:
         """Drop cached copies that may be stale, so the retry loads from the store."""
         cache = self.repository.cache

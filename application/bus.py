@@ -107,6 +107,9 @@ class Repair:
 
 
 Step = Commit | Pause | Repair
+
+CommandObserver = Callable[[Command, CommandResult, float], None]
+"""Told each command, its result and the seconds it took (`CommandBus.observe`)."""
 Steps = Generator[Step, Any, CommandResult]
 
 
@@ -118,6 +121,7 @@ class CommandBus:
         self._handlers = dict(handlers)
         self._locks = KeyLocks()
         self._inbox: LoopInbox | None = None
+        self._observers: tuple[CommandObserver, ...] = ()
 
     # ----- blocking ---------------------------------------------------------------------------
 
@@ -132,10 +136,11 @@ class CommandBus:
         such a command has a transaction of its own (never merged by group commit), written
         even when it decides nothing. A refused command writes nothing, tracking included.
         """
+        started = time.perf_counter()
         plan = self._plan(command)
         refusal = admit(command, origin, self._app.admin_ids)
         if refusal is not None:
-            return CommandResult.refused(refusal)
+            return self._told(command, CommandResult.refused(refusal), started)
         key = command.key
         # Held until the commit returns, across retries too.
         with self._locks.holding(key):
@@ -150,7 +155,7 @@ class CommandBus:
                     step = _advance(steps, outcome)
         if step.outcome in JOURNALED_FAILURES:
             self._journal_failure(command, origin, step)
-        return step if plan.then is None else plan.then(step)
+        return self._told(command, step if plan.then is None else plan.then(step), started)
 
     def _journal_failure(self, command: Command, origin: Origin, result: CommandResult) -> None:
         """Record a command that failed for a reason other than a rule (`CommandFailed` on the
@@ -199,10 +204,11 @@ class CommandBus:
         self, command: Command, origin: Origin, *, tracking: Tracking | None = None
     ) -> CommandResult:
         """`handle` for asyncio callers: the same steps, awaited instead of blocked on."""
+        started = time.perf_counter()
         plan = self._plan(command)
         refusal = admit(command, origin, self._app.admin_ids)
         if refusal is not None:
-            return CommandResult.refused(refusal)
+            return self._told(command, CommandResult.refused(refusal), started)
         key = command.key
         await self._locks.acquire_async(key)
         steps = self._steps(key, plan, origin, tracking)
@@ -225,9 +231,30 @@ class CommandBus:
         self._locks.release(key)
         if step.outcome in JOURNALED_FAILURES:
             await asyncio.to_thread(self._journal_failure, command, origin, step)
-        if plan.then is None:
-            return step
-        return await asyncio.to_thread(plan.then, step)
+        if plan.then is not None:
+            step = await asyncio.to_thread(plan.then, step)
+        return self._told(command, step, started)
+
+    # ----- observers (metrics) ----------------------------------------------------------------
+
+    def observe(self, observer: CommandObserver) -> Callable[[], None]:
+        """Tell `observer` every command's result from now on (in the caller's thread or on
+        its loop, after the command); returns the function that stops it. For metrics: it
+        must be quick, and what it raises is logged, never the command's caller's problem."""
+        self._observers = (*self._observers, observer)
+
+        def forget() -> None:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return forget
+
+    def _told(self, command: Command, result: CommandResult, started: float) -> CommandResult:
+        for observer in self._observers:
+            try:
+                observer(command, result, time.perf_counter() - started)
+            except Exception:
+                log.exception("a command observer failed")
+        return result
 
     async def _run_step_async(self, step: Step, steps: Steps, key: Hashable) -> Any:
         """One step, awaited. If the caller is cancelled meanwhile, the rest of the command

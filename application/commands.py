@@ -225,6 +225,22 @@ class AwardEarnedBadges(PlayerCommand):
     slugs: tuple[str, ...]
     evidence: tuple[str, ...]
     story_slug: str = ""
+    streak: int = 0
+    """The check-in streak the evidence recorded: a `checkin_streak` badge is earned when it or
+    the current streak reaches its days (a policy that lags judges the check-in it reacts to,
+    not a streak broken since)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeLapsedBadges(PlayerCommand):
+    """Revoke, together, every badge of `slugs` the player holds whose criteria no longer hold
+    (the VIP badge once the period has ended). Accepted with no events when none has lapsed:
+    a badge whose criteria hold again (a new grant) is kept."""
+
+    callers: ClassVar[frozenset[Caller]] = frozenset({Caller.SYSTEM})
+
+    slugs: tuple[str, ...]
+    evidence: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +308,20 @@ class RelocateProgress(PlayerCommand):
     slug: str = DEFAULT_STORY
 
 
+@dataclass(frozen=True, slots=True)
+class RewardDecision(PlayerCommand):
+    """What a decision in a story earns, in one transaction: +5 besitos for the first decision
+    in `chapter` (once per story and chapter, forever; 0: no chapter known) and every badge of
+    `slugs` now earned (`first_decision`). Accepted with no events when nothing is due."""
+
+    callers: ClassVar[frozenset[Caller]] = frozenset({Caller.SYSTEM})
+
+    story_slug: str
+    chapter: int
+    slugs: tuple[str, ...]
+    evidence: tuple[str, ...]
+
+
 # ----- VIP ------------------------------------------------------------------------------------
 
 
@@ -351,6 +381,20 @@ class ExpireVip(PlayerCommand):
     """End a player's VIP period that is due (refused `vip_not_due` otherwise)."""
 
     callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
+
+
+@dataclass(frozen=True, slots=True)
+class InviteToVip(PlayerCommand):
+    """Queue one invitation to VIP for the bot to send (`VipInvitationQueued` on the Player),
+    after the VIP gate hit named by `evidence`. Refusals: already_vip, already_invited (within
+    `rules.VIP_INVITATION_PERIOD` of the last one)."""
+
+    callers: ClassVar[frozenset[Caller]] = frozenset({Caller.SYSTEM})
+
+    story_slug: str
+    fragment_id: str
+    choice_id: str | None
+    evidence: tuple[str, ...]
 
 
 # ----- coordination ---------------------------------------------------------------------------

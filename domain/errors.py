@@ -53,6 +53,18 @@ class AlreadyCheckedIn(_Throttled):
     code = "already_checked_in"
 
 
+class AlreadyInvited(_Throttled):
+    """A VIP invitation within `rules.VIP_INVITATION_PERIOD` of the previous one."""
+
+    code = "already_invited"
+
+
+class AlreadyVip(DomainError):
+    """A VIP invitation for a player whose VIP period is active."""
+
+    code = "already_vip"
+
+
 class InsufficientPoints(DomainError):
     code = "insufficient_points"
 

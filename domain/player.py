@@ -12,7 +12,9 @@ from dianabot.domain.cause import Cause
 from dianabot.domain.errors import (
     AlreadyAnswered,
     AlreadyCheckedIn,
+    AlreadyInvited,
     AlreadyReacted,
+    AlreadyVip,
     Cooldown,
     DuplicateCommand,
     InsufficientPoints,
@@ -29,6 +31,7 @@ MAX_REFERENCE_LENGTH = 200
 MAX_NAME_LENGTH = 64
 MAX_LANGUAGE_LENGTH = 8
 _NO_REFERENCES: GrowSet[str] = GrowSet()
+_DECISION_SOURCE = str(PointSource.STORY_DECISION)
 DEFAULT_LANGUAGE = "es"
 
 
@@ -109,6 +112,7 @@ class Player(DianaAggregate):
         self.answered_polls: GrowSet[str] = GrowSet()
         self.vip_until: datetime | None = None
         self.vip_references: GrowSet[str] = GrowSet()
+        self.decision_chapters: GrowSet[str] = GrowSet()
         self.recent_commands = RecentKeys()
 
     # ----- earning --------------------------------------------------------------------------
@@ -173,6 +177,21 @@ class Player(DianaAggregate):
         reference = _checked_text(reference, "reference")
         self._refuse_duplicate(f"award:{source}", cause)
         self._earn(source, amount, reference, cause)
+
+    def reward_decision(self, story_slug: str, chapter: int, cause: Cause) -> None:
+        """+5 besitos for the first decision taken in a chapter of a story: once per (story,
+        chapter), forever, whatever cause asks again (the reference is remembered)."""
+        reference = rules.decision_reference(story_slug, chapter)
+        if reference in self._decision_chapters():
+            raise DuplicateCommand(
+                f"the first decision in chapter {chapter} of {story_slug!r} was already rewarded",
+                causation=cause.causation,
+                reference=reference,
+            )
+        self.award(PointSource.STORY_DECISION, rules.STORY_DECISION_BONUS, reference, cause)
+
+    def decision_rewarded(self, story_slug: str, chapter: int) -> bool:
+        return rules.decision_reference(story_slug, chapter) in self._decision_chapters()
 
     def grant(self, amount: int, admin_id: int, reason: str, cause: Cause) -> None:
         """An admin gives besitos: they count as earned (lifetime, level)."""
@@ -259,6 +278,56 @@ class Player(DianaAggregate):
             )
         self._vip_expired(until=until, **cause.event_fields())
 
+    # ----- VIP invitations (the vip-conversion policy) --------------------------------------
+
+    @property
+    def last_vip_invitation(self) -> datetime | None:
+        """When the last VIP invitation was queued (players and snapshots from before
+        invitations existed lack the attribute: never)."""
+        last: datetime | None = getattr(self, "vip_invited_at", None)
+        return last
+
+    def vip_invitation_due(self, at: datetime) -> bool:
+        """A free player not invited within `rules.VIP_INVITATION_PERIOD` before `at`."""
+        last = self.last_vip_invitation
+        return not self.vip_active(at) and (
+            last is None or at - last >= rules.VIP_INVITATION_PERIOD
+        )
+
+    def invite_to_vip(
+        self,
+        story_slug: str,
+        fragment_id: str,
+        choice_id: str | None,
+        evidence: list[str],
+        cause: Cause,
+    ) -> None:
+        """Queue one invitation to VIP for the bot to send, after a VIP gate hit: refused
+        `already_vip` while VIP is active, `already_invited` within the period."""
+        story_slug = _checked_text(story_slug, "story slug", max_length=64)
+        fragment_id = _checked_text(fragment_id, "fragment id")
+        if choice_id is not None:
+            choice_id = _checked_text(choice_id, "choice id")
+        evidence = [_checked_text(item, "evidence") for item in evidence]
+        if not evidence:
+            raise InvalidInput("an invitation names the gate hit that prompted it")
+        self._refuse_duplicate("vip_invite", cause)
+        if self.vip_active(cause.at):
+            raise AlreadyVip(f"user {self.telegram_id} is VIP", vip_until=self.vip_until)
+        last = self.last_vip_invitation
+        if last is not None and cause.at - last < rules.VIP_INVITATION_PERIOD:
+            raise AlreadyInvited(
+                f"user {self.telegram_id} was invited to VIP at {last.isoformat()}",
+                retry_after=rules.VIP_INVITATION_PERIOD - (cause.at - last),
+            )
+        self._vip_invitation_queued(
+            story_slug=story_slug,
+            fragment_id=fragment_id,
+            choice_id=choice_id,
+            evidence=evidence,
+            **cause.event_fields(),
+        )
+
     # ----- invariants -----------------------------------------------------------------------
 
     def _require_balance(self, amount: int) -> None:
@@ -317,7 +386,15 @@ class Player(DianaAggregate):
     ) -> None:
         self.balance += amount
         self.lifetime_earned += amount
+        if source == _DECISION_SOURCE and reference.startswith(rules.DECISION_REFERENCE_PREFIX):
+            self.decision_chapters = self._decision_chapters().added(reference)
         self._remember(f"award:{source}", causation, timestamp)
+
+    def _decision_chapters(self) -> GrowSet[str]:
+        """The chapters whose first decision was rewarded (`chapter:<story>:<n>`). A snapshot
+        from before they were kept lacks the attribute: empty then (no such award existed)."""
+        chapters: GrowSet[str] = getattr(self, "decision_chapters", _NO_REFERENCES)
+        return chapters
 
     @event("PointsSpent")
     def _points_spent(
@@ -382,3 +459,18 @@ class Player(DianaAggregate):
         # Set here only (not in __init__): players and snapshots from before VIP existed lack it.
         self.vip_expired_until = until
         self._remember("vip_expire", causation, timestamp)
+
+    @event("VipInvitationQueued")
+    def _vip_invitation_queued(
+        self,
+        story_slug: str,
+        fragment_id: str,
+        choice_id: str | None,
+        evidence: list[str],
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        # Set here only (not in __init__): players and snapshots from before invitations lack it.
+        self.vip_invited_at = timestamp
+        self._remember("vip_invite", causation, timestamp)

@@ -30,10 +30,18 @@ CHECKIN_POINTS = 10
 STREAK_BONUS_POINTS = 25
 STREAK_BONUS_EVERY = 7
 STORY_DECISION_BONUS = 5
+"""Besitos for the first decision a player takes in each chapter of a story (once per story and
+chapter, forever: the story-decisions policy)."""
 
 MESSAGE_COOLDOWN = timedelta(seconds=30)
 CHECKIN_INTERVAL = timedelta(hours=24)
 STREAK_KEEP_WITHIN = timedelta(hours=48)
+
+VIP_INVITATION_PERIOD = timedelta(days=7)
+"""A free player is invited to VIP at most once per this period (the vip-conversion policy)."""
+VIP_INVITATION_WINDOW = timedelta(hours=1)
+"""An invitation follows the VIP gate hit that prompted it: a hit older than this when the
+policy sees it (the workers were down) invites no one."""
 
 MAX_TELEGRAM_ID = 2**52 - 1
 """The largest Telegram user id. The Bot API documents user ids as having at most 52
@@ -86,6 +94,19 @@ def checked_amount(amount: object, cap: int | None = MAX_AMOUNT) -> int:
     if cap is not None and amount > cap:
         raise InvalidAmount(f"amount {amount} is over the cap of {cap}")
     return amount
+
+
+DECISION_REFERENCE_PREFIX = "chapter:"
+
+
+def decision_reference(story_slug: str, chapter: int) -> str:
+    """The reference of the besitos for the first decision in a chapter (`PointsAwarded` of
+    source `story_decision`): `chapter:<story>:<chapter>`, which the Player remembers forever."""
+    if isinstance(chapter, bool) or not isinstance(chapter, int) or chapter <= 0:
+        raise InvalidInput(f"chapter must be a positive whole number, got {chapter!r}")
+    if not isinstance(story_slug, str) or not story_slug or " " in story_slug:
+        raise InvalidInput(f"story slug must be a non-empty word, got {story_slug!r}")
+    return f"{DECISION_REFERENCE_PREFIX}{story_slug}:{chapter}"
 
 
 def checked_telegram_id(value: object, what: str = "telegram id") -> int:

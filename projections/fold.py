@@ -229,6 +229,7 @@ def flush(
         if slot.broken is not None:
             slot.projector.reset()  # its cache holds half of the failing event
             slot.failures += 1
+            slot.errors += 1
             slot.retry_at = time.monotonic() + min(2.0**slot.failures, MAX_RETRY_DELAY)
         else:
             slot.projector.flushed()

@@ -70,12 +70,19 @@ class LiveRunner:
         self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop after the batch in progress; False if the thread did not end within `timeout`
+        (it is left to finish that batch, whose transaction commits whole or not at all)."""
         self._stopping.set()
         self._nudge()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("%s: the batch in progress did not end within %.0f s", self.name, timeout)
+            return False
+        return True
 
     @property
     def running(self) -> bool:

@@ -45,6 +45,9 @@ class Slot:
     failed_position: int | None = None
     last_error: str | None = None
     failures: int = 0
+    """Consecutive failed attempts (0 once it succeeds)."""
+    errors: int = 0
+    """Failed attempts ever, in this process (metrics)."""
     retry_at: float = 0.0
     until: int | None = None
     """A ceiling for this projector alone (a reconciliation compares each at its own position)."""
@@ -147,6 +150,44 @@ def _ensure_schema(store: ReadStore, slots: Sequence[Slot], state: str) -> None:
                 )
 
 
+class ReadModelsMissing(RuntimeError):
+    """A use that only reads found read models that were never built (no position row, or no
+    table): it names them, and creates nothing (building them is `ensure_schema`'s job)."""
+
+    def __init__(self, names: Sequence[str], *, none_built: bool) -> None:
+        self.names = tuple(names)
+        self.none_built = none_built
+        if none_built:
+            which = "the read models have"
+        elif len(self.names) == 1:
+            which = f"the read model {self.names[0]} has"
+        else:
+            which = f"the read models {', '.join(self.names)} have"
+        super().__init__(f"{which} not been built yet")
+
+
+def check_schema(store: ReadStore, slots: Sequence[Slot]) -> None:
+    """Raise `ReadModelsMissing` naming the slots whose tables or position row do not exist.
+
+    Only reads (the catalogue and the positions table): the read-only counterpart of
+    `ensure_schema`, for commands that must not create anything.
+    """
+    if not slots:
+        return
+    existing = store.table_names()
+    if positions_table(slots).name not in existing:
+        raise ReadModelsMissing([s.key for s in slots], none_built=True)
+    rows = read_positions(store, slots)
+    missing = [
+        slot.key
+        for slot in slots
+        if slot.key not in rows
+        or any(t.name not in existing for t in slot.projector.tableset.tables.values())
+    ]
+    if missing:
+        raise ReadModelsMissing(missing, none_built=len(missing) == len(slots))
+
+
 def read_positions(store: ReadStore, slots: Sequence[Slot]) -> dict[str, Any]:
     """The slots' position rows by key, as committed now."""
     positions = positions_table(slots)
@@ -186,12 +227,15 @@ def statuses(slots: Sequence[Slot], rows: Mapping[str, Any], head: int) -> list[
         if row is None:
             result.append(ProjectionStatus(slot.name, 0, head, "missing", None, None, 0, None))
             continue
+        # A row written by another version of the projector is outdated, whether or not a
+        # runner (`ensure_schema`) has marked it yet: a read-only status marks nothing.
+        state = OUTDATED if row.version != slot.projector.version else row.state
         result.append(
             ProjectionStatus(
                 slot.name,
                 row.position,
                 head,
-                row.state,
+                state,
                 row.last_error,
                 row.failed_position,
                 row.generation,

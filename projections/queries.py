@@ -91,3 +91,10 @@ def funnel(projections: Any) -> dict[str, int]:
     with projections.store.read() as conn:
         users, converted, hits = conn.execute(statement).one()
     return {"users": users, "converted": converted, "gate_hits": hits}
+
+
+def player_count(projections: Any) -> int:
+    """How many players the read model knows (one row each)."""
+    table = projections.table("player_points")
+    with projections.store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())

@@ -97,6 +97,11 @@ class ProjectionRunner:
         positions.ensure_schema(self.store, self.slots, state)
         self._synced = False
 
+    def check_schema(self) -> None:
+        """Raise `positions.ReadModelsMissing` if a table or position row is missing; creates
+        nothing (for uses that only read)."""
+        positions.check_schema(self.store, self.slots)
+
     def sync(self) -> None:
         """Adopt the positions in the database; forget cached rows someone else may have changed."""
         if not self.slots:

@@ -37,8 +37,11 @@ class Projections:
         *,
         names: Sequence[str] | None = None,
         poll_interval: float = 0.25,
+        read_only: bool = False,
         **runner_options: Any,
     ) -> None:
+        """`read_only`: the caller only reads, so nothing is created: read models that were
+        never built raise `ReadModelsMissing` (naming them) instead of being created empty."""
         self.app = app
         self.store = store
         self.events = events
@@ -47,7 +50,14 @@ class Projections:
             events, store, projector_classes(list(self.names)), **runner_options
         )
         self.live = LiveRunner(self.runner, poll_interval=poll_interval)
-        self.runner.ensure_schema()
+        try:
+            if read_only:
+                self.runner.check_schema()
+            else:
+                self.runner.ensure_schema()
+        except BaseException:
+            self.store.close()
+            raise
         self.tables = TableSet([t for n in self.names for t in PROJECTORS[n].tables])
         """The live read-model tables (queries, reconciliation)."""
 

@@ -63,6 +63,8 @@ class PolicyHost(Protocol):
 
     def advance_subscriber(self, name: str, position: int) -> bool: ...
 
+    def refresh_cached(self, aggregate_id: Any, version: int) -> None: ...
+
 
 @dataclass
 class PolicySlot:
@@ -244,6 +246,8 @@ class PolicyRunner:
     def _react(self, slot: PolicySlot, row: LoggedRow, name: str, event: Any) -> None:
         policy = slot.policy
         try:
+            # Another process may have written this stream since it was cached here.
+            self.host.refresh_cached(event.originator_id, event.originator_version)
             command = policy.react(event)
         except Exception as error:
             log.debug("policy %s raised on %s", policy.name, row.id, exc_info=error)

@@ -10,7 +10,7 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -22,10 +22,12 @@ from dianabot.adapters.eventstore.database import (
     DatabaseMisconfigured,
     DatabaseUnavailable,
     StoreMissing,
+    redact,
 )
 from dianabot.adapters.logs import configure_logging
 from dianabot.adapters.settings import Settings, SettingsInvalid, load_settings, unknown_variables
 from dianabot.application.results import CommandResult
+from dianabot.projections.positions import ReadModelsMissing
 from rich.console import Console
 from rich.markup import escape
 
@@ -102,12 +104,14 @@ def services(
     *,
     read_only: bool = False,
     as_json: bool | None = None,
+    unreachable: Callable[[DatabaseUnavailable], None] | None = None,
     **overrides: Any,
 ) -> Iterator[Services]:
     """Build the services from settings; a setting or store that cannot be used is a clear error.
 
-    `read_only`: the command only reads (or repairs what exists): a missing or empty store is
-    said plainly (exit 4) and nothing is created.
+    `read_only`: the command only reads (or repairs what exists): a missing or empty store, or
+    read models never built, are said plainly (exit 4) and nothing is created. `unreachable`:
+    called first when the database cannot be reached (e.g. `health` reports it as failing).
     """
     resolved = settings(as_json)
     url = database_url_override or database_url(resolved)
@@ -117,7 +121,18 @@ def services(
         fail(exits.USAGE, "invalid setting", str(error), as_json)
     except StoreMissing as error:
         fail(exits.UNAVAILABLE, "no store", str(error), as_json)
+    except ReadModelsMissing as error:
+        fail(
+            exits.UNAVAILABLE,
+            "no read models",
+            f"{error} (store: {redact(url)}); run `dianabot projections run --once` to build "
+            f"{'it' if len(error.names) == 1 else 'them'} from the events, then this command "
+            "again",
+            as_json,
+        )
     except DatabaseUnavailable as error:
+        if unreachable is not None:
+            unreachable(error)
         fail(exits.UNAVAILABLE, "database unavailable", str(error), as_json)
     with wired:
         yield wired

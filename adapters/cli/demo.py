@@ -2,6 +2,9 @@
 
 Until the Telegram adapter lands, the demo drives the application services directly with a manual
 clock (so cooldowns and streaks play out in seconds), then prints balances, levels and badges.
+Badges, the story's decision bonuses and the VIP invitation come from the policies, as in
+production: the script lets them catch up with the log at the end of each simulated step
+(`Script.settle`), as the workers would between a user's actions.
 The demo writes where every other command reads (--database-url, else DIANABOT_DATABASE_URL, else
 the default file), so `dianabot reconcile` right after it sees its data. Its clock starts
 `DEMO_SPAN` in the past and is moved to the present at the end: nothing it leaves is due later
@@ -46,6 +49,7 @@ from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.rules import level_for
 from dianabot.projections import queries
 from dianabot.projections.service import Projections
+from dianabot.projections.subscriptions import Policies
 from rich import box
 from rich.markup import escape
 from rich.table import Table
@@ -55,7 +59,6 @@ DEMO_SPAN = timedelta(days=8, hours=4)
 """How much simulated time the script takes (a little more, checked by a test)."""
 ADMIN_ID = 0
 USERS = {1001: "Ana", 1002: "Bruno", 1003: "Carla", 1004: "Darío", 1005: "Elena"}
-BADGE_SLUGS = [spec.slug for spec in INITIAL_BADGES]
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Script:
 
     app: DianaApplication
     clock: ManualClock
+    policies: Policies | None = None
     next_update: int = 10_000
     outcomes: Counter[str] = field(default_factory=Counter)
 
@@ -71,30 +75,15 @@ class Script:
         self.next_update += 1
         return Origin.telegram(self.next_update, user)
 
-    def policy(self, user: int) -> Origin:
-        """Stand-in for the badge policies: badges are awarded by the system, not the user."""
-        self.next_update += 1
-        return Origin.system("demo-badges", f"{user}:{self.next_update}")
-
     def run(self, user: int, result: CommandResult) -> CommandResult:
         self.outcomes[result.outcome] += 1
-        if result.ok and result.events:
-            last = result.events[-1]
-            evidence = [f"event:{last.originator_id}:{last.version}"]
-            self.app.award_earned_badges(user, BADGE_SLUGS, evidence, self.policy(user))
-            self._story_badges(user, result, evidence)
         return result
 
-    def _story_badges(self, user: int, result: CommandResult, evidence: list[str]) -> None:
-        """Stand-in for the story-decision policy until durable subscriptions land."""
-        if "ChoiceMade" not in result.event_names():
-            return
-        slugs = ["primera-decision"]
-        slugs += [f"capitulo-{n}" for n in result.details.get("chapters_completed", [])]
-        for slug in slugs:
-            award = self.app.get_award(slug, user)
-            if award is None or not award.held:
-                self.app.award_badge(slug, user, evidence, self.policy(user))
+    def settle(self) -> None:
+        """The policies catch up with the log (their commands included), at the simulated
+        time: what the workers do between one step of the users and the next."""
+        if self.policies is not None:
+            self.policies.catch_up()
 
     def walk(self, user: int, steps: int) -> str:
         """Take up to `steps` choices (varying by user), stopping at an ending or a refusal."""
@@ -105,14 +94,17 @@ class Script:
             affordable = [c for c in view.choices if c.affordable] or list(view.choices)
             choice = affordable[(user + step) % len(affordable)]
             result = self.run(user, self.app.make_choice(user, choice.id, self.origin(user)))
+            self.settle()
             if not result.ok:
                 return result.outcome
             self.clock.advance(minutes=3)
         return "walking"
 
 
-def play(app: DianaApplication, clock: ManualClock) -> Script:
-    script = Script(app, clock)
+def play(app: DianaApplication, clock: ManualClock, policies: Policies | None = None) -> Script:
+    """The scripted users' actions; with `policies`, their effects (badges, bonuses, the VIP
+    invitation) too, at the end of each step."""
+    script = Script(app, clock, policies)
     app.ensure_badges(INITIAL_BADGES, Origin.system("demo", "catalogue"))
     for user, name in USERS.items():
         script.run(user, app.register_player(user, name, script.origin(user)))
@@ -122,6 +114,7 @@ def play(app: DianaApplication, clock: ManualClock) -> Script:
         for post in range(1, 4 + 3 * index):
             script.run(user, app.react(user, f"channel:{post}", "❤️", script.origin(user)))
         script.run(user, app.react(user, "channel:1", "🔥", script.origin(user)))  # refused
+    script.settle()
 
     # Group chat: +1 per message, 30 s cooldown.
     for user in USERS:
@@ -130,17 +123,20 @@ def play(app: DianaApplication, clock: ManualClock) -> Script:
             message = f"group:{user}:{clock.now():%H%M%S}"
             script.run(user, app.count_message(user, message, script.origin(user)))
         clock.advance(seconds=31)
+    script.settle()
 
     # Polls: +2 once per poll.
     for user in list(USERS)[:3]:
         script.run(user, app.answer_poll(user, "poll:favorita", script.origin(user)))
         script.run(user, app.answer_poll(user, "poll:favorita", script.origin(user)))
+    script.settle()
 
     # Daily check-ins over eight days: the 7th in a row brings the streak bonus.
     for day in range(8):
         for user in list(USERS)[: 2 + day % 3]:
             script.run(user, app.check_in(user, script.origin(user)))
         script.run(1001, app.check_in(1001, script.origin(1001)))  # too soon: refused
+        script.settle()
         clock.advance(hours=24, minutes=5)
 
     # An update delivered twice is applied once.
@@ -154,6 +150,7 @@ def play(app: DianaApplication, clock: ManualClock) -> Script:
     script.run(1004, app.deduct_points(ADMIN_ID, 1004, 5, "corrección", Origin.console()))
     script.run(1002, app.spend_points(1002, 10_000, "vip", "demo", script.origin(1002)))
     script.run(1002, app.spend_points(1002, 20, "story_choice", "demo", script.origin(1002)))
+    script.settle()
     play_story(script)
     return script
 
@@ -164,16 +161,20 @@ def play_story(script: Script) -> None:
     app.publish_story(load_bundled_story(), Origin.system("demo", "story"))
     for user in USERS:
         script.run(user, app.start_story(user, script.origin(user)))
+    script.settle()
     for index, user in enumerate(USERS):
         script.walk(user, steps=3 + 2 * index)
-    # Ana walks the free arc until the VIP gate refuses her (recorded as VipGateHit) ...
+    # Ana walks the free arc until the VIP gate refuses her (recorded as VipGateHit; the
+    # vip-conversion policy queues her an invitation) ...
     ana = 1001
     while script.walk(ana, steps=1) == "walking":
         pass
-    # ... an admin issues a VIP token (deep link /start vip-<code>), she redeems it ...
+    # ... an admin issues a VIP token (deep link /start vip-<code>), she redeems it (the
+    # vip-badge policy awards El Diván) ...
     token = app.issue_vip_token(ADMIN_ID, 30, Origin.console()).details["token"]
     script.run(ana, app.redeem_vip_token(ana, token, script.origin(ana)))
     script.run(ana, app.redeem_vip_token(ana, token, script.origin(ana)))  # token_used
+    script.settle()
     # ... and the VIP arc opens.
     script.walk(ana, steps=6)
 
@@ -251,7 +252,7 @@ def demo(
         _remove_sqlite_files(Path(database.eventsourcing_env["SQLITE_DBNAME"]))
     clock = ManualClock(datetime.now(UTC) - DEMO_SPAN)
     with services(url, clock=clock, as_json=as_json) as wired:
-        script = play(wired.app, clock)
+        script = play(wired.app, clock, wired.policies)
         clock.set(max(clock.now(), datetime.now(UTC)))  # the demo ends at the present
         projections = wired.projections
         assert projections is not None
@@ -259,6 +260,7 @@ def demo(
         rows = summary(projections, clock.now())
         funnel = queries.funnel(projections)
         report = projections.reconcile(now=clock.now())
+        effects = policy_summary(wired.policies)
     if as_json:
         print_json(
             {
@@ -266,17 +268,29 @@ def demo(
                 "players": rows,
                 "outcomes": dict(script.outcomes),
                 "vip_funnel": funnel,
+                "policies": effects,
                 "reconciliation": report.to_dict(),
             }
         )
         return
-    print_summary(rows, script, funnel)
+    print_summary(rows, script, funnel, effects)
     render_reconciliation(report)
     console.print(f"events and read models in [bold]{escape(shown)}[/bold]")
     console.print(
         "next: [bold]dianabot reconcile[/bold], [bold]dianabot projections status[/bold], "
         "[bold]dianabot admin grant 1001 50 -r gracias[/bold] (same store)"
     )
+
+
+def policy_summary(policies: Policies | None) -> dict[str, dict[str, int]]:
+    """Per policy: the commands it issued in this run, and how far behind the log it is."""
+    if policies is None:
+        return {}
+    lags = {status.name: status.lag for status in policies.status()}
+    return {
+        slot.name: {"commands": slot.commands, "parked": slot.parked, "lag": lags[slot.name]}
+        for slot in policies.runner.slots
+    }
 
 
 def _has_data(database: Database) -> bool:
@@ -293,7 +307,12 @@ def _remove_sqlite_files(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def print_summary(rows: list[dict[str, Any]], script: Script, funnel: dict[str, Any]) -> None:
+def print_summary(
+    rows: list[dict[str, Any]],
+    script: Script,
+    funnel: dict[str, Any],
+    effects: dict[str, dict[str, int]],
+) -> None:
     """The read models' view of the demo, narrow enough for an 80-column terminal: one table row
     per player, then each player's badges on lines of their own."""
     table = Table(title="Diana: tabla de besitos (read models)", box=box.SIMPLE_HEAD)
@@ -325,3 +344,8 @@ def print_summary(rows: list[dict[str, Any]], script: Script, funnel: dict[str, 
         f"VIP funnel: free users who hit a VIP gate: {funnel['users']} "
         f"({funnel['gate_hits']} hits); of them became VIP: {funnel['converted']}"
     )
+    if effects:
+        behind = sum(effect["lag"] for effect in effects.values())
+        state = "caught up" if behind == 0 else f"{behind} events behind"
+        issued = ", ".join(f"{name} {effect['commands']}" for name, effect in effects.items())
+        console.print(f"Policies ({state}), commands issued: {escape(issued)}")

@@ -16,4 +16,5 @@ REFUSED = 3
 """Refused: a command the rules refused (not_admin, insufficient_points, ...), or a destructive
 command not confirmed (declined, or no terminal and no --yes)."""
 UNAVAILABLE = 4
-"""The store is unavailable: unreachable, or missing/empty for a command that only reads."""
+"""The store is unavailable: unreachable, or missing/empty for a command that only reads, or its
+read models never built (a command that only reads creates no table)."""

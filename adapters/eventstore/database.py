@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 import psycopg
+from dianabot.application.service import DianaApplication
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -36,8 +37,10 @@ holds up every command behind it; the store's circuit breaker then answers the o
 
 SETTING = "DIANABOT_DATABASE_URL"
 EVENTS_TABLE = "stored_events"
-POSTGRES_EVENTS_TABLE = "dianabot_events"
-"""On PostgreSQL the library names the table after the application (`DianaApplication.name`)."""
+"""The events table in a SQLite store (the library's SQLite factory names it so for any app)."""
+POSTGRES_EVENTS_TABLE = f"{DianaApplication.name.lower()}_events"
+"""The events table in a PostgreSQL store: the library's PostgreSQL factory names its tables
+after the application (`dianabot_events`, `dianabot_snapshots`, `dianabot_tracking`)."""
 # The library splices the schema name into its SQL unquoted in places: only plain identifiers.
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 

@@ -8,8 +8,9 @@ finds it). Reading never defines anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from dianabot.application.app import CoreApplication
 from dianabot.application.commands import (
@@ -19,6 +20,7 @@ from dianabot.application.commands import (
     DefineBadge,
     RetireBadge,
     RevokeBadge,
+    RevokeLapsedBadges,
 )
 from dianabot.application.plans import Handler, Plan
 from dianabot.domain.badge import Badge, BadgeAward, BadgeSpec, checked_slug
@@ -32,6 +34,7 @@ from dianabot.domain.criteria import (
 )
 from dianabot.domain.errors import BadgeNotHeld, InvalidBadge
 from dianabot.domain.ids import progress_id
+from dianabot.domain.player import Player
 from dianabot.domain.progress import StoryProgress
 
 CATALOGUE: dict[str, BadgeSpec] = {spec.slug: spec for spec in INITIAL_BADGES}
@@ -94,10 +97,16 @@ def award_badge(app: CoreApplication, command: AwardBadge) -> Plan:
 
 
 def due_badges(
-    app: CoreApplication, telegram_id: int, slugs: Iterable[str], story_slug: str, at: datetime
+    app: CoreApplication,
+    telegram_id: int,
+    slugs: Iterable[str],
+    story_slug: str,
+    at: datetime,
+    streak: int = 0,
 ) -> list[tuple[str, Badge | None, BadgeAward | None]]:
     """The badges of `slugs` the player has earned and does not hold, with their definition
     (None for a catalogue badge not defined yet) and their award stream (None before any).
+    `streak`: the check-in streak the evidence recorded (see `AwardEarnedBadges`).
     The badge policies ask it before issuing a command (most events earn nothing, and a
     command with a position costs a transaction); the command's handler asks it again."""
     player = app._player(telegram_id)
@@ -106,19 +115,10 @@ def due_badges(
         progress = app._load(progress_id(telegram_id, story_slug))
     due: list[tuple[str, Badge | None, BadgeAward | None]] = []
     for slug in dict.fromkeys(slugs):
-        badge = app.get_badge(slug)
-        spec = CATALOGUE.get(slug)
-        criteria = badge.criteria if badge is not None else (
-            dict(spec.criteria) if spec is not None else None
-        )  # fmt: skip
-        if criteria is None or (badge is not None and badge.retired):
+        badge, criteria = _definition(app, slug)
+        if criteria is None:
             continue
-        kind = criteria.get("kind")
-        if kind in PLAYER_CRITERIA:
-            earned = player_satisfies(criteria, player, at)
-        else:
-            earned = kind in STORY_CRITERIA and progress_satisfies(criteria, progress)
-        if not earned:
+        if not _satisfied(criteria, player, progress, at, streak):
             continue
         award = app.get_award(slug, telegram_id)
         if award is None or not award.held:
@@ -126,24 +126,102 @@ def due_badges(
     return due
 
 
+def lapsed_badges(
+    app: CoreApplication, telegram_id: int, slugs: Iterable[str], at: datetime
+) -> list[BadgeAward]:
+    """The badges of `slugs` the player holds whose (player) criteria no longer hold at `at`:
+    what `RevokeLapsedBadges` revokes. A retired badge's holdings stay (retirement keeps them)."""
+    player = app._player(telegram_id)
+    lapsed: list[BadgeAward] = []
+    for slug in dict.fromkeys(slugs):
+        badge, criteria = _definition(app, slug)
+        if criteria is None or criteria.get("kind") not in PLAYER_CRITERIA:
+            continue
+        award = app.get_award(slug, telegram_id)
+        if award is None or not award.held:
+            continue
+        if not player_satisfies(criteria, player, at):
+            lapsed.append(award)
+    return lapsed
+
+
+def _definition(app: CoreApplication, slug: str) -> tuple[Badge | None, dict[str, Any] | None]:
+    """The badge (None for a catalogue badge not defined yet) and its criteria (None when it
+    awards nothing: unknown, or retired)."""
+    badge = app.get_badge(slug)
+    if badge is not None:
+        return badge, None if badge.retired else badge.criteria
+    spec = CATALOGUE.get(slug)
+    return None, dict(spec.criteria) if spec is not None else None
+
+
+def _satisfied(
+    criteria: dict[str, Any],
+    player: Player,
+    progress: StoryProgress | None,
+    at: datetime,
+    streak: int,
+) -> bool:
+    kind = criteria.get("kind")
+    if kind in PLAYER_CRITERIA:
+        if kind == "checkin_streak" and streak >= criteria["days"]:
+            return True
+        return player_satisfies(criteria, player, at)
+    return kind in STORY_CRITERIA and progress_satisfies(criteria, progress)
+
+
+def earned_awards(
+    app: CoreApplication,
+    telegram_id: int,
+    slugs: Iterable[str],
+    evidence: Sequence[str],
+    cause: Cause,
+    *,
+    story_slug: str = "",
+    streak: int = 0,
+) -> list[Badge | BadgeAward]:
+    """The aggregates to save to award every badge of `slugs` that is due (`due_badges`): the
+    awards (first or again), and any catalogue badge defined on the way."""
+    saved: list[Badge | BadgeAward] = []
+    for slug, badge, award in due_badges(app, telegram_id, slugs, story_slug, cause.at, streak):
+        if badge is None:
+            badge = needed_badge(app, slug, cause)
+            saved.append(badge)
+        if award is None:
+            saved.append(BadgeAward.first(badge, telegram_id, list(evidence), cause))
+        else:
+            award.reaward(badge, list(evidence), cause)
+            saved.append(award)
+    return saved
+
+
 def award_earned_badges(app: CoreApplication, command: AwardEarnedBadges) -> Plan:
     """One transaction for every award due (the unit of work is the save of several
     aggregates); a catalogue badge not defined yet is defined in it too."""
-    telegram_id = command.telegram_id
 
     def decide(cause: Cause) -> list[Badge | BadgeAward]:
-        saved: list[Badge | BadgeAward] = []
-        due = due_badges(app, telegram_id, command.slugs, command.story_slug, cause.at)
-        for slug, badge, award in due:
-            if badge is None:
-                badge = needed_badge(app, slug, cause)
-                saved.append(badge)
-            if award is None:
-                saved.append(BadgeAward.first(badge, telegram_id, list(command.evidence), cause))
-            else:
-                award.reaward(badge, list(command.evidence), cause)
-                saved.append(award)
-        return saved
+        return earned_awards(
+            app,
+            command.telegram_id,
+            command.slugs,
+            command.evidence,
+            cause,
+            story_slug=command.story_slug,
+            streak=command.streak,
+        )
+
+    return Plan(decide)
+
+
+def revoke_lapsed_badges(app: CoreApplication, command: RevokeLapsedBadges) -> Plan:
+    """One transaction for every held badge whose criteria no longer hold."""
+    reason = f"criteria no longer met ({', '.join(command.evidence)})"
+
+    def decide(cause: Cause) -> list[BadgeAward]:
+        lapsed = lapsed_badges(app, command.telegram_id, command.slugs, cause.at)
+        for award in lapsed:
+            award.revoke(reason, cause)
+        return lapsed
 
     return Plan(decide)
 
@@ -169,4 +247,5 @@ HANDLERS: dict[type, Handler] = {
     AwardBadge: award_badge,
     AwardEarnedBadges: award_earned_badges,
     RevokeBadge: revoke_badge,
+    RevokeLapsedBadges: revoke_lapsed_badges,
 }

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dianabot.application.commands import MakeChoice, PublishStory, RelocateProgress, StartStory
+from dianabot.application.commands import (
+    MakeChoice,
+    PublishStory,
+    RelocateProgress,
+    RewardDecision,
+    StartStory,
+)
+from dianabot.application.handlers.badges import earned_awards
 from dianabot.application.narrative import NarrativeCommands
 from dianabot.application.plans import Handler, Plan
 from dianabot.application.results import CommandResult
@@ -143,9 +150,31 @@ def relocate_progress(app: NarrativeCommands, command: RelocateProgress) -> Plan
     return Plan(decide)
 
 
+def reward_decision(app: NarrativeCommands, command: RewardDecision) -> Plan:
+    """The story-decisions policy's effect: the chapter's first-decision besitos (Player) and
+    the badges now earned (BadgeAward streams), saved together or not at all. The Player
+    remembers the chapters rewarded, so the besitos come once per story and chapter, forever,
+    whatever delivers the decision again; the badges are awarded once by their own streams."""
+
+    def decide(cause: Cause) -> list[Any]:
+        player = app._player(command.telegram_id)
+        saved: list[Any] = []
+        chapter, slug = command.chapter, command.story_slug
+        if chapter > 0 and not player.decision_rewarded(slug, chapter):
+            player.reward_decision(slug, chapter, cause)
+            saved.append(player)
+        saved += earned_awards(
+            app, command.telegram_id, command.slugs, command.evidence, cause, story_slug=slug
+        )
+        return saved
+
+    return Plan(decide)
+
+
 HANDLERS: dict[type, Handler] = {
     PublishStory: publish_story,
     StartStory: start_story,
     MakeChoice: make_choice,
     RelocateProgress: relocate_progress,
+    RewardDecision: reward_decision,
 }

@@ -12,7 +12,13 @@ from datetime import timedelta
 from typing import Any
 
 from dianabot.application.app import CoreApplication
-from dianabot.application.commands import ExpireVip, GrantVip, IssueVipToken, RedeemVipToken
+from dianabot.application.commands import (
+    ExpireVip,
+    GrantVip,
+    InviteToVip,
+    IssueVipToken,
+    RedeemVipToken,
+)
 from dianabot.application.plans import Handler, Plan
 from dianabot.application.results import CommandResult
 from dianabot.domain.cause import Cause
@@ -81,6 +87,24 @@ def expire_vip(app: CoreApplication, command: ExpireVip) -> Plan:
     return Plan(decide)
 
 
+def invite_to_vip(app: CoreApplication, command: InviteToVip) -> Plan:
+    """The vip-conversion policy's effect: `VipInvitationQueued` on the Player, which the bot
+    delivers."""
+
+    def decide(cause: Cause) -> list[Player]:
+        player = app._player(command.telegram_id)
+        player.invite_to_vip(
+            command.story_slug,
+            command.fragment_id,
+            command.choice_id,
+            list(command.evidence),
+            cause,
+        )
+        return [player]
+
+    return Plan(decide)
+
+
 def with_vip_until(result: CommandResult) -> CommandResult:
     """The result with the end of the VIP period it granted, if it granted one."""
     granted = [e for e in result.events if e.name == "VipGranted"]
@@ -94,4 +118,5 @@ HANDLERS: dict[type, Handler] = {
     RedeemVipToken: redeem_vip_token,
     GrantVip: grant_vip,
     ExpireVip: expire_vip,
+    InviteToVip: invite_to_vip,
 }

@@ -1,7 +1,7 @@
 """The policies: reactions to events, run by the subscription runner with exactly-once effects.
 
 `POLICIES` lists them in the order the workers run them; `build(app)` makes them for one
-application. See `base` for what a policy is.
+application. See `base` for what a policy is, and docs/rules.md ("Policies") for each one.
 """
 
 from __future__ import annotations
@@ -10,10 +10,23 @@ from typing import Any
 
 from dianabot.application.policies.badges_by_criteria import BadgesByCriteria
 from dianabot.application.policies.base import Policy
+from dianabot.application.policies.engagement import Engagement
 from dianabot.application.policies.error_recovery import ErrorRecovery
+from dianabot.application.policies.story_decisions import StoryDecisions
+from dianabot.application.policies.streaks import StreakBadges
+from dianabot.application.policies.vip_badge import VipBadge
+from dianabot.application.policies.vip_conversion import VipConversion
 from dianabot.application.ports import ConsistencyChecker
 
-POLICIES: list[type[Policy]] = [BadgesByCriteria, ErrorRecovery]
+POLICIES: list[type[Policy]] = [
+    BadgesByCriteria,
+    StreakBadges,
+    StoryDecisions,
+    Engagement,
+    VipConversion,
+    VipBadge,
+    ErrorRecovery,
+]
 
 
 def build(

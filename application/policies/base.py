@@ -70,15 +70,20 @@ class BadgePolicy(Policy):
     badge is due now (most events earn none, and each command costs a transaction)."""
 
     def award_due(
-        self, telegram_id: int, slugs: Sequence[str], event: Any, story_slug: str = ""
+        self,
+        telegram_id: int,
+        slugs: Sequence[str],
+        event: Any,
+        story_slug: str = "",
+        streak: int = 0,
     ) -> Command | None:
         if not slugs:
             return None
         now = self.app.clock.now()
-        due = due_badges(self.app, telegram_id, slugs, story_slug, now)
+        due = due_badges(self.app, telegram_id, slugs, story_slug, now, streak)
         if not due:
             return None
-        return AwardEarnedBadges(telegram_id, tuple(slugs), evidence(event), story_slug)
+        return AwardEarnedBadges(telegram_id, tuple(slugs), evidence(event), story_slug, streak)
 
 
 def evidence(event: Any) -> tuple[str, ...]:

@@ -21,8 +21,8 @@ MAX_AGE = 1.0
 class BadgeDirectory:
     def __init__(self, app: Any) -> None:
         self.app = app
-        self._kinds: dict[str, str] = {
-            spec.slug: str(spec.criteria.get("kind")) for spec in INITIAL_BADGES
+        self._criteria: dict[str, dict[str, Any]] = {
+            spec.slug: dict(spec.criteria) for spec in INITIAL_BADGES
         }
         self._position = 0
         self._looked_at = float("-inf")
@@ -30,8 +30,17 @@ class BadgeDirectory:
 
     def slugs(self, kinds: frozenset[str]) -> tuple[str, ...]:
         """The badges whose criteria are of these kinds, in a stable order."""
+        return tuple(self.criteria(kinds))
+
+    def criteria(self, kinds: frozenset[str]) -> dict[str, dict[str, Any]]:
+        """The criteria of the badges whose criteria are of these kinds, by slug, in a stable
+        order (retired badges included: the award's handler skips them)."""
         self.refresh()
-        return tuple(sorted(slug for slug, kind in self._kinds.items() if kind in kinds))
+        return {
+            slug: criteria
+            for slug, criteria in sorted(self._criteria.items())
+            if criteria.get("kind") in kinds
+        }
 
     def refresh(self, *, now: bool = False) -> None:
         """Look for badges defined or changed since the last look (`now`: whatever its age)."""
@@ -50,4 +59,4 @@ class BadgeDirectory:
             for stream in seen:
                 badge = self.app._load(stream)
                 if badge is not None:
-                    self._kinds[badge.slug] = str(badge.criteria.get("kind"))
+                    self._criteria[badge.slug] = dict(badge.criteria)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from dianabot.adapters.cli.main import app as cli
@@ -47,6 +48,17 @@ def test_demo_runs_every_flow_on_the_configured_store(workdir) -> None:  # type:
     assert not (workdir / "dianabot-demo.sqlite3").exists()
     assert summary["reconciliation"]["consistent"] is True  # replay equals the read models
     assert summary["vip_funnel"] == {"users": 1, "converted": 1, "gate_hits": 1}
+    # Every effect came from the policies, which caught up with the log.
+    effects = summary["policies"]
+    assert set(effects) == {
+        "badges-by-criteria", "streak-badges", "story-decisions", "engagement",
+        "vip-conversion", "vip-badge",
+    }  # fmt: skip
+    assert all(e["lag"] == 0 and e["parked"] == 0 for e in effects.values())
+    assert effects["vip-conversion"]["commands"] == 1  # Ana, at the gate, before her token
+    assert all("primera-decision" in row["badges"] for row in players.values())
+    assert "capitulo-1" in ana["badges"] and "reacciones-10" in players[1005]["badges"]
+    assert_effects_came_from_policies(workdir / "bot.sqlite3")
     assert [row["rank"] for row in summary["players"]] == [1, 2, 3, 4, 5]
     lifetimes = [row["lifetime"] for row in summary["players"]]
     assert lifetimes == sorted(lifetimes, reverse=True)
@@ -55,6 +67,27 @@ def test_demo_runs_every_flow_on_the_configured_store(workdir) -> None:  # type:
     again = json.loads(runner.invoke(cli, ["demo", "--yes", "--json"]).stdout)  # a fresh file
     for key in ("players", "outcomes", "vip_funnel"):
         assert again[key] == summary[key]
+
+
+def assert_effects_came_from_policies(path: Path) -> None:
+    from dianabot.adapters.bootstrap import bootstrap
+    from dianabot.domain.rules import PointSource
+
+    from tests.conftest import make_settings
+    from tests.policies import logged
+
+    with bootstrap(make_settings(f"sqlite:///{path}"), projections=False) as wired:
+        awards = logged(wired, "BadgeAwarded", "BadgeReawarded")
+        assert awards and {e.actor for e in awards} <= {
+            f"policy:{name}" for name in ("badges-by-criteria", "streak-badges",
+                                          "story-decisions", "engagement", "vip-badge")
+        }  # fmt: skip
+        bonuses = [
+            e for e in logged(wired, "PointsAwarded") if e.source == PointSource.STORY_DECISION
+        ]
+        assert bonuses and {e.actor for e in bonuses} == {"policy:story-decisions"}
+        [invitation] = logged(wired, "VipInvitationQueued")
+        assert invitation.actor == "policy:vip-conversion"
 
 
 def test_admin_grant_and_deduct(workdir) -> None:  # type: ignore[no-untyped-def]

@@ -43,7 +43,7 @@ def played(workdir: Path) -> str:
     url = f"sqlite:///{workdir / 'played.sqlite3'}"
     clock = ManualClock(datetime.now(UTC) - DEMO_SPAN)
     with bootstrap(make_settings(url), clock=clock) as wired:
-        play(wired.app, clock)
+        play(wired.app, clock, wired.policies)
         assert wired.projections is not None
         wired.projections.catch_up()
     return url

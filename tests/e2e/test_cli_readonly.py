@@ -4,18 +4,21 @@ it is missing or empty, and after `dianabot demo` see the demo's data."""
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 from dianabot.adapters.bootstrap import bootstrap
+from dianabot.adapters.cli import exits
 from dianabot.adapters.cli.demo import DEMO_SPAN, play
 from dianabot.adapters.cli.main import app as cli
 from dianabot.application.clock import ManualClock
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
-from tests.conftest import POSTGRES_URL, make_settings
+from tests.conftest import POSTGRES_URL, by_system, make_settings
 
 runner = CliRunner()
 
@@ -111,3 +114,146 @@ def test_the_demo_script_ends_before_the_present() -> None:
     taken = clock.now() - start
     assert taken < DEMO_SPAN
     assert (DEMO_SPAN - taken).total_seconds() < 3600
+
+
+# The hardening issue's "commands that only read must not create or misread a store", continued:
+# a store whose events exist but whose read models were never built (written with projections
+# off, or by the write side only). Reading it must not build them, and must not report them as
+# caught up at position 0.
+
+NO_READ_MODELS = [
+    *READ_COMMANDS,
+    ["projections", "status", "--json"],
+    ["projections", "rebuild", "all", "--dry-run"],
+    ["reconcile", "--fix", "--dry-run", "--json"],
+]
+
+
+def write_side_only(url: str) -> None:
+    """A store with events and no read-model table (the write side alone wrote it)."""
+    with bootstrap(make_settings(url), projections=False) as wired:
+        assert wired.projections is None
+        for user, name in ((1001, "Ana"), (1002, "Bruno")):
+            assert wired.app.register_player(user, name, by_system()).ok
+
+
+def sqlite_tables(path: Path) -> set[str]:
+    with closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {row[0] for row in rows}
+
+
+def postgres_tables(schema: str) -> set[str]:
+    with psycopg.connect(POSTGRES_URL) as connection:
+        rows = connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema]
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+def assert_said_not_built(args: list[str], result: Result) -> None:
+    assert result.exit_code == exits.UNAVAILABLE, (args, result.output)
+    if "--json" in args:
+        error = json.loads(result.stdout)
+        assert error["error"] == "no read models" and error["exit_code"] == exits.UNAVAILABLE
+        message = error["message"]
+    else:
+        message = result.output
+    assert "not been built yet" in message, (args, message)
+    assert "dianabot projections run --once" in message, (args, message)
+
+
+def test_a_read_command_creates_no_read_model_on_sqlite(workdir: Path) -> None:
+    path = workdir / "events-only.sqlite3"
+    url = f"sqlite:///{path}"
+    write_side_only(url)
+    before = sqlite_tables(path)
+    assert "projection_positions" not in before and "player_points" not in before
+    for args in NO_READ_MODELS:
+        result = runner.invoke(cli, ["--database-url", url, *args])
+        assert_said_not_built(args, result)
+        assert sqlite_tables(path) == before, args
+
+
+def test_a_read_command_creates_no_read_model_on_postgres(workdir: Path, postgres_url: str) -> None:
+    schema = postgres_url.rsplit("schema=", 1)[1]
+    write_side_only(postgres_url)
+    before = postgres_tables(schema)
+    assert "stored_events" in before or any("events" in t for t in before)
+    assert "projection_positions" not in before and "player_points" not in before
+    for args in NO_READ_MODELS:
+        result = runner.invoke(cli, ["--database-url", postgres_url, *args])
+        assert_said_not_built(args, result)
+        assert postgres_tables(schema) == before, args
+
+
+def test_a_read_model_missing_from_a_built_store_is_named(workdir: Path) -> None:
+    """A store whose read models were built before one of them existed (a newer version added
+    it): that one is named, not created, and not shown as caught up."""
+    path = workdir / "built.sqlite3"
+    url = f"sqlite:///{path}"
+    with bootstrap(make_settings(url)) as wired:
+        assert wired.app.register_player(1001, "Ana", by_system()).ok
+        assert wired.projections is not None
+        wired.projections.catch_up()
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("DROP TABLE vip_funnel")
+        connection.execute("DELETE FROM projection_positions WHERE name = 'vip_funnel'")
+        connection.commit()
+    before = sqlite_tables(path)
+    for args in (["projections", "status"], ["projections", "status", "--json"], ["reconcile"]):
+        result = runner.invoke(cli, ["--database-url", url, *args])
+        assert_said_not_built(args, result)
+        assert "vip_funnel" in result.output and "player_points" not in result.output
+        assert sqlite_tables(path) == before, args
+    # A command that writes builds what is missing; then the read commands work again.
+    built = runner.invoke(cli, ["--database-url", url, "projections", "run", "--once"])
+    assert built.exit_code == 0, built.output
+    assert "vip_funnel" in sqlite_tables(path)
+    status = runner.invoke(cli, ["--database-url", url, "projections", "status", "--json"])
+    assert status.exit_code == 0, status.output
+    assert all(s["lag"] == 0 for s in json.loads(status.stdout))
+
+
+def test_a_postgres_store_with_events_is_read(workdir: Path, postgres_url: str) -> None:
+    """PostgreSQL's events table is `dianabot_events` (the library names it after the app), not
+    SQLite's `stored_events`: a read command must find the events there, not call it empty."""
+    with bootstrap(make_settings(postgres_url)) as wired:
+        assert wired.app.register_player(1001, "Ana", by_system()).ok
+        assert wired.projections is not None
+        wired.projections.catch_up()
+    base = ["--database-url", postgres_url]
+    status = runner.invoke(cli, [*base, "projections", "status", "--json"])
+    assert status.exit_code == 0, status.output
+    assert all(s["position"] == 1 and s["lag"] == 0 for s in json.loads(status.stdout))
+    reconciled = runner.invoke(cli, [*base, "reconcile", "--json"])
+    assert reconciled.exit_code == 0, reconciled.output
+    assert json.loads(reconciled.stdout)["consistent"]
+    demo = runner.invoke(cli, [*base, "demo", "--json"])  # the store holds events: refused
+    assert demo.exit_code == exits.REFUSED, demo.output
+
+
+def test_status_shows_an_outdated_read_model_without_marking_it(workdir: Path) -> None:
+    """A read model built by another version of its projector is shown outdated; the status
+    only reads, so the stored state is left for a runner to change."""
+    path = workdir / "built.sqlite3"
+    url = f"sqlite:///{path}"
+    with bootstrap(make_settings(url)) as wired:
+        assert wired.app.register_player(1001, "Ana", by_system()).ok
+        assert wired.projections is not None
+        wired.projections.catch_up()
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute(
+            "UPDATE projection_positions SET version = version + 100 WHERE name = 'engagement'"
+        )
+        connection.commit()
+    status = runner.invoke(cli, ["--database-url", url, "projections", "status", "--json"])
+    assert status.exit_code == 0, status.output
+    states = {s["name"]: s["state"] for s in json.loads(status.stdout)}
+    assert states.pop("engagement") == "outdated"
+    assert set(states.values()) == {"ok"}
+    with closing(sqlite3.connect(path)) as connection:
+        stored = connection.execute(
+            "SELECT state FROM projection_positions WHERE name = 'engagement'"
+        ).fetchone()
+    assert stored == ("ok",)

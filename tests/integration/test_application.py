@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from dianabot.adapters.bootstrap import Services
 from dianabot.application.clock import ManualClock
+from dianabot.application.commands import AwardEarnedBadges
 from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
 from dianabot.domain.badge import BadgeSpec
@@ -144,10 +145,16 @@ def test_earned_badges_are_awarded_once_with_evidence(registered: DianaApplicati
     result = app.award_points(USER, PointSource.STORY, 100, "fragment:x", by_system())
     last = result.events[-1]
     evidence = [f"event:{last.originator_id}:{last.version}"]
-    awarded = app.award_earned_badges(USER, slugs, evidence, by_system())
-    assert sorted(awarded) == ["besitos-100", "primeros-besitos"]
+    command = AwardEarnedBadges(USER, tuple(slugs), tuple(evidence))
+    awarded = app.bus.handle(command, by_system())
+    assert awarded.event_names() == ["BadgeAwarded", "BadgeAwarded"]
+    assert sorted(e.fields["badge_slug"] for e in awarded.events) == [
+        "besitos-100",
+        "primeros-besitos",
+    ]
     assert app.get_award("besitos-100", USER).evidence == evidence
-    assert app.award_earned_badges(USER, slugs, evidence, by_system()) == {}
+    again = app.bus.handle(command, by_system())
+    assert again.ok and again.events == ()
 
 
 def test_competing_instances_never_hold_a_badge_twice(

@@ -31,6 +31,7 @@ from dianabot.application.commands import (
     FailParkedRetry,
     GrantPoints,
     GrantVip,
+    InviteToVip,
     IssueVipToken,
     MakeChoice,
     ParkEvent,
@@ -45,6 +46,8 @@ from dianabot.application.commands import (
     RetireBadge,
     RetryParkedEvent,
     RevokeBadge,
+    RevokeLapsedBadges,
+    RewardDecision,
     SpendPoints,
     StartStory,
 )
@@ -112,6 +115,18 @@ TABLE: dict[type[Command], tuple[Build, set[Caller]]] = {
     ),
     RecordReconciliation: (
         lambda a: RecordReconciliation(1, True, 0, (("row_differs", 0),)),
+        {Caller.SYSTEM},
+    ),
+    RevokeLapsedBadges: (
+        lambda a: RevokeLapsedBadges(USER, ("el-divan",), ("e:1",)),
+        {Caller.SYSTEM},
+    ),
+    RewardDecision: (
+        lambda a: RewardDecision(USER, "prueba", 1, ("primera-decision",), ("e:1",)),
+        {Caller.SYSTEM},
+    ),
+    InviteToVip: (
+        lambda a: InviteToVip(USER, "prueba", "a", "a_b", ("e:1",)),
         {Caller.SYSTEM},
     ),
 }

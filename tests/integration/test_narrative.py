@@ -141,7 +141,7 @@ def test_a_failed_save_neither_spends_nor_moves(
     app = playing
     before = head(app)
 
-    def broken(aggregates):  # type: ignore[no-untyped-def]
+    def broken(*args: object) -> None:
         raise PersistenceError("disk on fire")
 
     monkeypatch.setattr(app._writer, "commit", broken)

@@ -16,6 +16,7 @@ import pytest
 from dianabot.adapters.bootstrap import Services
 from dianabot.adapters.story_file import parse_story
 from dianabot.application.clock import ManualClock
+from dianabot.application.commands import AwardEarnedBadges
 from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
 from dianabot.domain.catalogue import INITIAL_BADGES
@@ -61,7 +62,7 @@ def play(app: DianaApplication, clock: ManualClock) -> None:
     ok(app.check_in(ANA, tg(ANA)))
     clock.advance(hours=25)
     ok(app.check_in(ANA, tg(ANA)))
-    app.award_earned_badges(ANA, slugs, ["test:evidence"], by_system())
+    ok(app.bus.handle(AwardEarnedBadges(ANA, tuple(slugs), ("test:evidence",)), by_system()))
     ok(app.publish_story(parse_story(STORY, "prueba.yaml"), Origin.admin(ADMIN_ID)))
     ok(app.start_story(ANA, tg(ANA), SLUG))
     ok(app.make_choice(ANA, "a_b", tg(ANA), SLUG))  # b: +10 and the clue

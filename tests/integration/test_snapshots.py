@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.application.clock import ManualClock
+from dianabot.application.commands import InviteToVip, RewardDecision
 from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
 from dianabot.domain.errors import DuplicateCommand
@@ -20,7 +21,7 @@ from dianabot.domain.rules import PointSource
 from eventsourcing.application import Repository
 from eventsourcing.persistence import EventStore
 
-from tests.conftest import make_settings
+from tests.conftest import by_system, make_settings
 
 USER = 7
 
@@ -164,3 +165,36 @@ def test_a_failing_snapshot_never_fails_the_command(
     assert "snapshot failed after commit" in caplog.text
     fresh = Repository(app.events, snapshot_store=app.snapshots).get(player_id(USER))
     assert state(fresh) == state(player)
+
+
+def test_a_snapshot_from_before_the_policies_state_loads_and_plays_on(
+    services: Services,
+) -> None:
+    """A Player snapshot written before the chapters rewarded for decisions and the VIP
+    invitations were kept (no `decision_chapters`, no `vip_invited_at`) loads, and both rules
+    work from it."""
+    app, clock = services.app, services.clock
+    assert isinstance(clock, ManualClock)
+    player = grow_history(app, clock, 12)
+    assert app.snapshots is not None and app.flush_snapshots()
+    old = app.get_player(USER)
+    assert old is not None
+    del old.decision_chapters
+    snapshot_class = getattr(Player, "Snapshot", app.snapshot_class)
+    app.snapshots.put([snapshot_class.take(old)])
+    app._forget([player])
+    loaded = app.get_player(USER)
+    assert loaded is not None and not hasattr(loaded, "decision_chapters")
+    assert loaded.last_vip_invitation is None
+
+    system = by_system()
+    reward = RewardDecision(USER, "diana", 1, (), ("event:x:1",))
+    assert app.bus.handle(reward, system).event_names() == ["PointsAwarded"]
+    assert app.bus.handle(reward, by_system()).events == ()  # once, from the rebuilt state
+    invite = InviteToVip(USER, "diana", "f1", None, ("event:x:2",))
+    assert app.bus.handle(invite, by_system()).event_names() == ["VipInvitationQueued"]
+    assert app.bus.handle(invite, by_system()).outcome == "already_invited"
+    replayed: Player = Repository(app.events).get(player_id(USER))  # type: ignore[arg-type]
+    current = app.get_player(USER)
+    assert current is not None and current.decision_chapters == replayed.decision_chapters
+    assert current.last_vip_invitation == replayed.last_vip_invitation == clock.now()

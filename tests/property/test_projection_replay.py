@@ -15,6 +15,7 @@ import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.story_file import parse_story
 from dianabot.application.clock import ManualClock
+from dianabot.application.commands import AwardEarnedBadges
 from dianabot.application.results import Origin
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.rules import PointSource
@@ -81,7 +82,7 @@ def run(app: Any, clock: ManualClock, command: tuple[Any, ...], update: int) -> 
     elif name == "deduct":
         app.deduct_points(ADMIN_ID, args[0], args[1], "property", admin)
     elif name == "badges":
-        app.award_earned_badges(args[0], SLUGS, [f"update:{update}"], system)
+        app.bus.handle(AwardEarnedBadges(args[0], tuple(SLUGS), (f"update:{update}",)), system)
     elif name == "revoke":
         app.revoke_badge(args[1], args[0], "property", admin)
     elif name == "retire":
