@@ -21,6 +21,7 @@ from dianabot.application.clock import ManualClock
 from dianabot.application.commands import (
     Command,
     GrantPoints,
+    ParkEvent,
     RedeemVipToken,
     RegisterPlayer,
     RetryParkedEvent,
@@ -287,6 +288,27 @@ def test_a_corrupt_stream_fails_a_command_which_is_recorded_and_checked_once(
     restarted.catch_up()
     assert event_log(app).head() == head
     assert len(incidents(services).consistency_checks()) == 1
+
+
+def test_the_owner_of_a_corrupt_parked_stream_is_read_from_its_events(
+    services: Services,
+) -> None:
+    app = services.app
+    assert services.projections is not None
+    played(services)
+    corrupt(services, 2, delete=False)
+    third = next(
+        row
+        for row in names_in_log(services, "PointsAdjusted")
+        if row.originator_id == player_id(BROKEN) and row.originator_version == 3
+    )
+    park = ParkEvent("some-policy", third.id, str(player_id(BROKEN)), 3, "PointsAdjusted", "x", 5)
+    assert app.bus.handle(park, Origin.system("policies", "park")).ok
+    recovery = ErrorRecovery(app, ReplayConsistency(services.projections))
+    assert recovery.stream_owner(player_id(BROKEN)) == BROKEN  # loading it fails: corrupt
+    Policies(app, event_log(app), [recovery]).catch_up()
+    (check,) = incidents(services).consistency_checks()
+    assert check["telegram_id"] == BROKEN and not check["consistent"]
 
 
 def test_a_failure_reported_twice_for_one_cause_is_recorded_once(services: Services) -> None:
