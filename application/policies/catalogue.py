@@ -1,21 +1,21 @@
 """Which badges exist, by criteria kind: the catalogue, and every badge defined since.
 
-Read from the notification log (`BadgeDefined` and `BadgeChanged`, by class), from where the
-last look stopped, at most once every `MAX_AGE` seconds (a look is a query; policies ask for
-every event they see), so a badge an admin defines while the workers run is considered within
-a second or so.
+Read from the notification log (`BadgeDefined` and `BadgeChanged`, by class) once, on first
+use, and again from where that look stopped whenever the policy meets one of those events in
+the log (`noted`): the policies that use a directory list `DIRECTORY_EVENTS` among the events
+they handle, so a badge an admin defines is considered from the very next event on, and no
+event costs a query.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from dianabot.domain.badge import Badge
 from dianabot.domain.catalogue import INITIAL_BADGES
 
-MAX_AGE = 1.0
+DIRECTORY_EVENTS = frozenset({"BadgeDefined", "BadgeChanged"})
 
 
 class BadgeDirectory:
@@ -25,7 +25,7 @@ class BadgeDirectory:
             spec.slug: dict(spec.criteria) for spec in INITIAL_BADGES
         }
         self._position = 0
-        self._looked_at = float("-inf")
+        self._looked = False
         self._lock = threading.Lock()
 
     def slugs(self, kinds: frozenset[str]) -> tuple[str, ...]:
@@ -42,16 +42,23 @@ class BadgeDirectory:
             if criteria.get("kind") in kinds
         }
 
+    def noted(self, event: Any) -> bool:
+        """True for a badge definition's event (the directory looks again): nothing else to
+        do for it."""
+        if type(event).__name__ not in DIRECTORY_EVENTS:
+            return False
+        self.refresh(now=True)
+        return True
+
     def refresh(self, *, now: bool = False) -> None:
-        """Look for badges defined or changed since the last look (`now`: whatever its age)."""
+        """Look for badges defined or changed since the last look (`now`: even if looked)."""
         # The @event decorator defines these classes when Badge is created.
         defined = Badge.BadgeDefined  # type: ignore[attr-defined]
         changed = Badge.BadgeChanged  # type: ignore[attr-defined]
         with self._lock:
-            clock = time.monotonic()
-            if not now and clock - self._looked_at < MAX_AGE:
+            if self._looked and not now:
                 return
-            self._looked_at = clock
+            self._looked = True
             seen: set[Any] = set()
             for notification in self.app.scan_notifications([defined, changed], self._position + 1):
                 seen.add(notification.originator_id)

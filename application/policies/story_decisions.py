@@ -18,7 +18,7 @@ from typing import Any
 from dianabot.application.commands import Command, RewardDecision
 from dianabot.application.handlers.badges import due_badges
 from dianabot.application.policies.base import Policy, evidence
-from dianabot.application.policies.catalogue import BadgeDirectory
+from dianabot.application.policies.catalogue import DIRECTORY_EVENTS, BadgeDirectory
 from dianabot.domain.ids import story_id
 from dianabot.domain.story import Story
 
@@ -32,7 +32,7 @@ def fragment_chapter(story: Story, fragment_id: str) -> int:
 
 class StoryDecisions(Policy):
     name = "story-decisions"
-    handles = frozenset({"ChoiceMade"})
+    handles = frozenset({"ChoiceMade"}) | DIRECTORY_EVENTS
 
     def __init__(self, app: Any) -> None:
         super().__init__(app)
@@ -40,6 +40,8 @@ class StoryDecisions(Policy):
         self.directory = BadgeDirectory(app)
 
     def react(self, event: Any) -> Command | None:
+        if self.directory.noted(event):
+            return None
         owner = self.owner(event)
         progress = self.app._load(event.originator_id) if owner is not None else None
         if owner is None or progress is None:

@@ -20,6 +20,7 @@ from dianabot.adapters.bootstrap import bootstrap
 from dianabot.adapters.cli.main import app as cli
 from dianabot.adapters.eventstore.log import event_log
 from dianabot.application.clock import ManualClock
+from dianabot.application.policies import POLICIES
 from dianabot.application.results import Origin
 from dianabot.domain.ids import player_id
 from dianabot.projections.registry import ALL_NAMES
@@ -30,6 +31,7 @@ from tests.conftest import make_settings
 from tests.integration.test_projections import ANA, BRUNO, play
 
 runner = CliRunner()
+POLICY_NAMES = [policy.name for policy in POLICIES]
 SCRIPT = Path(sys.executable).parent / "dianabot"
 
 
@@ -73,7 +75,7 @@ def test_health_reports_every_module_and_its_status(database: str) -> None:
     projections = {p["name"]: p for p in report["modules"]["projections"]}
     assert set(projections) == set(ALL_NAMES)
     assert all(p["position"] == 0 and p["lag"] == position for p in projections.values())
-    assert [p["name"] for p in report["modules"]["policies"]] == ["badges-by-criteria"]
+    assert [p["name"] for p in report["modules"]["policies"]] == POLICY_NAMES
     assert report["modules"]["telegram"]["status"] == "not running"
 
     strict = invoke("health", "--lag-threshold", "5")
@@ -84,8 +86,8 @@ def test_health_reports_every_module_and_its_status(database: str) -> None:
     assert invoke("projections", "run", "--once").exit_code == 0
     caught_up = as_json(invoke("health", "--json", "--lag-threshold", "5"))
     assert all(p["lag"] == 0 for p in caught_up["modules"]["projections"])
-    behind = f"policy badges-by-criteria is {position} events behind (threshold 5)"
-    assert caught_up["reasons"] == [behind]
+    behind = [f"policy {name} is {position} events behind (threshold 5)" for name in POLICY_NAMES]
+    assert caught_up["reasons"] == behind
 
     with bootstrap(make_settings(database), projections=True, policies=False) as wired:
         assert wired.projections is not None
@@ -120,7 +122,7 @@ def test_status_is_compact(database: str) -> None:
     report = as_json(result)
     assert report["head"] == head(database) and report["counts"] == {"players": 3}
     names = [(s["group"], s["name"]) for s in report["subscriptions"]]
-    assert names == [("projection", n) for n in ALL_NAMES] + [("policy", "badges-by-criteria")]
+    assert names == [("projection", n) for n in ALL_NAMES] + [("policy", n) for n in POLICY_NAMES]
     table = invoke("status")
     assert table.exit_code == 0 and "players 3" in table.stdout and "player_points" in table.stdout
 

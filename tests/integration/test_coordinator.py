@@ -24,6 +24,7 @@ from dianabot.application.coordinator import (
     React,
     UnlockClue,
 )
+from dianabot.application.policies import POLICIES
 from dianabot.application.results import Origin
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.ids import player_id
@@ -159,7 +160,7 @@ def test_initialize_starts_the_subscriptions_and_health_follows_them(
     subject = coordinator(services)
     reports = subject.initialize()
     assert {r.name for r in reports if r.group == "projection"} == set(ALL_NAMES)
-    assert [r.name for r in reports if r.group == "policy"] == ["badges-by-criteria"]
+    assert [r.name for r in reports if r.group == "policy"] == [p.name for p in POLICIES]
     assert all(r.running for r in reports)
     result = run(services, React(telegram_id=ANA, origin=tg(ANA), post="chan:9", emoji="❤️"))
     head = event_log(services.app).head()
