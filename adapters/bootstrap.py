@@ -16,6 +16,7 @@ from dianabot.application.clock import Clock, SystemClock
 from dianabot.application.coordinator import Coordinator
 from dianabot.application.policies import build as build_policies
 from dianabot.application.service import DianaApplication
+from dianabot.projections.consistency import ReplayConsistency
 from dianabot.projections.service import Projections
 from dianabot.projections.subscriptions import Policies
 
@@ -91,7 +92,9 @@ def bootstrap(
             app.close()
             raise
     log = event_log(app)
-    reactions = Policies(app, log, build_policies(app)) if policies else None
+    # Error recovery checks users through the read side's per-user reconciliation.
+    checker = ReplayConsistency(read_side) if read_side is not None else None
+    reactions = Policies(app, log, build_policies(app, consistency=checker)) if policies else None
     return Services(
         settings=settings,
         database=database,
@@ -99,5 +102,12 @@ def bootstrap(
         app=app,
         projections=read_side,
         policies=reactions,
-        coordinator=build_coordinator(app.bus, log, clock, read_side, reactions),
+        coordinator=build_coordinator(
+            app.bus,
+            log,
+            clock,
+            read_side,
+            reactions,
+            incidents=read_side.incidents() if read_side is not None else None,
+        ),
     )

@@ -31,6 +31,7 @@ from dianabot.application.snapshotting import BackgroundSnapshots, InlineSnapsho
 from dianabot.domain.badge import Badge, BadgeAward
 from dianabot.domain.errors import UnknownBadge, UnknownPlayer
 from dianabot.domain.ids import badge_award_id, badge_id, player_id
+from dianabot.domain.incidents import Journal
 from dianabot.domain.player import Player
 from dianabot.domain.progress import StoryProgress
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
@@ -57,7 +58,7 @@ class CoreApplication(Application[UUID]):
 
     handlers: Mapping[type[Command], Handler] = {}
 
-    snapshotting_intervals = {Player: 20, StoryProgress: 100}
+    snapshotting_intervals = {Player: 20, StoryProgress: 100, Journal: 100}
     env = {
         "AGGREGATE_CACHE_MAXSIZE": "10000",
         # Trust the cache: a stale copy (another process wrote) fails its save on the version

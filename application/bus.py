@@ -23,7 +23,11 @@ registry built once: `application.handlers.HANDLERS`), which gives a `Plan`, and
 - a stream whose stored history cannot be replayed (an undecodable event, a version gap) gives
   `corrupt_history`, logged with the stream and the version, and touches no other stream;
 - release the key, then finish the result with the plan's `then` (off the loop when awaited:
-  it may load aggregates or issue further commands).
+  it may load aggregates or issue further commands);
+- a command that failed for a reason other than a rule refusal (`corrupt_history`, or
+  `conflict` once the retries gave up; not `unavailable`: the store is down then) is recorded
+  on the system's journal (`RecordCommandFailure` -> `CommandFailed`), best effort: the
+  caller gets its result whatever that recording does.
 
 What a command does is written once, as a generator of steps (`Commit`, `Pause`, `Repair`); one
 driver runs them blocking and the other awaits them. An awaited command whose caller is
@@ -46,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from dianabot.application.authority import admit
 from dianabot.application.breaker import CONNECTION_ERRORS, StoreUnavailable
-from dianabot.application.commands import Command
+from dianabot.application.commands import Command, JournalCommand, RecordCommandFailure
 from dianabot.application.corruption import CorruptHistory
 from dianabot.application.group_commit import GroupCommitWriter
 from dianabot.application.locks import KeyLocks
@@ -71,6 +75,10 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
 """Optimistic-concurrency retries before a command reports a conflict."""
+
+JOURNALED_FAILURES = frozenset({CORRUPT_HISTORY, CONFLICT})
+"""Outcomes recorded as `CommandFailed`: the command did not run, and not because of a rule
+(nor because the store is down: nothing could be recorded then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +153,39 @@ class CommandBus:
                     step = _advance(steps, error=error)
                 else:
                     step = _advance(steps, outcome)
+        if step.outcome in JOURNALED_FAILURES:
+            self._journal_failure(command, origin, step)
         return self._told(command, step if plan.then is None else plan.then(step), started)
+
+    def _journal_failure(self, command: Command, origin: Origin, result: CommandResult) -> None:
+        """Record a command that failed for a reason other than a rule (`CommandFailed` on the
+        system's journal), best effort: never raises, never changes the caller's result."""
+        if isinstance(command, JournalCommand):
+            return  # its failure could only be recorded the same way, failing again
+        try:
+            details = result.details
+            ids = command.telegram_ids()
+            version = details.get("version")
+            record = RecordCommandFailure(
+                command=type(command).__name__,
+                command_key=str(command.key),
+                telegram_id=ids[0] if ids else None,
+                outcome=result.outcome,
+                message=result.message,
+                requested_by=origin.actor,
+                stream=str(details["stream"]) if "stream" in details else None,
+                version=version if isinstance(version, int) else None,
+            )
+            recorded = self.handle(record, Origin(origin.causation, "system:bus"))
+        except Exception:
+            log.warning("could not record the failure of %s", type(command).__name__,
+                        exc_info=True)  # fmt: skip
+            return
+        if not recorded.ok and recorded.outcome != "duplicate":
+            log.warning(
+                "could not record the failure of %s: %s %s",
+                type(command).__name__, recorded.outcome, recorded.message,
+            )  # fmt: skip
 
     def _run_step(self, step: Step) -> Any:
         if isinstance(step, Commit):
@@ -189,6 +229,8 @@ class CommandBus:
             self._locks.release(key)
             raise
         self._locks.release(key)
+        if step.outcome in JOURNALED_FAILURES:
+            await asyncio.to_thread(self._journal_failure, command, origin, step)
         if plan.then is not None:
             step = await asyncio.to_thread(plan.then, step)
         return self._told(command, step, started)

@@ -418,3 +418,93 @@ class ParkEvent(Command):
     @property
     def key(self) -> Hashable:
         return ("parked", self.policy, self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryParkedEvent(Command):
+    """Try a parked event again: `reaction` is what the policy now decides for it (None:
+    nothing). Its effect and the parked event's resolution are saved together, once; a rule
+    refusing the reaction resolves it as `refused: <reason>`. Refused `already_resolved` or
+    `not_parked`. Ordered by the reaction's key (a user's commands stay in order)."""
+
+    callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
+
+    policy: str
+    position: int
+    reaction: Command | None
+
+    @property
+    def key(self) -> Hashable:
+        if self.reaction is not None:
+            return self.reaction.key
+        return ("parked", self.policy, self.position)
+
+    def telegram_ids(self) -> tuple[int, ...]:
+        return self.reaction.telegram_ids() if self.reaction is not None else ()
+
+
+@dataclass(frozen=True, slots=True)
+class FailParkedRetry(Command):
+    """A retry of a parked event failed again (`error`): recorded, the event stays parked."""
+
+    callers: ClassVar[frozenset[Caller]] = ADMIN_OR_SYSTEM
+
+    policy: str
+    position: int
+    error: str
+
+    @property
+    def key(self) -> Hashable:
+        return ("parked", self.policy, self.position)
+
+
+class JournalCommand(Command):
+    """Appends to the system's own stream (`domain.incidents.Journal`). The bus never journals
+    the failure of one of these (that could only fail the same way again)."""
+
+    __slots__ = ()
+
+    callers: ClassVar[frozenset[Caller]] = frozenset({Caller.SYSTEM})
+
+    @property
+    def key(self) -> Hashable:
+        return ("journal",)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCommandFailure(JournalCommand):
+    """A command failed for a reason other than a rule refusal (`corrupt_history`, `conflict`
+    after the bus gave up): `CommandFailed`, with the failed command's causation. Recorded
+    once per command, key and causation."""
+
+    command: str
+    command_key: str
+    telegram_id: int | None
+    outcome: str
+    message: str
+    requested_by: str
+    stream: str | None = None
+    version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordConsistencyCheck(JournalCommand):
+    """What a consistency check of one user found, at log `position`: `ConsistencyChecked`."""
+
+    telegram_id: int
+    consistent: bool
+    differences: int
+    position: int
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReconciliation(JournalCommand):
+    """A full reconciliation's summary: `ReconciliationCompleted` (checks: name and count)."""
+
+    position: int
+    consistent: bool
+    differences: int
+    checks: tuple[tuple[str, int], ...]
+    fixes: int = 0
+    seconds: float = 0.0

@@ -39,3 +39,8 @@ def vip_token_id(token_hash: str) -> UUID:
 
 def parked_event_id(policy: str, position: int) -> UUID:
     return uuid5(NAMESPACE, f"parked-event:{policy}:{position}")
+
+
+def journal_id(name: str = "system") -> UUID:
+    """The system's own stream of what went wrong and what was checked (`domain.incidents`)."""
+    return uuid5(NAMESPACE, f"journal:{name}")

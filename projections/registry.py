@@ -5,6 +5,7 @@ from __future__ import annotations
 from dianabot.projections.badges_held import BadgesHeldProjector
 from dianabot.projections.base import Projector
 from dianabot.projections.engagement import EngagementProjector
+from dianabot.projections.incidents import IncidentsProjector
 from dianabot.projections.leaderboard import LeaderboardProjector
 from dianabot.projections.player_points import PlayerPointsProjector
 from dianabot.projections.story_state import StoryStateProjector
@@ -21,6 +22,7 @@ PROJECTORS: dict[str, type[Projector]] = {
         VipMembersProjector,
         EngagementProjector,
         VipFunnelProjector,
+        IncidentsProjector,
     )
 }
 

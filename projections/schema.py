@@ -257,6 +257,75 @@ def _vip_funnel_progress() -> list[Column[Any]]:
     ]
 
 
+@_spec("parked_events", ("parked_id",), (("policy", "state"),))
+def _parked_events() -> list[Column[Any]]:
+    # One row per event a policy parked (keyed by the ParkedEvent stream): the event, why, and
+    # whether a retry resolved it.
+    return [
+        Column("parked_id", Uuid, nullable=False),
+        Column("policy", String(64), nullable=False),
+        Column("position", BigInteger, nullable=False),
+        Column("event_name", String(64), nullable=False),
+        Column("stream_id", String(64), nullable=False),
+        Column("stream_version", Integer, nullable=False),
+        Column("error", Text, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("parked_at", UtcDateTime, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("resolved_at", UtcDateTime, nullable=True),
+        Column("outcome", Text, nullable=True),
+    ]
+
+
+@_spec("command_failures", ("position",), (("telegram_id",),))
+def _command_failures() -> list[Column[Any]]:
+    # One row per CommandFailed (keyed by its log position).
+    return [
+        Column("position", BigInteger, nullable=False),
+        Column("failed_at", UtcDateTime, nullable=False),
+        Column("command", String(64), nullable=False),
+        Column("command_key", Text, nullable=False),
+        Column("telegram_id", BigInteger, nullable=True),
+        Column("outcome", String(32), nullable=False),
+        Column("message", Text, nullable=False),
+        Column("causation", Text, nullable=False),
+        Column("requested_by", Text, nullable=False),
+        Column("stream", String(64), nullable=True),
+        Column("version", Integer, nullable=True),
+    ]
+
+
+@_spec("consistency_checks", ("position",), (("telegram_id",),))
+def _consistency_checks() -> list[Column[Any]]:
+    # One row per ConsistencyChecked: what a check of one user found, and what caused it.
+    return [
+        Column("position", BigInteger, nullable=False),
+        Column("checked_at", UtcDateTime, nullable=False),
+        Column("telegram_id", BigInteger, nullable=False),
+        Column("consistent", Boolean, nullable=False),
+        Column("differences", Integer, nullable=False),
+        Column("checked_position", BigInteger, nullable=False),
+        Column("problems", Text, nullable=False),
+        Column("causation", Text, nullable=False),
+        Column("actor", Text, nullable=False),
+    ]
+
+
+@_spec("reconciliations", ("position",))
+def _reconciliations() -> list[Column[Any]]:
+    # One row per ReconciliationCompleted (a full run's summary; checks as canonical JSON).
+    return [
+        Column("position", BigInteger, nullable=False),
+        Column("completed_at", UtcDateTime, nullable=False),
+        Column("checked_position", BigInteger, nullable=False),
+        Column("consistent", Boolean, nullable=False),
+        Column("differences", Integer, nullable=False),
+        Column("checks", Text, nullable=False),
+        Column("fixes", Integer, nullable=False),
+        Column("milliseconds", BigInteger, nullable=False),
+    ]
+
+
 def positions_table(metadata: MetaData) -> Table:
     """Where each projection (live, or a shadow copy under construction) stands, and its health.
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from dianabot.projections.fold import Progress
+from dianabot.projections.incident_log import Incidents
 from dianabot.projections.live import LiveRunner
 from dianabot.projections.ports import EventLog, ReadSideApp
 from dianabot.projections.positions import ProjectionStatus
@@ -75,6 +76,13 @@ class Projections:
     def table(self, base: str) -> Table:
         """A live read-model table, for queries (`select(projections.table("player_points"))`)."""
         return self.tables[base]
+
+    def incidents(self) -> Incidents:
+        """The incidents read model's questions (`application.ports.IncidentLog`): parked
+        events, failures, consistency checks, the last reconciliation."""
+        if "incidents" not in self.names:
+            raise LookupError("the incidents read model is not among these projections")
+        return Incidents(self)
 
     # ----- running --------------------------------------------------------------------------
 

@@ -363,6 +363,10 @@ class Policies:
     def names(self) -> tuple[str, ...]:
         return tuple(slot.name for slot in self.runner.slots)
 
+    def by_name(self) -> dict[str, Policy]:
+        """The policies themselves, by name (to retry their parked events)."""
+        return {slot.name: slot.policy for slot in self.runner.slots}
+
     def catch_up(self, until: int | None = None) -> int:
         return self.runner.catch_up(until)
 

@@ -260,6 +260,8 @@ def demo(
         rows = summary(projections, clock.now())
         funnel = queries.funnel(projections)
         report = projections.reconcile(now=clock.now())
+        if wired.policies is not None:  # past the reconciliation's summary, as the workers go
+            wired.policies.catch_up()
         effects = policy_summary(wired.policies)
     if as_json:
         print_json(

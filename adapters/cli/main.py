@@ -13,6 +13,7 @@ from dianabot.adapters.cli.config import config
 from dianabot.adapters.cli.demo import demo
 from dianabot.adapters.cli.events import events_app
 from dianabot.adapters.cli.health import health, status
+from dianabot.adapters.cli.policies import policies_app
 from dianabot.adapters.cli.projections import projections_app
 from dianabot.adapters.cli.reconcile import reconcile
 from dianabot.adapters.cli.story import story_app
@@ -131,6 +132,7 @@ app.command()(config)
 app.add_typer(admin_app, name="admin")
 app.add_typer(story_app, name="story")
 app.add_typer(projections_app, name="projections")
+app.add_typer(policies_app, name="policies")
 app.command()(reconcile)
 app.command()(workers)
 app.command()(health)

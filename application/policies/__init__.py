@@ -11,10 +11,12 @@ from typing import Any
 from dianabot.application.policies.badges_by_criteria import BadgesByCriteria
 from dianabot.application.policies.base import Policy
 from dianabot.application.policies.engagement import Engagement
+from dianabot.application.policies.error_recovery import ErrorRecovery
 from dianabot.application.policies.story_decisions import StoryDecisions
 from dianabot.application.policies.streaks import StreakBadges
 from dianabot.application.policies.vip_badge import VipBadge
 from dianabot.application.policies.vip_conversion import VipConversion
+from dianabot.application.ports import ConsistencyChecker
 
 POLICIES: list[type[Policy]] = [
     BadgesByCriteria,
@@ -23,13 +25,26 @@ POLICIES: list[type[Policy]] = [
     Engagement,
     VipConversion,
     VipBadge,
+    ErrorRecovery,
 ]
 
 
-def build(app: Any, names: list[str] | None = None) -> list[Policy]:
-    """The policies (all, or these by name) for `app`."""
+def build(
+    app: Any, names: list[str] | None = None, *, consistency: ConsistencyChecker | None = None
+) -> list[Policy]:
+    """The policies (all, or these by name) for `app`. `error-recovery` needs `consistency`
+    (the read side's per-user check): without it, it is left out (named, it is an error)."""
     chosen = [cls for cls in POLICIES if names is None or cls.name in names]
     unknown = set(names or ()) - {cls.name for cls in POLICIES}
     if unknown:
         raise ValueError(f"unknown policies: {', '.join(sorted(unknown))}")
-    return [cls(app) for cls in chosen]
+    if consistency is None and names is not None and ErrorRecovery.name in names:
+        raise ValueError(f"{ErrorRecovery.name} needs a consistency checker (the read side)")
+    built: list[Policy] = []
+    for cls in chosen:
+        if cls is ErrorRecovery:
+            if consistency is not None:
+                built.append(ErrorRecovery(app, consistency))
+        else:
+            built.append(cls(app))
+    return built

@@ -160,9 +160,11 @@ def _user_rows(
     rows: dict[str, dict[Hashable, Row]] = {}
     for name in names:
         for base in PROJECTORS[name].tables:
+            column = USER_FILTERS.get(base)
+            if column is None and base not in Side.CHECKED_TABLES:
+                continue  # neither a user's rows nor what the checks read (the incidents)
             table = tables[base]
             statement = select(table)
-            column = USER_FILTERS.get(base)
             if column is not None:
                 value = pid if column == "player_id" else telegram_id
                 statement = statement.where(table.c[column] == value)

@@ -52,8 +52,9 @@ def test_demo_runs_every_flow_on_the_configured_store(workdir) -> None:  # type:
     effects = summary["policies"]
     assert set(effects) == {
         "badges-by-criteria", "streak-badges", "story-decisions", "engagement",
-        "vip-conversion", "vip-badge",
+        "vip-conversion", "vip-badge", "error-recovery",
     }  # fmt: skip
+    assert effects["error-recovery"]["commands"] == 0  # nothing failed: nothing to check
     assert all(e["lag"] == 0 and e["parked"] == 0 for e in effects.values())
     assert effects["vip-conversion"]["commands"] == 1  # Ana, at the gate, before her token
     assert all("primera-decision" in row["badges"] for row in players.values())

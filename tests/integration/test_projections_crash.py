@@ -96,5 +96,8 @@ def test_a_kill_mid_batch_neither_doubles_nor_skips(
         engagement = resumed["engagement"][player_id(ANA)]
         assert engagement["reactions"] == 12 and engagement["checkins"] == 2
         assert projections.reconcile().consistent
+        settled = all_rows(projections)  # and the reconciliation's summary, recorded after it
+        assert settled["reconciliations"] and not resumed["reconciliations"]
+        assert {**settled, "reconciliations": {}} == resumed
         projections.rebuild(list(ALL_NAMES))
-        assert all_rows(projections) == resumed
+        assert all_rows(projections) == settled
