@@ -28,10 +28,17 @@ from uuid import UUID
 import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.eventstore.log import event_log
-from dianabot.application.commands import GrantPoints, RegisterPlayer
+from dianabot.adapters.story_file import parse_story
+from dianabot.application.commands import (
+    GrantPoints,
+    MakeChoice,
+    PublishStory,
+    RegisterPlayer,
+    StartStory,
+)
 from dianabot.application.policies import build
 from dianabot.application.results import Origin
-from dianabot.domain.ids import badge_award_id
+from dianabot.domain.ids import badge_award_id, player_id
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN_ID, make_settings
@@ -362,3 +369,79 @@ def test_a_port_in_use_is_one_line_naming_the_setting_and_exit_2(tmp_path: Path)
     assert done.returncode == 2, done.stderr
     assert "DIANABOT_WORKERS_PORT" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "events.sqlite3.workers.lock").exists()  # never took the workers
+
+
+DECISIONS_STORY = """
+slug: decisiones
+title: Decisiones
+version_label: "1"
+start: a
+chapters:
+  - {number: 1, title: Uno, arc: Libre, vip: false}
+  - {number: 2, title: Dos, arc: Libre, vip: false}
+fragments:
+  - {id: a, chapter: 1, speaker: Diana, text: A., choices: [{id: a_b, label: B, next: b}]}
+  - {id: b, chapter: 1, speaker: Diana, text: B., choices: [{id: b_c, label: C, next: c}]}
+  - id: c
+    chapter: 2
+    speaker: Diana
+    text: C.
+    choices:
+      - {id: c_d, label: D, next: d}
+      - {id: c_a, label: A, next: a}
+  - {id: d, chapter: 2, speaker: Diana, text: D., is_ending: true, choices: []}
+"""
+
+
+def test_kill_9_mid_way_then_restart_rewards_each_chapter_once(
+    store_url: str, processes: Callable[[str, str], WorkersProcess]
+) -> None:
+    """The story-decision policy's effect is not idempotent by nature (+5 besitos): every user
+    walks both chapters four times, so only the first decision of each chapter may pay, once,
+    whatever the kill and the restart replay."""
+    users = range(30_001, 30_121)
+    command = PublishStory(parse_story(DECISIONS_STORY, "decisiones.yaml"))
+    with client(store_url) as services:
+        bus = services.app.bus
+        assert bus.handle(command, Origin.admin(ADMIN_ID)).ok
+        for user in users:
+            assert bus.handle(RegisterPlayer(user, f"u{user}"), Origin.telegram(user, user)).ok
+            assert bus.handle(StartStory(user, "decisiones"), Origin.telegram(user, user)).ok
+        update = 1_000_000
+        for _ in range(4):
+            for choice in ("a_b", "b_c", "c_a"):
+                for user in users:
+                    update += 1
+                    walk = MakeChoice(user, choice, "decisiones")
+                    assert bus.handle(walk, Origin.telegram(update, user)).ok
+        worker = processes(store_url, "first")
+        policy = next(p for p in build(services.app) if p.name == "story-decisions")
+        start = event_log(services.app).head()
+
+        def some_rewards() -> bool:
+            return services.app.subscriber_position(policy.tracking_name) > start // 3
+
+        wait_until(some_rewards, 60, f"no progress:\n{worker.output()}")
+        worker.kill()
+        restarted = processes(store_url, "restarted")
+        restarted.wait_role("leader")
+        caught_up(services)
+        log = event_log(services.app)
+        owners = {player_id(user): user for user in users}
+        bonuses: Counter[tuple[int, str]] = Counter()
+        first_decisions: Counter[int] = Counter()
+        for page in log.pages(0, log.head(), 10_000):
+            for row in page:
+                name = log.name_of(row.topic)
+                if name == "PointsAwarded":
+                    event = log.decode(row)
+                    if event.source == "story_decision":
+                        bonuses[(owners[event.originator_id], event.reference)] += 1
+                elif name == "BadgeAwarded":
+                    event = log.decode(row)
+                    if event.badge_slug == "primera-decision":
+                        first_decisions[event.telegram_id] += 1
+        assert len(bonuses) == 2 * len(users) and set(bonuses.values()) == {1}
+        assert first_decisions == Counter({user: 1 for user in users})
+        restarted.process.send_signal(signal.SIGTERM)
+        assert restarted.process.wait(10) == 0
