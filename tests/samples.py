@@ -1,4 +1,5 @@
-"""Small story files shared by tests: a four-fragment story, and its next version without 'b'."""
+"""Small story files shared by tests: a four-fragment story, its next version without 'b', and
+a two-chapter story to walk in loops (story decisions)."""
 
 SMALL_STORY = """
 slug: prueba
@@ -71,4 +72,32 @@ fragments:
     speaker: Diana
     text: D.
     is_ending: true
+"""
+
+# Two chapters and a loop back: a walk a_b, b_c, c_a decides in both chapters again and again
+# (the story-decision policy pays the first decision of each chapter once).
+DECISIONS_STORY = """
+slug: decisiones
+title: Decisiones
+version_label: "1"
+start: a
+chapters:
+  - {number: 1, title: Uno, arc: Libre, vip: false}
+  - {number: 2, title: Dos, arc: Libre, vip: false}
+fragments:
+  - {id: a, chapter: 1, speaker: Diana, text: A., choices: [{id: a_b, label: B, next: b}]}
+  - {id: b, chapter: 1, speaker: Diana, text: B., choices: [{id: b_c, label: C, next: c}]}
+  - id: c
+    chapter: 2
+    speaker: Diana
+    text: C.
+    choices:
+      - {id: c_d, label: D, next: d}
+      - {id: c_a, label: A, next: a}
+  - id: d
+    chapter: 2
+    speaker: Diana
+    text: D.
+    is_ending: true
+    choices: [{id: d_a, label: Otra vez, next: a}]
 """

@@ -12,22 +12,15 @@ from typing import Any
 
 from dianabot.application.commands import Command
 from dianabot.application.policies.base import BadgePolicy
-from dianabot.application.policies.catalogue import DIRECTORY_EVENTS, BadgeDirectory
 
 KINDS = frozenset({"first_points", "lifetime_besitos", "chapter_completed"})
 
 
 class BadgesByCriteria(BadgePolicy):
     name = "badges-by-criteria"
-    handles = frozenset({"PointsAwarded", "PointsAdjusted", "ChapterCompleted"}) | DIRECTORY_EVENTS
+    handles = frozenset({"PointsAwarded", "PointsAdjusted", "ChapterCompleted"})
 
-    def __init__(self, app: Any) -> None:
-        super().__init__(app)
-        self.directory = BadgeDirectory(app)
-
-    def react(self, event: Any) -> Command | None:
-        if self.directory.noted(event):
-            return None
+    def earn(self, event: Any) -> Command | None:
         owner = self.owner(event)
         if owner is None:
             return None

@@ -24,6 +24,7 @@ from uuid import UUID
 from dianabot.application.app import CoreApplication
 from dianabot.application.commands import AwardEarnedBadges, Command
 from dianabot.application.handlers.badges import due_badges
+from dianabot.application.policies.catalogue import DIRECTORY_EVENTS, BadgeDirectory
 
 TRACKING_PREFIX = "policy:"
 
@@ -67,7 +68,29 @@ class Policy:
 
 class BadgePolicy(Policy):
     """A policy whose effect is awarding badges: it issues `AwardEarnedBadges` only when some
-    badge is due now (most events earn none, and each command costs a transaction)."""
+    badge is due now (most events earn none, and each command costs a transaction).
+
+    It knows which badges exist from a `BadgeDirectory`, kept current by the badge definitions'
+    own events, which every badge policy therefore handles too (added to `handles` here);
+    subclasses write `earn(event)` for the events they name."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "handles" in cls.__dict__:
+            cls.handles = cls.handles | DIRECTORY_EVENTS
+
+    def __init__(self, app: CoreApplication) -> None:
+        super().__init__(app)
+        self.directory = BadgeDirectory(app)
+
+    def react(self, event: Any) -> Command | None:
+        if self.directory.noted(event):
+            return None
+        return self.earn(event)
+
+    def earn(self, event: Any) -> Command | None:
+        """The award (or revocation) this event calls for, or None."""
+        raise NotImplementedError
 
     def award_due(
         self,

@@ -12,22 +12,15 @@ from typing import Any
 
 from dianabot.application.commands import Command
 from dianabot.application.policies.base import BadgePolicy
-from dianabot.application.policies.catalogue import DIRECTORY_EVENTS, BadgeDirectory
 
 KINDS = frozenset({"reactions"})
 
 
 class Engagement(BadgePolicy):
     name = "engagement"
-    handles = frozenset({"ReactionRecorded"}) | DIRECTORY_EVENTS
+    handles = frozenset({"ReactionRecorded"})
 
-    def __init__(self, app: Any) -> None:
-        super().__init__(app)
-        self.directory = BadgeDirectory(app)
-
-    def react(self, event: Any) -> Command | None:
-        if self.directory.noted(event):
-            return None
+    def earn(self, event: Any) -> Command | None:
         slugs = self.directory.slugs(KINDS)
         owner = self.owner(event) if slugs else None
         if owner is None:

@@ -13,7 +13,6 @@ from typing import Any
 
 from dianabot.application.commands import Command
 from dianabot.application.policies.base import BadgePolicy
-from dianabot.application.policies.catalogue import DIRECTORY_EVENTS, BadgeDirectory
 
 KINDS = frozenset({"checkin_streak"})
 
@@ -29,15 +28,9 @@ def reached(criteria: Mapping[str, Mapping[str, Any]], streak: int) -> tuple[str
 
 class StreakBadges(BadgePolicy):
     name = "streak-badges"
-    handles = frozenset({"CheckedIn"}) | DIRECTORY_EVENTS
+    handles = frozenset({"CheckedIn"})
 
-    def __init__(self, app: Any) -> None:
-        super().__init__(app)
-        self.directory = BadgeDirectory(app)
-
-    def react(self, event: Any) -> Command | None:
-        if self.directory.noted(event):
-            return None
+    def earn(self, event: Any) -> Command | None:
         slugs = reached(self.directory.criteria(KINDS), event.streak)
         if not slugs:  # most check-ins: no command, not even a load
             return None

@@ -18,22 +18,15 @@ from typing import Any
 from dianabot.application.commands import Command, RevokeLapsedBadges
 from dianabot.application.handlers.badges import lapsed_badges
 from dianabot.application.policies.base import BadgePolicy, evidence
-from dianabot.application.policies.catalogue import DIRECTORY_EVENTS, BadgeDirectory
 
 KINDS = frozenset({"vip_active"})
 
 
 class VipBadge(BadgePolicy):
     name = "vip-badge"
-    handles = frozenset({"VipGranted", "VipExpired"}) | DIRECTORY_EVENTS
+    handles = frozenset({"VipGranted", "VipExpired"})
 
-    def __init__(self, app: Any) -> None:
-        super().__init__(app)
-        self.directory = BadgeDirectory(app)
-
-    def react(self, event: Any) -> Command | None:
-        if self.directory.noted(event):
-            return None
+    def earn(self, event: Any) -> Command | None:
         slugs = self.directory.slugs(KINDS)
         owner = self.owner(event) if slugs else None
         if owner is None:

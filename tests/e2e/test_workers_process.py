@@ -43,6 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN_ID, make_settings
 from tests.faults import ThrowawayPostgres, _free_port, throwaway_postgres
+from tests.samples import DECISIONS_STORY
 
 DIANABOT = Path(sys.executable).with_name("dianabot")
 GRANTS = [
@@ -369,28 +370,6 @@ def test_a_port_in_use_is_one_line_naming_the_setting_and_exit_2(tmp_path: Path)
     assert done.returncode == 2, done.stderr
     assert "DIANABOT_WORKERS_PORT" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "events.sqlite3.workers.lock").exists()  # never took the workers
-
-
-DECISIONS_STORY = """
-slug: decisiones
-title: Decisiones
-version_label: "1"
-start: a
-chapters:
-  - {number: 1, title: Uno, arc: Libre, vip: false}
-  - {number: 2, title: Dos, arc: Libre, vip: false}
-fragments:
-  - {id: a, chapter: 1, speaker: Diana, text: A., choices: [{id: a_b, label: B, next: b}]}
-  - {id: b, chapter: 1, speaker: Diana, text: B., choices: [{id: b_c, label: C, next: c}]}
-  - id: c
-    chapter: 2
-    speaker: Diana
-    text: C.
-    choices:
-      - {id: c_d, label: D, next: d}
-      - {id: c_a, label: A, next: a}
-  - {id: d, chapter: 2, speaker: Diana, text: D., is_ending: true, choices: []}
-"""
 
 
 def test_kill_9_mid_way_then_restart_rewards_each_chapter_once(

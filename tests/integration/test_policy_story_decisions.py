@@ -22,35 +22,11 @@ from dianabot.domain.rules import PointSource
 
 from tests.conftest import ADMIN_ID, by_system, make_settings
 from tests.policies import do, event_ref, head, logged, register, renamed, runner, runner_of
+from tests.samples import DECISIONS_STORY as STORY
 
 ANA, BEA = 611, 612
 SLUG = "decisiones"
 
-STORY = """
-slug: decisiones
-title: Decisiones
-version_label: "1"
-start: a
-chapters:
-  - {number: 1, title: Uno, arc: Libre, vip: false}
-  - {number: 2, title: Dos, arc: Libre, vip: false}
-fragments:
-  - {id: a, chapter: 1, speaker: Diana, text: A., choices: [{id: a_b, label: B, next: b}]}
-  - {id: b, chapter: 1, speaker: Diana, text: B., choices: [{id: b_c, label: C, next: c}]}
-  - id: c
-    chapter: 2
-    speaker: Diana
-    text: C.
-    choices:
-      - {id: c_d, label: D, next: d}
-      - {id: c_a, label: A, next: a}
-  - id: d
-    chapter: 2
-    speaker: Diana
-    text: D.
-    is_ending: true
-    choices: [{id: d_a, label: Otra vez, next: a}]
-"""
 
 WITHOUT_C = """
 slug: decisiones
