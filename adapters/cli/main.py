@@ -16,6 +16,7 @@ from dianabot.adapters.cli.health import health, status
 from dianabot.adapters.cli.policies import policies_app
 from dianabot.adapters.cli.projections import projections_app
 from dianabot.adapters.cli.reconcile import reconcile
+from dianabot.adapters.cli.run import run
 from dianabot.adapters.cli.story import story_app
 from dianabot.adapters.cli.workers import workers
 from typer.core import TyperGroup
@@ -127,6 +128,7 @@ def main_options(
     options.database_url = database_url
 
 
+app.command()(run)
 app.command()(demo)
 app.command()(config)
 app.add_typer(admin_app, name="admin")

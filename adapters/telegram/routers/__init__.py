@@ -1,0 +1,1 @@
+"""One aiogram router per feature of the bot; `all_routers()` in the order they are tried."""

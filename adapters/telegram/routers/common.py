@@ -1,0 +1,41 @@
+"""Helpers the feature routers share: who is speaking, and a refusal in Diana's words."""
+
+from __future__ import annotations
+
+from aiogram.types import User
+from dianabot.adapters.telegram.context import Gateway
+from dianabot.adapters.telegram.texts import T
+from dianabot.application.coordinator import ActionResult
+
+REFUSALS: dict[str, T] = {
+    "duplicate": T.REFUSAL_DUPLICATE,
+    "unavailable": T.REFUSAL_UNAVAILABLE,
+    "unknown_user": T.REFUSAL_UNKNOWN_USER,
+    "not_admin": T.REFUSAL_NOT_ADMIN,
+}
+
+
+def refusal(gw: Gateway, result: ActionResult) -> str:
+    """The polite text of a refusal no handler answers more precisely."""
+    return gw.texts(REFUSALS.get(result.outcome, T.REFUSAL_OTHER))
+
+
+def name_of(user: User) -> str:
+    return user.full_name or user.username or str(user.id)
+
+
+async def registered(gw: Gateway, user: User) -> ActionResult | None:
+    """Register the user (once per process); a refusal (None when all is well) to answer."""
+    result = await gw.register(user.id, name_of(user), user.language_code)
+    if result is None or result.ok or result.outcome == "duplicate":
+        return None
+    return result
+
+
+def points_awarded(result: ActionResult, *sources: str) -> int:
+    """The besitos a result's `PointsAwarded` events gave (of `sources`, or all)."""
+    return sum(
+        int(event.fields["amount"])
+        for event in result.events
+        if event.name == "PointsAwarded" and (not sources or str(event.fields["source"]) in sources)
+    )
