@@ -409,7 +409,61 @@ class LocalBotAPI:
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_post("/local/bot{token}/inject/{kind}", self._control_inject)
+        app.router.add_get("/local/bot{token}/calls", self._control_calls)
         return app
+
+    # ------------------------------------------------------------------ control (other process)
+
+    async def _control_inject(self, request: web.Request) -> web.Response:
+        """`POST /local/bot<token>/inject/<kind>` with the builder's arguments as JSON (`user`
+        an object of `TelegramUser` fields): how a test in another process injects."""
+        if request.match_info["token"] != self.token:
+            return self._answer(BotAPIError(401, "Unauthorized").payload(), 401)
+        builders: dict[str, Callable[..., JSON]] = {
+            "update": self.inject_update,
+            "message": self.inject_message,
+            "group_message": self.inject_group_message,
+            "channel_post": self.inject_channel_post,
+            "callback_query": self.inject_callback_query,
+            "poll_answer": self.inject_poll_answer,
+            "pre_checkout_query": self.inject_pre_checkout_query,
+            "successful_payment": self.inject_successful_payment,
+        }
+        builder = builders.get(request.match_info["kind"])
+        if builder is None:
+            return self._answer(BotAPIError(404, "Not Found").payload(), 404)
+        try:
+            arguments = orjson.loads(await request.read())
+            if not isinstance(arguments, dict):
+                raise TypeError("arguments must be an object")
+            if isinstance(arguments.get("user"), dict):
+                arguments["user"] = TelegramUser(**arguments["user"])
+            if isinstance(arguments.get("message"), list):
+                arguments["message"] = tuple(arguments["message"])
+            update = builder(**arguments)
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as error:
+            return self._answer(bad_request(str(error)).payload(), 400)
+        return self._answer({"ok": True, "result": update}, 200)
+
+    async def _control_calls(self, request: web.Request) -> web.Response:
+        """`GET /local/bot<token>/calls[?method=M][&since=N]`: the recorded calls from index N."""
+        if request.match_info["token"] != self.token:
+            return self._answer(BotAPIError(401, "Unauthorized").payload(), 401)
+        method = request.query.get("method")
+        since = int(request.query.get("since", "0"))
+        calls = [
+            {
+                "method": call.method,
+                "params": call.params,
+                "at": call.at,
+                "status": call.status,
+                "result": call.result,
+                "description": call.description,
+            }
+            for call in self.calls(method)[since:]
+        ]
+        return self._answer({"ok": True, "result": calls}, 200)
 
     async def start(self) -> None:
         """Listen on `host:port` (a free port when 0) in the running loop."""

@@ -514,3 +514,64 @@ def test_the_thread_runner_serves_sync_tests() -> None:
 async def send_one(api: LocalBotAPI) -> None:
     async with bot_for(api) as bot:
         await bot.send_message(ANA.id, "otra")
+
+
+def test_another_process_injects_and_reads_calls_over_http() -> None:
+    async def scenario(api: LocalBotAPI) -> None:
+        base = f"{api.url}/local/bot{TOKEN}"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{base}/inject/message",
+                json={"user": {"id": 7, "first_name": "Eva"}, "text": "/start"},
+            ) as resp:
+                injected = (await resp.json())["result"]
+            async with http.post(f"{base}/inject/nothing", json={}) as resp:
+                assert resp.status == 404
+            async with http.post(f"{base}/inject/message", json={"text": "no user"}) as resp:
+                assert resp.status == 400
+            async with bot_for(api) as bot:
+                [update] = await bot.get_updates()
+                await bot.send_message(7, "hola Eva")
+            async with http.get(f"{base}/calls", params={"method": "sendMessage"}) as resp:
+                calls = (await resp.json())["result"]
+            async with http.get(f"{api.url}/local/bot1:x/calls") as resp:
+                assert resp.status == 401
+        assert update.update_id == injected["update_id"]
+        assert update.message is not None and update.message.text == "/start"
+        assert [(c["params"]["text"], c["status"]) for c in calls] == [("hola Eva", 200)]
+
+    run(scenario)
+
+
+def test_python_m_serves_until_interrupted() -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dianabot.adapters.telegram.local_api", "--token", TOKEN,
+         "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/bot{TOKEN}/getMe", timeout=1
+                ) as resp:
+                    assert json.load(resp)["result"]["id"] == 424242
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.1)
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=10)
+    assert server.returncode == 0
+    assert f"listening on http://127.0.0.1:{port}" in stderr
