@@ -105,6 +105,7 @@ def services(
     read_only: bool = False,
     as_json: bool | None = None,
     unreachable: Callable[[DatabaseUnavailable], None] | None = None,
+    configure: Callable[[Settings], Settings] | None = None,
     **overrides: Any,
 ) -> Iterator[Services]:
     """Build the services from settings; a setting or store that cannot be used is a clear error.
@@ -112,8 +113,11 @@ def services(
     `read_only`: the command only reads (or repairs what exists): a missing or empty store, or
     read models never built, are said plainly (exit 4) and nothing is created. `unreachable`:
     called first when the database cannot be reached (e.g. `health` reports it as failing).
+    `configure`: adjusts the resolved settings (the demo's own chats and admin).
     """
     resolved = settings(as_json)
+    if configure is not None:
+        resolved = configure(resolved)
     url = database_url_override or database_url(resolved)
     try:
         wired = bootstrap(resolved, database_url=url, read_only=read_only, **overrides)

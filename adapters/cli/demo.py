@@ -1,10 +1,20 @@
-"""`dianabot demo`: scripted users exercising every points flow, written to the configured store.
+"""`dianabot demo`: scripted users going through every flow of the bot, written to the
+configured store.
 
-Until the Telegram adapter lands, the demo drives the application services directly with a manual
-clock (so cooldowns and streaks play out in seconds), then prints balances, levels and badges.
+The demo runs the real bot: the local Bot API (`adapters.telegram.local_api.LocalBotAPI`) in
+this process, and the bot's aiogram `Dispatcher` long-polling it through aiogram's own
+`TelegramAPIServer` setting, exactly as it would poll Telegram or a self-hosted Bot API server.
+Scripted users act by injecting updates into the local Bot API: channel posts get reaction
+buttons and users press them, group messages, an admin's `/poll` and its answers, `/checkin`
+over eight simulated days, `/story` with a paid choice and a VIP gate, a VIP token by deep link
+(`/start vip-<code>`), an admin's `/grant`, and one update delivered twice (awarded once).
+Each update is handled before the next is injected (`handle_as_tasks=False`), so a run is
+reproducible. A manual clock makes cooldowns and streaks play out in seconds.
+
 Badges, the story's decision bonuses and the VIP invitation come from the policies, as in
 production: the script lets them catch up with the log at the end of each simulated step
-(`Script.settle`), as the workers would between a user's actions.
+(`Script.settle`), as the workers would between a user's actions; the read models run live
+(the bot's replies read them).
 The demo writes where every other command reads (--database-url, else DIANABOT_DATABASE_URL, else
 the default file), so `dianabot reconcile` right after it sees its data. Its clock starts
 `DEMO_SPAN` in the past and is moved to the present at the end: nothing it leaves is due later
@@ -13,13 +23,20 @@ than the real clock says.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from aiogram import BaseMiddleware, Dispatcher
+from aiogram.types import TelegramObject
+from dianabot.adapters.bootstrap import Services
 from dianabot.adapters.cli import exits
 from dianabot.adapters.cli.common import (
     confirm,
@@ -40,11 +57,17 @@ from dianabot.adapters.eventstore.database import (
     prepare,
     redact,
 )
+from dianabot.adapters.settings import Settings
 from dianabot.adapters.story_file import load_bundled_story
+from dianabot.adapters.telegram.bot import build_dispatcher, make_bot
+from dianabot.adapters.telegram.callbacks import ChoiceButton, ReactionButton
+from dianabot.adapters.telegram.context import BotMonitor, BotServices
+from dianabot.adapters.telegram.local_api import JSON, LocalBotAPI, TelegramUser
 from dianabot.application.clock import ManualClock
 from dianabot.application.commands import DEFAULT_STORY
-from dianabot.application.results import CommandResult, Origin
-from dianabot.application.service import DianaApplication
+from dianabot.application.coordinator import ActionResult
+from dianabot.application.health import HealthReport
+from dianabot.application.results import Origin
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.rules import level_for
 from dianabot.projections import queries
@@ -57,126 +80,343 @@ from sqlalchemy import select
 
 DEMO_SPAN = timedelta(days=8, hours=4)
 """How much simulated time the script takes (a little more, checked by a test)."""
-ADMIN_ID = 0
+ADMIN_ID = 900
+"""The demo's admin (a Telegram user id, added to DIANABOT_ADMIN_IDS for the demo)."""
+CHANNEL = -1001000000001
+GROUP = -1001000000002
+TOKEN = "123456789:DEMO-local-bot-api-token"
 USERS = {1001: "Ana", 1002: "Bruno", 1003: "Carla", 1004: "Darío", 1005: "Elena"}
+UPDATE_TIMEOUT = 30.0
+"""How long the script waits for the bot to handle one update before giving up."""
+QUIET_LOGGERS = ("aiogram.event", "aiogram.dispatcher")
+"""aiogram's per-update INFO lines: a thousand of them would bury the summary."""
+
+
+class DemoStalled(RuntimeError):
+    """The bot did not handle an injected update in time."""
+
+
+def demo_settings(resolved: Settings) -> Settings:
+    """The settings with the demo's channel, group and admin (the bot's chats for the run)."""
+    return resolved.model_copy(
+        update={
+            "admin_ids": frozenset({*resolved.admin_ids, ADMIN_ID}),
+            "channel_id": CHANNEL,
+            "group_id": GROUP,
+        }
+    )
+
+
+@dataclass
+class DemoBotServices(BotServices):
+    """The bot's services, noting every result the handlers got (the script's score)."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    last: dict[int, ActionResult] = field(default_factory=dict)
+
+    def wrote(self, user_id: int, result: ActionResult) -> None:
+        self.outcomes[result.outcome] += 1
+        self.last[user_id] = result
+        super().wrote(user_id, result)
+
+
+class HandledUpdates(BaseMiddleware):
+    """Counts the updates the dispatcher finished handling (so the script can wait for each)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = asyncio.Event()
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        try:
+            return await handler(event, data)
+        finally:
+            self.count += 1
+            self.changed.set()
 
 
 @dataclass
 class Script:
-    """Runs one scripted action at a time, as a Telegram update would, and keeps score."""
+    """Scripted Telegram users: each action is an update injected into the local Bot API,
+    handled by the bot's dispatcher before the next one."""
 
-    app: DianaApplication
+    wired: Services
     clock: ManualClock
-    policies: Policies | None = None
-    next_update: int = 10_000
-    outcomes: Counter[str] = field(default_factory=Counter)
+    api: LocalBotAPI
+    bot: DemoBotServices
+    handled: HandledUpdates
+    injected: int = 0
+    story_messages: dict[int, int] = field(default_factory=dict)
+    health: HealthReport | None = None
 
-    def origin(self, user: int) -> Origin:
-        self.next_update += 1
-        return Origin.telegram(self.next_update, user)
+    @property
+    def outcomes(self) -> Counter[str]:
+        return self.bot.outcomes
 
-    def run(self, user: int, result: CommandResult) -> CommandResult:
-        self.outcomes[result.outcome] += 1
-        return result
+    @property
+    def policies(self) -> Policies | None:
+        return self.wired.policies
 
-    def settle(self) -> None:
+    @staticmethod
+    def user(user: int) -> TelegramUser:
+        return TelegramUser(id=user, first_name=USERS.get(user, "Admin"), language_code="es")
+
+    async def deliver(self, update: JSON) -> JSON:
+        """Inject `update` (queued as it is: the same update again is delivered again) and wait
+        until the dispatcher has handled it."""
+        return await self._handled(self.api.inject_update(update))
+
+    async def _handled(self, update: JSON) -> JSON:
+        self.injected += 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + UPDATE_TIMEOUT
+        while self.handled.count < self.injected:
+            self.handled.changed.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise DemoStalled(f"the bot did not handle update {update.get('update_id')}")
+            try:
+                await asyncio.wait_for(self.handled.changed.wait(), remaining)
+            except TimeoutError:
+                continue
+        return update
+
+    async def say(self, user: int, text: str) -> JSON:
+        """A private message (a command) from `user` to the bot."""
+        return await self._handled(self.api.inject_message(self.user(user), text))
+
+    async def in_group(self, user: int, text: str) -> JSON:
+        return await self._handled(self.api.inject_group_message(GROUP, self.user(user), text))
+
+    async def post(self, text: str) -> int:
+        """A post in the channel; the bot attaches reaction buttons. Its message id."""
+        update = await self._handled(self.api.inject_channel_post(CHANNEL, text))
+        return int(update["channel_post"]["message_id"])
+
+    async def press(
+        self, user: int, chat_id: int, message_id: int, data: str
+    ) -> ActionResult | None:
+        """`user` presses an inline button; the result of the command it ran (None when the
+        bot refused the button without running one: a stale or unknown button)."""
+        self.bot.last.pop(user, None)
+        await self._handled(
+            self.api.inject_callback_query(self.user(user), (chat_id, message_id), data)
+        )
+        return self.bot.last.get(user)
+
+    async def react(self, user: int, post: int, emoji: int = 0) -> ActionResult | None:
+        return await self.press(user, CHANNEL, post, ReactionButton(emoji=emoji).pack())
+
+    async def answer_poll(self, user: int, poll_id: str, option: int) -> JSON:
+        return await self._handled(self.api.inject_poll_answer(self.user(user), poll_id, [option]))
+
+    async def settle(self) -> None:
         """The policies catch up with the log (their commands included), at the simulated
         time: what the workers do between one step of the users and the next."""
         if self.policies is not None:
-            self.policies.catch_up()
+            await asyncio.to_thread(self.policies.catch_up)
 
-    def walk(self, user: int, steps: int) -> str:
-        """Take up to `steps` choices (varying by user), stopping at an ending or a refusal."""
+    async def open_story(self, user: int) -> None:
+        """`/story`: the bot answers with the fragment and its choice buttons."""
+        await self.say(user, "/story")
+        mine = [m for m in self.api.messages(user) if m.get("from", {}).get("id") != user]
+        if mine:
+            self.story_messages[user] = int(mine[-1]["message_id"])
+
+    async def choose(self, user: int, choice: str) -> ActionResult | None:
+        """Press the button of `choice` on the user's story message."""
+        view = self.wired.app.current_fragment(user)
+        fragment = view.fragment_id if view is not None else "none"
+        data = ChoiceButton(fragment=fragment, choice=choice).pack()
+        return await self.press(user, user, self.story_messages[user], data)
+
+    async def walk(self, user: int, steps: int, *, vip: bool = False) -> str:
+        """Take up to `steps` choices (varying by user), stopping at an ending or a refusal;
+        without `vip`, away from the VIP arc."""
         for step in range(steps):
-            view = self.app.current_fragment(user)
+            view = self.wired.app.current_fragment(user)
             if view is None or not view.choices:
                 return "ending"
-            affordable = [c for c in view.choices if c.affordable] or list(view.choices)
-            choice = affordable[(user + step) % len(affordable)]
-            result = self.run(user, self.app.make_choice(user, choice.id, self.origin(user)))
-            self.settle()
+            open_ = [
+                c
+                for c in view.choices
+                if vip or view.vip_active or not (c.vip_only or c.leads_to_vip)
+            ]
+            if not open_:
+                return "gate"
+            affordable = [c for c in open_ if c.affordable] or open_
+            result = await self.choose(user, affordable[(user + step) % len(affordable)].id)
+            await self.settle()
+            if result is None:
+                return "stale"
             if not result.ok:
                 return result.outcome
             self.clock.advance(minutes=3)
         return "walking"
 
 
-def play(app: DianaApplication, clock: ManualClock, policies: Policies | None = None) -> Script:
-    """The scripted users' actions; with `policies`, their effects (badges, bonuses, the VIP
-    invitation) too, at the end of each step."""
-    script = Script(app, clock, policies)
+async def scenario(script: Script) -> None:
+    """The scripted users' actions, through the bot."""
+    app = script.wired.app
     app.ensure_badges(INITIAL_BADGES, Origin.system("demo", "catalogue"))
-    for user, name in USERS.items():
-        script.run(user, app.register_player(user, name, script.origin(user)))
+    app.publish_story(load_bundled_story(), Origin.system("demo", "story"))
+    for user in USERS:
+        await script.say(user, "/start")
 
-    # Reactions under channel posts: +10 each, once per post whatever the emoji.
+    # Bruno opens the story at once: the paid choice in the salon is beyond his 0 besitos.
+    bruno = 1002
+    await script.open_story(bruno)
+    await script.choose(bruno, "c1_llegada_a")
+    await script.choose(bruno, "c1_salon_c")  # insufficient_points
+    await script.settle()
+
+    # Channel posts get reaction buttons; +10 per post, once per post whatever the emoji.
+    posts = [await script.post(f"Diana, nota {n}") for n in range(1, 4 + 3 * (len(USERS) - 1))]
     for index, user in enumerate(USERS):
-        for post in range(1, 4 + 3 * index):
-            script.run(user, app.react(user, f"channel:{post}", "❤️", script.origin(user)))
-        script.run(user, app.react(user, "channel:1", "🔥", script.origin(user)))  # refused
-    script.settle()
+        for post in posts[: 3 + 3 * index]:
+            await script.react(user, post)
+        await script.react(user, posts[0], emoji=1)  # already_reacted
+    await script.settle()
 
     # Group chat: +1 per message, 30 s cooldown.
     for user in USERS:
         for gap in (0, 10, 21, 31):  # the second message is 10 s after the first: too soon
-            clock.advance(seconds=gap)
-            message = f"group:{user}:{clock.now():%H%M%S}"
-            script.run(user, app.count_message(user, message, script.origin(user)))
-        clock.advance(seconds=31)
-    script.settle()
+            script.clock.advance(seconds=gap)
+            await script.in_group(user, f"¡Hola, Diana! ({gap})")
+        script.clock.advance(seconds=31)
+    await script.settle()
 
-    # Polls: +2 once per poll.
+    # Polls: the admin posts one through the bot (/poll); +2 once per poll.
+    await script.say(ADMIN_ID, "/poll ¿Tu noche favorita? | La del salón | La de la terraza")
+    poll_id = str(script.api.calls("sendPoll")[-1].result["poll"]["id"])
     for user in list(USERS)[:3]:
-        script.run(user, app.answer_poll(user, "poll:favorita", script.origin(user)))
-        script.run(user, app.answer_poll(user, "poll:favorita", script.origin(user)))
-    script.settle()
+        await script.answer_poll(user, poll_id, user % 2)
+        await script.answer_poll(user, poll_id, 0)  # already_answered
+    await script.settle()
 
     # Daily check-ins over eight days: the 7th in a row brings the streak bonus.
     for day in range(8):
         for user in list(USERS)[: 2 + day % 3]:
-            script.run(user, app.check_in(user, script.origin(user)))
-        script.run(1001, app.check_in(1001, script.origin(1001)))  # too soon: refused
-        script.settle()
-        clock.advance(hours=24, minutes=5)
+            await script.say(user, "/checkin")
+        await script.say(1001, "/checkin")  # too soon: refused
+        await script.settle()
+        script.clock.advance(hours=24, minutes=5)
+    await script.say(1001, "/profile")
 
-    # An update delivered twice is applied once.
-    twice = script.origin(1003)
-    script.run(1003, app.count_message(1003, "group:1003:dup", twice))
-    clock.advance(seconds=45)
-    script.run(1003, app.count_message(1003, "group:1003:dup", twice))
+    # An update delivered twice (a restart before the offset was committed) is applied once.
+    twice = await script.in_group(1003, "Esto llega dos veces")
+    script.clock.advance(seconds=45)
+    await script.deliver(twice)
 
-    # Admin grant and deduct; spending more than the balance is refused, never partial.
-    script.run(1005, app.grant_points(ADMIN_ID, 1005, 150, "ganadora del sorteo", Origin.console()))
-    script.run(1004, app.deduct_points(ADMIN_ID, 1004, 5, "corrección", Origin.console()))
-    script.run(1002, app.spend_points(1002, 10_000, "vip", "demo", script.origin(1002)))
-    script.run(1002, app.spend_points(1002, 20, "story_choice", "demo", script.origin(1002)))
-    script.settle()
-    play_story(script)
-    return script
+    # The admin's grant; a stranger's /grant is refused politely.
+    await script.say(ADMIN_ID, "/grant 1005 150 ganadora del sorteo")
+    await script.say(1004, "/grant 1004 1000 por la cara")
+    await script.settle()
+    await play_story(script)
+    await script.say(1001, "/top")
 
 
-def play_story(script: Script) -> None:
-    """Everyone starts the story; Ana reaches the VIP gate, redeems a token and goes on."""
-    app = script.app
-    app.publish_story(load_bundled_story(), Origin.system("demo", "story"))
+async def play_story(script: Script) -> None:
+    """Everyone opens the story; Bruno now pays for the salon; Ana reaches the VIP gate,
+    redeems a token and goes on."""
     for user in USERS:
-        script.run(user, app.start_story(user, script.origin(user)))
-    script.settle()
+        await script.open_story(user)
+    await script.settle()
+    bruno = 1002
+    await script.choose(bruno, "c1_salon_c")  # the paid choice, affordable now
+    await script.settle()
     for index, user in enumerate(USERS):
-        script.walk(user, steps=3 + 2 * index)
+        await script.walk(user, steps=3 + 2 * index)
     # Ana walks the free arc until the VIP gate refuses her (recorded as VipGateHit; the
     # vip-conversion policy queues her an invitation) ...
     ana = 1001
-    while script.walk(ana, steps=1) == "walking":
+    while await script.walk(ana, steps=1, vip=True) == "walking":
         pass
-    # ... an admin issues a VIP token (deep link /start vip-<code>), she redeems it (the
-    # vip-badge policy awards El Diván) ...
-    token = app.issue_vip_token(ADMIN_ID, 30, Origin.console()).details["token"]
-    script.run(ana, app.redeem_vip_token(ana, token, script.origin(ana)))
-    script.run(ana, app.redeem_vip_token(ana, token, script.origin(ana)))  # token_used
-    script.settle()
+    # ... an admin issues a VIP token, she opens its deep link /start vip-<code> (the
+    # vip-badge policy awards El Diván); the link used again is refused ...
+    app = script.wired.app
+    token = app.issue_vip_token(ADMIN_ID, 30, Origin.admin(ADMIN_ID)).details["token"]
+    await script.say(ana, f"/start {token}")
+    await script.say(ana, f"/start {token}")  # token_used
+    await script.settle()
     # ... and the VIP arc opens.
-    script.walk(ana, steps=6)
+    await script.walk(ana, steps=6, vip=True)
+    await script.say(ana, "/vip")
+
+
+@contextmanager
+def quiet_aiogram() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+async def play_async(wired: Services, clock: ManualClock) -> Script:
+    """Start the local Bot API and the bot (polling it), run the scenario, stop both."""
+    if wired.coordinator is None:
+        raise RuntimeError("the demo needs the coordinator")
+    monitor = BotMonitor(clock)
+    bot_services = DemoBotServices(
+        coordinator=wired.coordinator,
+        app=wired.app,
+        projections=wired.projections,
+        settings=wired.settings,
+        clock=clock,
+        monitor=monitor,
+    )
+    handled = HandledUpdates()
+    dispatcher: Dispatcher = build_dispatcher(bot_services)
+    dispatcher.update.outer_middleware(handled)
+    api = LocalBotAPI(TOKEN, clock=lambda: clock.now().timestamp())
+    api.add_channel(CHANNEL, "Diana")
+    api.add_group(GROUP, "El círculo de Diana")
+    if wired.projections is not None:
+        wired.projections.start()
+    wired.coordinator.attach_telegram(monitor)
+    try:
+        async with api:
+            bot = make_bot(TOKEN, api.url)
+            polling = asyncio.create_task(
+                dispatcher.start_polling(
+                    bot,
+                    handle_as_tasks=False,
+                    handle_signals=False,
+                    close_bot_session=False,
+                    polling_timeout=1,
+                    allowed_updates=dispatcher.resolve_used_update_types(),
+                )
+            )
+            script = Script(wired, clock, api, bot_services, handled)
+            try:
+                await scenario(script)
+                script.health = await asyncio.to_thread(wired.coordinator.health)
+            finally:
+                if not polling.done():
+                    await dispatcher.stop_polling()
+                await polling
+                await bot.session.close()
+    finally:
+        wired.coordinator.attach_telegram(None)
+        if wired.projections is not None:
+            wired.projections.stop()
+    return script
+
+
+def play(wired: Services, clock: ManualClock) -> Script:
+    """Run the scripted users through the bot (its own event loop); see `play_async`."""
+    with quiet_aiogram():
+        return asyncio.run(play_async(wired, clock))
 
 
 def summary(projections: Projections, now: datetime) -> list[dict[str, Any]]:
@@ -251,8 +491,8 @@ def demo(
         )
         _remove_sqlite_files(Path(database.eventsourcing_env["SQLITE_DBNAME"]))
     clock = ManualClock(datetime.now(UTC) - DEMO_SPAN)
-    with services(url, clock=clock, as_json=as_json) as wired:
-        script = play(wired.app, clock, wired.policies)
+    with services(url, clock=clock, as_json=as_json, configure=demo_settings) as wired:
+        script = play(wired, clock)
         clock.set(max(clock.now(), datetime.now(UTC)))  # the demo ends at the present
         projections = wired.projections
         assert projections is not None
@@ -269,6 +509,8 @@ def demo(
                 "database": shown,
                 "players": rows,
                 "outcomes": dict(script.outcomes),
+                "telegram": dispatcher_summary(script),
+                "health": health_summary(script.health),
                 "vip_funnel": funnel,
                 "policies": effects,
                 "reconciliation": report.to_dict(),
@@ -276,12 +518,34 @@ def demo(
         )
         return
     print_summary(rows, script, funnel, effects)
+    print_bot_summary(script)
     render_reconciliation(report)
     console.print(f"events and read models in [bold]{escape(shown)}[/bold]")
     console.print(
         "next: [bold]dianabot reconcile[/bold], [bold]dianabot projections status[/bold], "
         "[bold]dianabot admin grant 1001 50 -r gracias[/bold] (same store)"
     )
+
+
+def dispatcher_summary(script: Script) -> dict[str, Any]:
+    """What went through the bot: updates the dispatcher handled, calls it made to the API."""
+    calls = Counter(call.method for call in script.api.calls())
+    return {
+        "updates": script.handled.count,
+        "bot_calls": sum(calls.values()),
+        "calls_by_method": dict(sorted(calls.items())),
+    }
+
+
+def health_summary(report: HealthReport | None) -> dict[str, Any] | None:
+    """The coordinator's health as the bot ran (the last step of the script)."""
+    if report is None:
+        return None
+    return {
+        "status": report.status,
+        "telegram": report.telegram.status,
+        "reasons": list(report.reasons),
+    }
 
 
 def policy_summary(policies: Policies | None) -> dict[str, dict[str, int]]:
@@ -351,3 +615,23 @@ def print_summary(
         state = "caught up" if behind == 0 else f"{behind} events behind"
         issued = ", ".join(f"{name} {effect['commands']}" for name, effect in effects.items())
         console.print(f"Policies ({state}), commands issued: {escape(issued)}")
+
+
+def print_bot_summary(script: Script) -> None:
+    """The dispatcher's traffic and the health the coordinator reported while the bot ran."""
+    traffic = dispatcher_summary(script)
+    busiest = sorted(traffic["calls_by_method"].items(), key=lambda item: -item[1])
+    methods = ", ".join(f"{name} {count}" for name, count in busiest)
+    console.print(
+        f"Bot: {traffic['updates']} updates through the dispatcher, "
+        f"{traffic['bot_calls']} Bot API calls ({escape(methods)})"
+    )
+    health = health_summary(script.health)
+    if health is not None:
+        colour = {"ok": "green", "degraded": "yellow"}.get(health["status"], "red")
+        reasons = "; ".join(health["reasons"])
+        console.print(
+            f"Health while the bot ran: [{colour}]{escape(health['status'])}[/{colour}]"
+            f" (telegram {escape(str(health['telegram']))})"
+            + (f": {escape(reasons)}" if reasons else "")
+        )

@@ -60,6 +60,16 @@ def test_demo_runs_every_flow_on_the_configured_store(workdir) -> None:  # type:
     assert all("primera-decision" in row["badges"] for row in players.values())
     assert "capitulo-1" in ana["badges"] and "reacciones-10" in players[1005]["badges"]
     assert_effects_came_from_policies(workdir / "bot.sqlite3")
+    assert_users_went_through_the_bot(workdir / "bot.sqlite3")
+    # Through the real dispatcher and the local Bot API: what it handled, what the bot called.
+    telegram = summary["telegram"]
+    assert telegram["updates"] >= 200
+    calls = telegram["calls_by_method"]
+    assert telegram["bot_calls"] == sum(calls.values())
+    assert calls["editMessageReplyMarkup"] == 15  # reaction buttons on each channel post
+    assert calls["sendPoll"] == 1 and calls["setMyCommands"] == 1
+    assert calls["answerCallbackQuery"] >= 100 and calls["editMessageText"] >= 10
+    assert summary["health"]["status"] == "ok" and summary["health"]["telegram"] == "ok"
     assert [row["rank"] for row in summary["players"]] == [1, 2, 3, 4, 5]
     lifetimes = [row["lifetime"] for row in summary["players"]]
     assert lifetimes == sorted(lifetimes, reverse=True)
@@ -89,6 +99,26 @@ def assert_effects_came_from_policies(path: Path) -> None:
         assert bonuses and {e.actor for e in bonuses} == {"policy:story-decisions"}
         [invitation] = logged(wired, "VipInvitationQueued")
         assert invitation.actor == "policy:vip-conversion"
+
+
+def assert_users_went_through_the_bot(path: Path) -> None:
+    """Every player's points came from Telegram updates the bot handled (their causation is
+    the update), the admin's grant included; none from the console."""
+    from dianabot.adapters.bootstrap import bootstrap
+    from dianabot.adapters.cli.demo import ADMIN_ID, TOKEN
+
+    from tests.conftest import make_settings
+    from tests.policies import logged
+
+    bot = TOKEN.split(":")[0]
+    with bootstrap(make_settings(f"sqlite:///{path}"), projections=False) as wired:
+        awards = logged(wired, "PointsAwarded")
+        by_users = [e for e in awards if not e.actor.startswith("policy:")]
+        assert len(by_users) > 100
+        assert all(e.causation.startswith(f"tg:{bot}:update:") for e in by_users)
+        [grant] = logged(wired, "PointsAdjusted")
+        assert grant.actor == f"tg:user:{ADMIN_ID}" and grant.amount == 150
+        assert grant.causation.startswith(f"tg:{bot}:update:")
 
 
 def test_admin_grant_and_deduct(workdir) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from dianabot.adapters.bootstrap import bootstrap
 from dianabot.adapters.cli import common, exits
-from dianabot.adapters.cli.demo import DEMO_SPAN, play
+from dianabot.adapters.cli.demo import DEMO_SPAN, demo_settings, play
 from dianabot.adapters.cli.main import app as cli
 from dianabot.application.clock import ManualClock
 from dianabot.domain.ids import player_id
@@ -42,8 +42,8 @@ def played(workdir: Path) -> str:
     """A store with the demo's history, its read models caught up."""
     url = f"sqlite:///{workdir / 'played.sqlite3'}"
     clock = ManualClock(datetime.now(UTC) - DEMO_SPAN)
-    with bootstrap(make_settings(url), clock=clock) as wired:
-        play(wired.app, clock, wired.policies)
+    with bootstrap(demo_settings(make_settings(url)), clock=clock) as wired:
+        play(wired, clock)
         assert wired.projections is not None
         wired.projections.catch_up()
     return url

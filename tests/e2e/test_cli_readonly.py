@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from dianabot.adapters.bootstrap import bootstrap
 from dianabot.adapters.cli import exits
-from dianabot.adapters.cli.demo import DEMO_SPAN, play
+from dianabot.adapters.cli.demo import DEMO_SPAN, demo_settings, play
 from dianabot.adapters.cli.main import app as cli
 from dianabot.application.clock import ManualClock
 from typer.testing import CliRunner, Result
@@ -78,8 +78,8 @@ def test_a_read_command_on_postgres_creates_no_schema(workdir: Path, postgres_ur
 def test_reconcile_of_an_unknown_user_is_an_error(workdir: Path) -> None:
     url = f"sqlite:///{workdir / 'bot.sqlite3'}"
     clock = ManualClock(datetime.now(UTC) - DEMO_SPAN)
-    with bootstrap(make_settings(url), clock=clock) as wired:
-        play(wired.app, clock)
+    with bootstrap(demo_settings(make_settings(url)), clock=clock) as wired:
+        play(wired, clock)
     unknown = runner.invoke(cli, ["--database-url", url, "reconcile", "--user", "999"])
     assert unknown.exit_code == 2
     assert "unknown user" in unknown.output and "999" in unknown.output
@@ -109,8 +109,8 @@ def test_the_demo_script_ends_before_the_present() -> None:
     due between the demo's end and the present)."""
     clock = ManualClock()
     start = clock.now()
-    with bootstrap(make_settings("memory://"), clock=clock) as wired:
-        play(wired.app, clock)
+    with bootstrap(demo_settings(make_settings("memory://")), clock=clock) as wired:
+        play(wired, clock)
     taken = clock.now() - start
     assert taken < DEMO_SPAN
     assert (DEMO_SPAN - taken).total_seconds() < 3600
