@@ -119,6 +119,9 @@ def assert_users_went_through_the_bot(path: Path) -> None:
         [grant] = logged(wired, "PointsAdjusted")
         assert grant.actor == f"tg:user:{ADMIN_ID}" and grant.amount == 150
         assert grant.causation.startswith(f"tg:{bot}:update:")
+        paid = logged(wired, "PointsSpent")  # the story's paid choices, pressed as buttons
+        assert paid and {e.purpose for e in paid} == {"story_choice"}
+        assert all(e.causation.startswith(f"tg:{bot}:update:") for e in paid)
 
 
 def test_admin_grant_and_deduct(workdir) -> None:  # type: ignore[no-untyped-def]
