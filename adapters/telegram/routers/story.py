@@ -35,7 +35,9 @@ def render(gw: Gateway, view: StoryView) -> tuple[str, InlineKeyboardMarkup | No
         text=view.text,
     )
     if view.is_ending or not view.choices:
-        return f"{text}\n\n{gw.texts(T.STORY_ENDING)}", None
+        text = f"{text}\n\n{gw.texts(T.STORY_ENDING)}"
+    if not view.choices:  # an ending may still offer a way on (the free arc's into the VIP arc)
+        return text, None
     keyboard = InlineKeyboardBuilder()
     for choice in view.choices:
         keyboard.button(
