@@ -4,7 +4,8 @@
 self-hosted Bot API server and the local one of the tests and the demo (`make_bot`'s
 `api_server`, aiogram's own `TelegramAPIServer`). On startup it publishes its commands
 (`setMyCommands`). Telegram's "retry after" answer (429) is waited out and the call repeated
-(`RetryAfterMiddleware`, on the bot's session).
+(`RetryAfterMiddleware`, on the bot's session). A user flooding the bot is throttled
+(`limits.ThrottleMiddleware`, after the context middleware).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import BotCommand
 from dianabot.adapters.telegram.context import BotServices
+from dianabot.adapters.telegram.limits import ThrottleMiddleware
 from dianabot.adapters.telegram.middlewares import ContextMiddleware
 from dianabot.adapters.telegram.routers import (
     admin,
@@ -68,6 +70,10 @@ def build_dispatcher(services: BotServices) -> Dispatcher:
     """The bot: feature routers, the context middleware, `setMyCommands` on startup."""
     dispatcher = Dispatcher(name="diana")
     dispatcher.update.outer_middleware(ContextMiddleware(services))
+    if services.throttle is not None:
+        text = services.texts(T.REFUSAL_THROTTLED)
+        throttle = ThrottleMiddleware(services.throttle, text, services.is_admin)
+        dispatcher.update.outer_middleware(throttle)
     dispatcher.include_routers(*routers())
 
     async def on_startup(bot: Bot) -> None:

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from dianabot.adapters.settings import Settings
+from dianabot.adapters.telegram.limits import UserThrottle
 from dianabot.adapters.telegram.texts import Texts
 from dianabot.application.clock import Clock
 from dianabot.application.commands import Command, RegisterPlayer
@@ -76,6 +77,8 @@ class BotServices:
     read_timeout: float = 2.0
     """How long a read waits for the read models to reach the user's own last write."""
     monitor: BotMonitor | None = None
+    throttle: UserThrottle | None = field(default_factory=UserThrottle)
+    """Per-user flood limit (`limits.ThrottleMiddleware`); None: no limit."""
     _known: OrderedDict[int, None] = field(default_factory=OrderedDict, repr=False)
     _written: dict[int, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
