@@ -374,6 +374,7 @@ async def play_async(wired: Services, clock: ManualClock) -> Script:
         settings=wired.settings,
         clock=clock,
         monitor=monitor,
+        throttle=None,  # scripted users at machine speed over simulated days: not a flood
     )
     handled = HandledUpdates()
     dispatcher: Dispatcher = build_dispatcher(bot_services)
