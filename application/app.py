@@ -127,6 +127,19 @@ class CoreApplication(Application[UUID]):
                 part.close()
         super().close()
 
+    def store_answers(self) -> bool:
+        """Whether the event store can be written now: False while the breaker is open, or
+        when its probe (which also replaces the pool's dead connections) fails. For callers
+        that must not take work they could not record (the bot's long polling)."""
+        if self._breaker.is_open:
+            return False
+        try:
+            self._event_writer.replace_broken_connections()
+        except Exception as error:
+            log.info("event store does not answer: %s", error)
+            return False
+        return True
+
     def _put_snapshots(self, snapshots: Sequence[Any]) -> None:
         """Write snapshots, unless the store is known to be down (they are an optimisation:
         the next ones due will be taken)."""

@@ -17,6 +17,7 @@ from dianabot.adapters.telegram.bot import build_dispatcher, make_bot
 from dianabot.adapters.telegram.context import BotServices
 from dianabot.adapters.telegram.limits import UserThrottle
 from dianabot.adapters.telegram.local_api import Call, LocalBotAPI
+from dianabot.adapters.telegram.polling import UpdatePoller
 from dianabot.application.clock import ManualClock
 from dianabot.application.results import Origin
 from dianabot.domain.catalogue import INITIAL_BADGES
@@ -47,10 +48,13 @@ def wire(database_url: str, clock: ManualClock) -> Services:
 class Live:
     """The bot polling a local Bot API, and what a test does through it."""
 
-    def __init__(self, services: Services, api: LocalBotAPI, bot: Bot) -> None:
+    def __init__(
+        self, services: Services, api: LocalBotAPI, bot: Bot, poller: UpdatePoller
+    ) -> None:
         self.services = services
         self.api = api
         self.bot = bot
+        self.poller = poller
 
     # ----- what people do -------------------------------------------------------------------
 
@@ -138,7 +142,8 @@ class Live:
 async def live_bot(
     services: Services, *, handle_as_tasks: bool = False, throttle: UserThrottle | None = None
 ) -> AsyncIterator[Live]:
-    """The bot polling a fresh local Bot API (with the default throttle unless given one)."""
+    """The bot polling a fresh local Bot API (with the default throttle unless given one);
+    one update after the other, or (`handle_as_tasks`) different senders' concurrently."""
     assert services.coordinator is not None
     bot_services = BotServices(
         coordinator=services.coordinator,
@@ -154,21 +159,19 @@ async def live_bot(
         api.add_channel(CHANNEL)
         api.add_group(GROUP)
         bot = make_bot(TOKEN, api.url)
-        polling = asyncio.create_task(
-            dispatcher.start_polling(
-                bot,
-                polling_timeout=1,
-                handle_signals=False,
-                close_bot_session=False,
-                handle_as_tasks=handle_as_tasks,
-                allowed_updates=dispatcher.resolve_used_update_types(),
-            )
+        poller = UpdatePoller(
+            dispatcher,
+            bot,
+            store_answers=services.app.store_answers,
+            timeout=1,
+            sequential=not handle_as_tasks,
         )
+        polling = asyncio.create_task(poller.run())
         try:
             await api.wait_for_calls_async("setMyCommands")
-            yield Live(services, api, bot)
+            yield Live(services, api, bot, poller)
         finally:
-            await dispatcher.stop_polling()
+            poller.stop()
             await asyncio.wait_for(polling, 10)
             await bot.session.close()
 

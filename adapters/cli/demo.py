@@ -63,6 +63,7 @@ from dianabot.adapters.telegram.bot import build_dispatcher, make_bot
 from dianabot.adapters.telegram.callbacks import ChoiceButton, ReactionButton
 from dianabot.adapters.telegram.context import BotMonitor, BotServices
 from dianabot.adapters.telegram.local_api import JSON, LocalBotAPI, TelegramUser
+from dianabot.adapters.telegram.polling import UpdatePoller
 from dianabot.application.clock import ManualClock
 from dianabot.application.commands import DEFAULT_STORY
 from dianabot.application.coordinator import ActionResult
@@ -88,8 +89,9 @@ TOKEN = "123456789:DEMO-local-bot-api-token"
 USERS = {1001: "Ana", 1002: "Bruno", 1003: "Carla", 1004: "Darío", 1005: "Elena"}
 UPDATE_TIMEOUT = 30.0
 """How long the script waits for the bot to handle one update before giving up."""
-QUIET_LOGGERS = ("aiogram.event", "aiogram.dispatcher")
-"""aiogram's per-update INFO lines: a thousand of them would bury the summary."""
+QUIET_LOGGERS = ("aiogram.event", "aiogram.dispatcher", "dianabot.adapters.telegram.polling")
+"""aiogram's per-update INFO lines (a thousand of them would bury the summary) and the polling
+loop's start and stop."""
 
 
 class DemoStalled(RuntimeError):
@@ -388,23 +390,20 @@ async def play_async(wired: Services, clock: ManualClock) -> Script:
     try:
         async with api:
             bot = make_bot(TOKEN, api.url)
-            polling = asyncio.create_task(
-                dispatcher.start_polling(
-                    bot,
-                    handle_as_tasks=False,
-                    handle_signals=False,
-                    close_bot_session=False,
-                    polling_timeout=1,
-                    allowed_updates=dispatcher.resolve_used_update_types(),
-                )
+            poller = UpdatePoller(
+                dispatcher,
+                bot,
+                store_answers=wired.app.store_answers,
+                timeout=1,
+                sequential=True,
             )
+            polling = asyncio.create_task(poller.run())
             script = Script(wired, clock, api, bot_services, handled)
             try:
                 await scenario(script)
                 script.health = await asyncio.to_thread(wired.coordinator.health)
             finally:
-                if not polling.done():
-                    await dispatcher.stop_polling()
+                poller.stop()
                 await polling
                 await bot.session.close()
     finally:

@@ -8,11 +8,22 @@ from typing import Annotated
 import typer
 from dianabot.adapters.cli import exits
 from dianabot.adapters.cli.common import console, fail, services, settings
+from dianabot.adapters.story_file import load_bundled_story
 from dianabot.adapters.telegram.context import BotServices
 from dianabot.adapters.telegram.runner import InvalidToken, check_token, run_polling
 from dianabot.adapters.workers import Workers
+from dianabot.application.results import Origin
+from dianabot.application.service import DianaApplication
 
 DEMO_HINT = "; to see the bot work without Telegram, run `dianabot demo`"
+
+
+def publish_bundled_story_if_none(app: DianaApplication) -> None:
+    """A bot on a new store tells its story from the first /story: the bundled one, unless
+    one is published (`dianabot story publish` replaces it)."""
+    if app.published_story() is None:
+        result = app.publish_story(load_bundled_story(), Origin.system("run", "story"))
+        console.print(f"bot: published the bundled story ({result.outcome})", highlight=False)
 
 
 def run(
@@ -42,6 +53,7 @@ def run(
             except OSError as error:
                 runner.stop()
                 fail(exits.USAGE, "cannot serve", f"workers port: {error.strerror or error}")
+        publish_bundled_story_if_none(wired.app)
         bot = BotServices(
             coordinator=wired.coordinator,
             app=wired.app,

@@ -21,7 +21,7 @@ from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import BotCommand
-from dianabot.adapters.telegram.context import BotServices
+from dianabot.adapters.telegram.context import CURRENT_RECEIPT, BotServices
 from dianabot.adapters.telegram.limits import ThrottleMiddleware
 from dianabot.adapters.telegram.middlewares import ContextMiddleware
 from dianabot.adapters.telegram.routers import (
@@ -109,6 +109,9 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
             except TelegramRetryAfter as error:
                 if attempt == self.attempts or error.retry_after > self.max_wait:
                     raise
+                receipt = CURRENT_RECEIPT.get()
+                if receipt is not None:  # the poller need not wait for this update any longer
+                    receipt.defer()
                 log.warning(
                     "%s: Telegram asks to retry after %s s (attempt %s)",
                     method.__api_method__,

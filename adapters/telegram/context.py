@@ -18,6 +18,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from dianabot.application.commands import Command, RegisterPlayer
 from dianabot.application.coordinator import ActionResult, Coordinator, Executable, Issue
 from dianabot.application.health import HealthReport, TelegramStatus
 from dianabot.application.narrative import StoryView
-from dianabot.application.results import Origin
+from dianabot.application.results import UNAVAILABLE, Origin
 from dianabot.application.service import DianaApplication
 from dianabot.domain.player import Player
 from dianabot.projections import queries
@@ -106,13 +107,38 @@ class BotServices:
         return self._written.get(user_id)
 
 
+@dataclass
+class Receipt:
+    """What handling one update came to, for the loop that fetched it (`polling`): whether
+    something it asked of the store could not be recorded (the store was unavailable), so the
+    update must be delivered again rather than confirmed; and when it is settled: handled, or
+    (`defer`) only waiting out Telegram's flood control for a reply, after what it recorded."""
+
+    update_id: int
+    unrecorded: bool = False
+    deferred: bool = False
+    settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def defer(self) -> None:
+        self.deferred = True
+        self.settled.set()
+
+
+CURRENT_RECEIPT: ContextVar[Receipt | None] = ContextVar("current_receipt", default=None)
+"""The receipt of the update being handled in this task (set by the polling loop), so the
+bot's session can `defer` it while it waits out a 429."""
+
+
 class Gateway:
     """The services, bound to one update: the origin of everything that update causes."""
 
-    def __init__(self, services: BotServices, update_id: int, bot_id: int) -> None:
+    def __init__(
+        self, services: BotServices, update_id: int, bot_id: int, receipt: Receipt | None = None
+    ) -> None:
         self.services = services
         self.update_id = update_id
         self.bot_id = bot_id
+        self.receipt = receipt or Receipt(update_id)
 
     @property
     def texts(self) -> Texts:
@@ -136,6 +162,8 @@ class Gateway:
     async def execute(self, action: Executable, user_id: int) -> ActionResult:
         """Run an action (its origin from `origin(user_id)`) and note the user's write."""
         result = await self.services.coordinator.execute(action)
+        if result.outcome == UNAVAILABLE:
+            self.receipt.unrecorded = True
         self.services.wrote(user_id, result)
         return result
 

@@ -24,7 +24,8 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
-from aiogram.types import Chat, TelegramObject, Update, User
+from aiogram.types import TelegramObject, Update, User
+from dianabot.adapters.telegram.replies import tell
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +122,8 @@ class ThrottleMiddleware(BaseMiddleware):
         self.dropped += 1
         log.info("update %s of user %s throttled (%s)", event.update_id, user.id, verdict)
         if verdict == "warn" and isinstance(bot, Bot):
-            await self._warn(bot, event, data.get("event_chat"))
+            await tell(bot, event, data.get("event_chat"), self.text)
         return UNHANDLED
-
-    async def _warn(self, bot: Bot, update: Update, chat: Any) -> None:
-        if update.callback_query is not None:
-            await bot.answer_callback_query(update.callback_query.id, text=self.text)
-        elif update.message is not None and isinstance(chat, Chat) and chat.type == "private":
-            await bot.send_message(chat.id, self.text)
 
 
 @dataclass

@@ -1,15 +1,20 @@
 """Running the bot by long polling (`dianabot run`): check the token, wire the dispatcher to the
-services, report to the coordinator's health, and stop on SIGINT/SIGTERM (aiogram's own signal
-handling ends the polling loop; the caller then stops the workers and closes the store)."""
+services, report to the coordinator's health, poll with `polling.UpdatePoller` (no update lost
+on a stop or while the store is down), and stop on SIGINT/SIGTERM: the batch in hand is
+finished and confirmed; the caller then stops the workers and closes the store."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+from collections.abc import Callable
 
 from aiogram.exceptions import TelegramUnauthorizedError
 from aiogram.utils.token import TokenValidationError, validate_token
 from dianabot.adapters.telegram.bot import build_dispatcher, make_bot
 from dianabot.adapters.telegram.context import BotMonitor, BotServices
+from dianabot.adapters.telegram.polling import UpdatePoller
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +35,20 @@ def check_token(token: str | None) -> str:
 
 
 async def run_polling(
-    services: BotServices, token: str, api_server: str | None = None, *, handle_signals: bool = True
+    services: BotServices,
+    token: str,
+    api_server: str | None = None,
+    *,
+    handle_signals: bool = True,
+    polling_timeout: int = 10,
+    started: asyncio.Future[UpdatePoller] | None = None,
 ) -> None:
-    """Long polling until a signal (or `Dispatcher.stop_polling`)."""
+    """Long polling until SIGINT/SIGTERM (or the poller's `stop()`; `started` is given the
+    poller once it runs)."""
     bot = make_bot(check_token(token), api_server)
     monitor = services.monitor or BotMonitor(services.clock)
     services.monitor = monitor
+    loop = asyncio.get_running_loop()
     try:
         try:
             me = await bot.get_me()
@@ -43,14 +56,32 @@ async def run_polling(
             raise InvalidToken(f"the Bot API server refused the token: {error.message}") from None
         log.info("bot @%s (%s) polling %s", me.username, me.id, api_server or "api.telegram.org")
         dispatcher = build_dispatcher(services)
-        services.coordinator.attach_telegram(monitor)
-        await dispatcher.start_polling(
+        poller = UpdatePoller(
+            dispatcher,
             bot,
-            handle_signals=handle_signals,
-            close_bot_session=False,
-            allowed_updates=dispatcher.resolve_used_update_types(),
+            store_answers=services.app.store_answers,
+            timeout=polling_timeout,
+            monitor=monitor,
         )
+        services.coordinator.attach_telegram(monitor)
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, _stopper(poller, sig))
+        if started is not None:
+            started.set_result(poller)
+        await poller.run()
     finally:
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
         monitor.running = False
         services.coordinator.attach_telegram(None)
         await bot.session.close()
+
+
+def _stopper(poller: UpdatePoller, sig: signal.Signals) -> Callable[[], None]:
+    def stop() -> None:
+        log.warning("%s: finishing the updates in hand, then stopping", sig.name)
+        poller.stop()
+
+    return stop
