@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aiogram.types import User
+from aiogram.filters import Filter
+from aiogram.types import TelegramObject, User
 from dianabot.adapters.telegram.context import Gateway
 from dianabot.adapters.telegram.texts import T
 from dianabot.application.coordinator import ActionResult
@@ -13,6 +14,14 @@ REFUSALS: dict[str, T] = {
     "unknown_user": T.REFUSAL_UNKNOWN_USER,
     "not_admin": T.REFUSAL_NOT_ADMIN,
 }
+
+
+class FromUser(Filter):
+    """The event has a sender (`F.from_user`, as a coroutine: aiogram runs a plain callable
+    filter, a magic filter included, in a worker thread, a thread hop per update)."""
+
+    async def __call__(self, event: TelegramObject) -> bool:
+        return getattr(event, "from_user", None) is not None
 
 
 def refusal(gw: Gateway, result: ActionResult) -> str:

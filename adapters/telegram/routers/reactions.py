@@ -5,12 +5,12 @@ other chat, or data that does not unpack, awards nothing."""
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from dianabot.adapters.telegram.callbacks import REACTIONS, ReactionButton
 from dianabot.adapters.telegram.context import Gateway
-from dianabot.adapters.telegram.routers.common import points_awarded, refusal, registered
+from dianabot.adapters.telegram.routers.common import FromUser, points_awarded, refusal, registered
 from dianabot.adapters.telegram.texts import T
 from dianabot.application.coordinator import React
 
@@ -65,5 +65,5 @@ def build() -> Router:
     """A fresh router of this feature (a router belongs to one dispatcher)."""
     router = Router(name="reactions")
     router.channel_post.register(channel_post)
-    router.callback_query.register(react, ReactionButton.filter(), F.from_user)
+    router.callback_query.register(react, ReactionButton.filter(), FromUser())
     return router

@@ -5,13 +5,13 @@ the same message is edited to the next fragment. A button from a fragment the pl
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from dianabot.adapters.telegram.callbacks import ChoiceButton
 from dianabot.adapters.telegram.context import Gateway
-from dianabot.adapters.telegram.routers.common import refusal, registered
+from dianabot.adapters.telegram.routers.common import FromUser, refusal, registered
 from dianabot.adapters.telegram.texts import T
 from dianabot.application.commands import StartStory
 from dianabot.application.coordinator import (
@@ -137,5 +137,5 @@ def build() -> Router:
     """A fresh router of this feature (a router belongs to one dispatcher)."""
     router = Router(name="story")
     router.message.register(story, Command("story"))
-    router.callback_query.register(choose, ChoiceButton.filter(), F.from_user)
+    router.callback_query.register(choose, ChoiceButton.filter(), FromUser())
     return router
