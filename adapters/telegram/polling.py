@@ -82,6 +82,90 @@ async def first_of(*waits: Awaitable[Any]) -> None:
                 future.cancel()
 
 
+class InTurn:
+    """Handles updates through the dispatcher, each in a task of its own: one sender's in the
+    order they were given, different senders' concurrently (at most `concurrency` at a time).
+    Each update's `Receipt` says when it is settled and whether it was recorded. Long polling
+    and the webhook both hand their updates to one of these."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, bot: Bot, *, concurrency: int = 64, sequential: bool = False
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.bot = bot
+        self.sequential = sequential
+        self.stats = PollerStats()
+        self._gate = asyncio.Semaphore(1 if sequential else max(1, concurrency))
+        self._tails: dict[Hashable, tuple[asyncio.Future[None], Receipt]] = {}
+        self._in_flight: set[asyncio.Future[None]] = set()
+
+    def start(self, update: Update) -> Receipt:
+        """Handle `update` after its sender's previous one; its receipt at once."""
+        receipt = Receipt(update.update_id)
+        sender = "all" if self.sequential else sender_of(update)
+        before = self._tails.get(sender)
+        task = asyncio.ensure_future(self._in_turn(before, update, receipt))
+        self._tails[sender] = (task, receipt)
+        self._in_flight.add(task)
+
+        def done(finished: asyncio.Future[None]) -> None:
+            self._in_flight.discard(task)
+            if self._tails.get(sender, (None, None))[0] is task:
+                del self._tails[sender]
+
+        task.add_done_callback(done)
+        return receipt
+
+    async def _in_turn(
+        self, before: tuple[asyncio.Future[None], Receipt] | None, update: Update, receipt: Receipt
+    ) -> None:
+        try:
+            if before is not None:
+                previous, previous_receipt = before
+                await first_of(previous, previous_receipt.settled.wait())
+                if not previous.done():  # it waits out flood control: so does this one
+                    receipt.defer()
+                    await asyncio.wait({previous})
+                if previous_receipt.unrecorded:  # not out of turn: delivered again after it
+                    receipt.unrecorded = True
+                    return
+            async with self._gate:
+                await self._feed(update, receipt)
+            if receipt.unrecorded:
+                self.stats.unrecorded += 1
+                if receipt.deferred:
+                    log.error(
+                        "update %s met an unavailable store after it was settled (it was "
+                        "waiting out flood control); its sender was asked to try again",
+                        update.update_id,
+                    )
+            else:
+                self.stats.handled += 1
+        finally:
+            receipt.settled.set()
+
+    async def _feed(self, update: Update, receipt: Receipt) -> None:
+        token = CURRENT_RECEIPT.set(receipt)
+        try:
+            response: Any = await self.dispatcher.feed_update(
+                self.bot, update, receipt=receipt, bots=[self.bot]
+            )
+            if isinstance(response, TelegramMethod):
+                await self.dispatcher.silent_call_request(bot=self.bot, result=response)
+        except Exception:
+            log.exception("update %s could not be handled; dropped", update.update_id)
+        finally:
+            CURRENT_RECEIPT.reset(token)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for the updates still in flight (a stop), up to `timeout` seconds."""
+        if not self._in_flight:
+            return
+        _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
+        if pending:
+            log.error("stopping: %d update(s) still in flight after %.0f s", len(pending), timeout)
+
+
 class UpdatePoller:
     """See the module docstring. `run()` until `stop()`."""
 
@@ -108,21 +192,17 @@ class UpdatePoller:
         self.allowed_updates = (
             dispatcher.resolve_used_update_types() if allowed_updates is None else allowed_updates
         )
-        self.concurrency = 1 if sequential else max(1, concurrency)
-        self.sequential = sequential
+        self.turns = InTurn(dispatcher, bot, concurrency=concurrency, sequential=sequential)
+        self.stats = self.turns.stats
         self.stop_timeout = stop_timeout
         self.max_attempts = max_attempts
         self.monitor = monitor
         self.offset: int | None = None
-        self.stats = PollerStats()
         self._confirmed: int | None = None
         self._handled: set[int] = set()
         self._attempts: dict[int, int] = {}
         self._store_down = False
         self._stopping = asyncio.Event()
-        self._gate = asyncio.Semaphore(self.concurrency)
-        self._tails: dict[Hashable, tuple[asyncio.Future[None], Receipt]] = {}
-        self._in_flight: set[asyncio.Future[None]] = set()
 
     # ----- control ------------------------------------------------------------------------
 
@@ -146,7 +226,7 @@ class UpdatePoller:
                 if updates:
                     await self._finish(updates)
         finally:
-            await self._drain()
+            await self.turns.drain(self.stop_timeout)
             await self._confirm()
             await self.dispatcher.emit_shutdown(bot=self.bot, **workflow)
             log.info("polling stopped at offset %s", self.offset)
@@ -237,6 +317,7 @@ class UpdatePoller:
                 )
                 settled.cancel()
                 return
+        self._handled.update(r.update_id for r in receipts if not r.unrecorded)
         self._move_offset(updates, [r.update_id for r in receipts if r.unrecorded])
 
     def _move_offset(self, updates: list[Update], unrecorded: list[int]) -> None:
@@ -266,79 +347,12 @@ class UpdatePoller:
         return False
 
     def _start(self, update: Update) -> Receipt:
-        """Handle `update` in a task of its own, after its sender's previous update."""
-        receipt = Receipt(update.update_id)
-        if update.update_id in self._handled:
+        if update.update_id in self._handled:  # delivered again after a pause: done already
             self.stats.skipped += 1
+            receipt = Receipt(update.update_id)
             receipt.settled.set()
             return receipt
-        sender = "all" if self.sequential else sender_of(update)
-        before = self._tails.get(sender)
-        task = asyncio.ensure_future(self._in_turn(before, update, receipt))
-        self._tails[sender] = (task, receipt)
-        self._in_flight.add(task)
-
-        def done(finished: asyncio.Future[None]) -> None:
-            self._in_flight.discard(task)
-            if self._tails.get(sender, (None, None))[0] is task:
-                del self._tails[sender]
-
-        task.add_done_callback(done)
-        return receipt
-
-    async def _in_turn(
-        self, before: tuple[asyncio.Future[None], Receipt] | None, update: Update, receipt: Receipt
-    ) -> None:
-        try:
-            if before is not None:
-                previous, previous_receipt = before
-                await first_of(previous, previous_receipt.settled.wait())
-                if not previous.done():  # it waits out flood control: so does this one
-                    receipt.defer()
-                    await asyncio.wait({previous})
-                if previous_receipt.unrecorded:  # not out of turn: delivered again after it
-                    receipt.unrecorded = True
-                    return
-            async with self._gate:
-                await self._feed(update, receipt)
-            if receipt.unrecorded:
-                self.stats.unrecorded += 1
-                if receipt.deferred:
-                    log.error(
-                        "update %s met an unavailable store after its offset moved on (it was "
-                        "waiting out flood control); its sender was asked to try again",
-                        update.update_id,
-                    )
-            else:
-                self._handled.add(update.update_id)
-                self.stats.handled += 1
-        finally:
-            receipt.settled.set()
-
-    async def _feed(self, update: Update, receipt: Receipt) -> None:
-        token = CURRENT_RECEIPT.set(receipt)
-        try:
-            response: Any = await self.dispatcher.feed_update(
-                self.bot, update, receipt=receipt, bots=[self.bot]
-            )
-            if isinstance(response, TelegramMethod):
-                await self.dispatcher.silent_call_request(bot=self.bot, result=response)
-        except Exception:
-            log.exception("update %s could not be handled; dropped", update.update_id)
-        finally:
-            CURRENT_RECEIPT.reset(token)
-
-    async def _drain(self) -> None:
-        """Wait for the updates still in flight (a stop), up to `stop_timeout`."""
-        if not self._in_flight:
-            return
-        done, pending = await asyncio.wait(set(self._in_flight), timeout=self.stop_timeout)
-        if pending:
-            log.error(
-                "stopping: %d update(s) still in flight after %.0f s",
-                len(pending),
-                self.stop_timeout,
-            )
+        return self.turns.start(update)
 
     async def _confirm(self) -> None:
         """Tell the Bot API the updates handled so far are done (a short `getUpdates` with the
