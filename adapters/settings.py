@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,8 +53,24 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Seconds between runs of the snapshot pruning job"
     )
     snapshots_keep: int = Field(3, ge=1, le=1000, description="Snapshots kept per aggregate")
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Secret token Telegram sends with each webhook update (dianabot run --webhook)",
+    )
+    webhook_host: str = Field("127.0.0.1", description="Address dianabot run --webhook listens on")
+    webhook_port: int = Field(
+        8080, ge=0, le=65535, description="Port dianabot run --webhook listens on; 0: a free one"
+    )
     log_level: str = Field("INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     log_format: str = Field("console", pattern="^(console|json)$")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_token_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        secret = None if value is None else value.get_secret_value()
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ValueError("1 to 256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -71,7 +88,7 @@ class Settings(BaseSettings):
 
 
 PREFIX = "DIANABOT_"
-SECRET_FIELDS = frozenset({"bot_token"})
+SECRET_FIELDS = frozenset({"bot_token", "webhook_secret"})
 # Read by the test suite and the benchmarks, not by the application: not typos.
 OTHER_VARIABLES = frozenset(
     {"DIANABOT_REQUIRE_POSTGRES", "DIANABOT_TEST_DATABASE_URL", "DIANABOT_BENCH_DATABASE_URL"}

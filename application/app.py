@@ -127,6 +127,11 @@ class CoreApplication(Application[UUID]):
                 part.close()
         super().close()
 
+    @property
+    def store_is_down(self) -> bool:
+        """The store is known to be down (its breaker is open): refuse work at once."""
+        return self._breaker.is_open
+
     def store_answers(self) -> bool:
         """Whether the event store can be written now: False while the breaker is open, or
         when its probe (which also replaces the pool's dead connections) fails. For callers

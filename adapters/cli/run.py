@@ -10,7 +10,12 @@ from dianabot.adapters.cli import exits
 from dianabot.adapters.cli.common import console, fail, services, settings
 from dianabot.adapters.story_file import load_bundled_story
 from dianabot.adapters.telegram.context import BotServices
-from dianabot.adapters.telegram.runner import InvalidToken, check_token, run_polling
+from dianabot.adapters.telegram.runner import (
+    InvalidToken,
+    check_token,
+    run_polling,
+    run_webhook,
+)
 from dianabot.adapters.workers import Workers
 from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
@@ -35,15 +40,41 @@ def run(
             "elsewhere).",
         ),
     ] = False,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook",
+            metavar="URL",
+            help="Take updates by webhook at this public URL (behind a reverse proxy; "
+            "DIANABOT_WEBHOOK_SECRET required) instead of long polling.",
+        ),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Webhook: listen address [DIANABOT_WEBHOOK_HOST]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Webhook: listen port [DIANABOT_WEBHOOK_PORT]")
+    ] = None,
 ) -> None:
-    """Run the bot by long polling (DIANABOT_BOT_TOKEN, optional DIANABOT_TELEGRAM_API_SERVER)
-    until SIGINT or SIGTERM, with the workers in the same process unless --no-workers."""
+    """Run the bot (DIANABOT_BOT_TOKEN, optional DIANABOT_TELEGRAM_API_SERVER) by long polling,
+    or by webhook with --webhook URL, until SIGINT or SIGTERM, with the workers in the same
+    process unless --no-workers (several processes: one of them leads the workers)."""
     resolved = settings()
     secret = resolved.bot_token.get_secret_value() if resolved.bot_token else None
     try:
         token = check_token(secret)
     except InvalidToken as error:
         fail(exits.USAGE, "no usable bot token", f"{error}{DEMO_HINT}")
+    hook_secret = resolved.webhook_secret.get_secret_value() if resolved.webhook_secret else ""
+    if webhook is not None:
+        if not webhook.startswith(("https://", "http://")):
+            fail(exits.USAGE, "bad webhook URL", f"{webhook!r} is not an http(s) URL")
+        if not hook_secret:
+            fail(
+                exits.USAGE,
+                "no webhook secret",
+                "set DIANABOT_WEBHOOK_SECRET (the same in every bot process behind the proxy)",
+            )
     with services() as wired:
         assert wired.coordinator is not None
         runner = None if no_workers else Workers(wired, wired.settings)
@@ -61,9 +92,29 @@ def run(
             settings=wired.settings,
             clock=wired.clock,
         )
-        console.print("bot: polling; Ctrl-C or SIGTERM to stop", highlight=False)
+        api_server = wired.settings.telegram_api_server
         try:
-            asyncio.run(run_polling(bot, token, wired.settings.telegram_api_server))
+            if webhook is None:
+                console.print("bot: polling; Ctrl-C or SIGTERM to stop", highlight=False)
+                asyncio.run(run_polling(bot, token, api_server))
+            else:
+                listen = (host or wired.settings.webhook_host, wired.settings.webhook_port)
+                listen = (listen[0], listen[1] if port is None else port)
+                console.print(
+                    f"bot: webhook {webhook} on {listen[0]}:{listen[1]}; Ctrl-C or SIGTERM to stop",
+                    highlight=False,
+                )
+                asyncio.run(
+                    run_webhook(
+                        bot,
+                        token,
+                        api_server,
+                        url=webhook,
+                        secret=hook_secret,
+                        host=listen[0],
+                        port=listen[1],
+                    )
+                )
         except InvalidToken as error:
             fail(exits.USAGE, "invalid bot token", f"{error}{DEMO_HINT}")
         finally:

@@ -280,6 +280,17 @@ class _Queued:
     update_id: int
     reinjected: bool
     delivered: bool = False
+    sending: bool = False
+    """Being POSTed to the webhook now."""
+    attempts: int = 0
+    retry_at: float = 0.0
+
+
+WEBHOOK_RETRY = (0.2, 5.0)
+"""Pauses (first, longest) before a webhook delivery that failed is tried again (Telegram's
+are longer; the tests' patience is not)."""
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 @dataclass
@@ -366,6 +377,9 @@ class LocalBotAPI:
         self._invoice_links: list[JSON] = []
         self._invite_links: list[JSON] = []
         self._webhook: JSON = {"url": ""}
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_wake = asyncio.Event()
+        self._deliveries: list[JSON] = []
 
         self._poller: object | None = None
         self._update_waiters: set[asyncio.Event] = set()
@@ -484,6 +498,11 @@ class LocalBotAPI:
         """Stop listening; waiting long polls answer with what they have (nothing)."""
         self._closing = True
         self._wake_pollers()
+        if self._webhook_task is not None:
+            self._webhook_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._webhook_task
+            self._webhook_task = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -839,6 +858,7 @@ class LocalBotAPI:
     def _wake_pollers_now(self) -> None:
         for event in list(self._update_waiters):
             event.set()
+        self._webhook_wake.set()
 
     def _confirm(self, offset: int) -> None:
         with self._lock:
@@ -1195,20 +1215,110 @@ class LocalBotAPI:
         self._drop_pending(params)
         with self._lock:
             self._webhook = {"url": ""}
+        self._webhook_wake.set()
         return True
 
     async def _set_webhook(self, params: JSON) -> bool:
+        """Like Telegram's, but a plain-HTTP URL is accepted on a loopback host (a bot under
+        test, or behind a proxy on this machine). Updates are then POSTed to it (see
+        `_deliver_webhook`), with `secret_token` in `X-Telegram-Bot-Api-Secret-Token`."""
         url = str(params.get("url") or "")
         if url and not url.startswith("https://"):
-            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+            host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+            if not (url.startswith("http://") and host in LOOPBACK_HOSTS):
+                raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise bad_request("bad webhook: secret token contains unallowed characters")
+        connections = params.get("max_connections") or 40
+        if not isinstance(connections, int) or not 1 <= connections <= 100:
+            raise bad_request("bad webhook: max_connections must be between 1 and 100")
         self._drop_pending(params)
         with self._lock:
-            self._webhook = {"url": url}
+            self._webhook = {"url": url, "max_connections": connections}
+            if secret is not None:
+                self._webhook["secret_token"] = str(secret)
             if isinstance(params.get("allowed_updates"), list):
                 self._webhook["allowed_updates"] = params["allowed_updates"]
+                self._allowed_updates = (
+                    frozenset(str(k) for k in params["allowed_updates"]) or DEFAULT_ALLOWED_UPDATES
+                )
+            for queued in self._queue:
+                queued.sending, queued.attempts, queued.retry_at = False, 0, 0.0
         if self._poller is not None:
             self._wake_pollers_now()
+        if url and (self._webhook_task is None or self._webhook_task.done()):
+            self._webhook_task = asyncio.create_task(self._deliver_webhook())
+        self._webhook_wake.set()
         return True
+
+    @property
+    def webhook_deliveries(self) -> list[JSON]:
+        """Every POST of an update to the webhook: `update_id`, `status` (0: no answer), `at`."""
+        with self._lock:
+            return list(self._deliveries)
+
+    async def _deliver_webhook(self) -> None:
+        """While a webhook is set: POST each queued update to it, up to `max_connections` at a
+        time, not in order; a 2xx answer confirms the update, anything else (or no answer) has
+        it tried again after a growing pause, as Telegram does."""
+        import aiohttp
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            sending: set[asyncio.Task[None]] = set()
+            while not self._closing:
+                with self._lock:
+                    hook = dict(self._webhook)
+                    if not hook["url"]:
+                        break
+                    now = time.monotonic()
+                    room = int(hook.get("max_connections", 40)) - len(sending)
+                    due = [q for q in self._queue if not q.sending and q.retry_at <= now][
+                        : max(0, room)
+                    ]
+                    for queued in due:
+                        queued.sending = True
+                        queued.delivered = True
+                for queued in due:
+                    task = asyncio.create_task(self._post_update(session, hook, queued))
+                    sending.add(task)
+                    task.add_done_callback(sending.discard)
+                    task.add_done_callback(lambda _: self._webhook_wake.set())
+                self._webhook_wake.clear()
+                with self._lock:
+                    waits = [q.retry_at for q in self._queue if not q.sending]
+                pause = max(0.01, min(waits) - time.monotonic()) if waits else 1.0
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._webhook_wake.wait(), min(pause, 1.0))
+            for task in list(sending):
+                task.cancel()
+
+    async def _post_update(self, session: Any, hook: JSON, queued: _Queued) -> None:
+        headers = {"Content-Type": "application/json"}
+        if hook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(hook["secret_token"])
+        status = 0
+        try:
+            async with session.post(
+                hook["url"], data=orjson.dumps(queued.update), headers=headers
+            ) as response:
+                status = response.status
+                await response.read()
+        except Exception as error:
+            logger.info("webhook delivery of update %s failed: %s", queued.update_id, error)
+        with self._lock:
+            self._deliveries.append(
+                {"update_id": queued.update_id, "status": status, "at": time.time()}
+            )
+            queued.sending = False
+            if 200 <= status < 300:
+                self._queue = [q for q in self._queue if q is not queued]
+            else:
+                queued.attempts += 1
+                first, longest = WEBHOOK_RETRY
+                queued.retry_at = time.monotonic() + min(
+                    longest, first * 2 ** (queued.attempts - 1)
+                )
 
     async def _get_webhook_info(self, params: JSON) -> JSON:
         with self._lock:

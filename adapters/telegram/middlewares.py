@@ -18,6 +18,7 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import TelegramObject, Update
 from dianabot.adapters.telegram.context import BotServices, Gateway, Receipt
 from dianabot.adapters.telegram.replies import tell
@@ -61,6 +62,9 @@ class ContextMiddleware(BaseMiddleware):
             receipt.unrecorded = True
             log.warning("update %s met an unavailable store: %s", event.update_id, error)
             await self._apologise(bot, event, data)
+            return UNHANDLED
+        except TelegramAPIError as error:  # an answer Telegram refused: what was done stays
+            log.warning("update %s: Telegram refused an answer: %s", event.update_id, error)
             return UNHANDLED
         except Exception:
             log.exception("update %s could not be handled; dropped", event.update_id)

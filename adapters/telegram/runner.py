@@ -15,6 +15,7 @@ from aiogram.utils.token import TokenValidationError, validate_token
 from dianabot.adapters.telegram.bot import build_dispatcher, make_bot
 from dianabot.adapters.telegram.context import BotMonitor, BotServices
 from dianabot.adapters.telegram.polling import UpdatePoller
+from dianabot.adapters.telegram.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ async def run_polling(
         except TelegramUnauthorizedError as error:
             raise InvalidToken(f"the Bot API server refused the token: {error.message}") from None
         log.info("bot @%s (%s) polling %s", me.username, me.id, api_server or "api.telegram.org")
+        if (await bot.get_webhook_info()).url:  # polling and a webhook exclude each other
+            log.warning("removing the webhook set before (pending updates are kept)")
+            await bot.delete_webhook(drop_pending_updates=False)
         dispatcher = build_dispatcher(services)
         poller = UpdatePoller(
             dispatcher,
@@ -85,3 +89,50 @@ def _stopper(poller: UpdatePoller, sig: signal.Signals) -> Callable[[], None]:
         poller.stop()
 
     return stop
+
+
+async def run_webhook(
+    services: BotServices,
+    token: str,
+    api_server: str | None,
+    *,
+    url: str,
+    secret: str,
+    host: str,
+    port: int,
+    handle_signals: bool = True,
+    started: asyncio.Future[WebhookServer] | None = None,
+) -> None:
+    """Serve the webhook until SIGINT/SIGTERM (or the server's `stop()`)."""
+    bot = make_bot(check_token(token), api_server)
+    monitor = services.monitor or BotMonitor(services.clock)
+    services.monitor = monitor
+    remove_handlers: Callable[[], None] | None = None
+    try:
+        try:
+            me = await bot.get_me()
+        except TelegramUnauthorizedError as error:
+            raise InvalidToken(f"the Bot API server refused the token: {error.message}") from None
+        dispatcher = build_dispatcher(services)
+        server = WebhookServer(
+            dispatcher,
+            bot,
+            url=url,
+            secret=secret,
+            store_is_down=lambda: services.app.store_is_down,
+            monitor=monitor,
+        )
+        services.coordinator.attach_telegram(monitor)
+        if handle_signals:
+            remove_handlers = server.handle_signals()
+        await server.start(host, port)
+        log.info("bot @%s (%s) on webhook %s", me.username, me.id, url)
+        if started is not None:
+            started.set_result(server)
+        await server.wait_stopped()
+    finally:
+        if remove_handlers is not None:
+            remove_handlers()
+        monitor.running = False
+        services.coordinator.attach_telegram(None)
+        await bot.session.close()

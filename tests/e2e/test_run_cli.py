@@ -62,3 +62,17 @@ def test_a_token_the_server_refuses_points_to_the_demo(workdir, monkeypatch, ref
     result = runner.invoke(cli, ["run", "--no-workers"])
     assert result.exit_code == 2, result.output
     assert "refused the token" in result.output and "dianabot demo" in result.output
+
+
+def test_webhook_mode_needs_a_secret_and_an_http_url(workdir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DIANABOT_BOT_TOKEN", "123456:some-token")
+    result = runner.invoke(cli, ["run", "--webhook", "https://bot.example/hook"])
+    assert result.exit_code == 2, result.output
+    assert "DIANABOT_WEBHOOK_SECRET" in result.output
+    monkeypatch.setenv("DIANABOT_WEBHOOK_SECRET", "a-good_secret")
+    result = runner.invoke(cli, ["run", "--webhook", "bot.example/hook"])
+    assert result.exit_code == 2 and "not an http(s) URL" in result.output, result.output
+    monkeypatch.setenv("DIANABOT_WEBHOOK_SECRET", "not a token!")
+    result = runner.invoke(cli, ["run", "--webhook", "https://bot.example/hook"])
+    assert result.exit_code == 2 and "DIANABOT_WEBHOOK_SECRET" in result.output, result.output
+    assert not (workdir / "bot.sqlite3").exists()
