@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Seconds between runs of the snapshot pruning job"
     )
     snapshots_keep: int = Field(3, ge=1, le=1000, description="Snapshots kept per aggregate")
+    throttle_burst: int = Field(
+        40, ge=0, le=10_000, description="Updates one user may send at once (0: no throttle)"
+    )
+    throttle_per_second: float = Field(
+        2.0, gt=0, le=1000, description="Updates per second one user may send, sustained"
+    )
     webhook_secret: SecretStr | None = Field(
         None,
         description="Secret token Telegram sends with each webhook update (dianabot run --webhook)",

@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 from dianabot.adapters.cli import exits
 from dianabot.adapters.cli.common import console, fail, services, settings
+from dianabot.adapters.settings import Settings
 from dianabot.adapters.story_file import load_bundled_story
 from dianabot.adapters.telegram.context import BotServices
+from dianabot.adapters.telegram.limits import UserThrottle
 from dianabot.adapters.telegram.runner import (
     InvalidToken,
     check_token,
@@ -21,6 +23,13 @@ from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
 
 DEMO_HINT = "; to see the bot work without Telegram, run `dianabot demo`"
+
+
+def throttle_of(settings: Settings) -> UserThrottle | None:
+    """The per-user flood limit the settings ask for (none with a burst of 0)."""
+    if settings.throttle_burst == 0:
+        return None
+    return UserThrottle(burst=settings.throttle_burst, per_second=settings.throttle_per_second)
 
 
 def publish_bundled_story_if_none(app: DianaApplication) -> None:
@@ -91,6 +100,7 @@ def run(
             projections=wired.projections,
             settings=wired.settings,
             clock=wired.clock,
+            throttle=throttle_of(wired.settings),
         )
         api_server = wired.settings.telegram_api_server
         try:

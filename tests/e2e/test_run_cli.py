@@ -76,3 +76,13 @@ def test_webhook_mode_needs_a_secret_and_an_http_url(workdir, monkeypatch) -> No
     result = runner.invoke(cli, ["run", "--webhook", "https://bot.example/hook"])
     assert result.exit_code == 2 and "DIANABOT_WEBHOOK_SECRET" in result.output, result.output
     assert not (workdir / "bot.sqlite3").exists()
+
+
+def test_the_per_user_throttle_comes_from_the_settings() -> None:
+    from dianabot.adapters.cli.run import throttle_of
+    from dianabot.adapters.settings import Settings
+
+    assert throttle_of(Settings(throttle_burst=0)) is None
+    throttle = throttle_of(Settings(throttle_burst=5, throttle_per_second=0.5))
+    assert throttle is not None and (throttle.burst, throttle.per_second) == (5, 0.5)
+    assert [throttle.check(1) for _ in range(6)] == ["pass"] * 5 + ["warn"]
