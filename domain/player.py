@@ -21,8 +21,8 @@ from dianabot.domain.errors import (
     InvalidInput,
 )
 from dianabot.domain.growset import GrowSet
-from dianabot.domain.personal import PersonalText, personal, subject_of
 from dianabot.domain.ids import player_id
+from dianabot.domain.personal import PersonalText, personal, subject_of
 from dianabot.domain.recent import RecentKeys
 from dianabot.domain.rules import PointSource
 from dianabot.domain.vip import PAID_SOURCES, VIP_SOURCES, VipNotDue, checked_days

@@ -70,7 +70,9 @@ class HistoryEntry:
     def erased_fields(self) -> list[str]:
         """The personal fields shown as erased (their user was forgotten)."""
         return [
-            key for key, value in self.fields.items() if type(value) is PersonalText and value.erased
+            key
+            for key, value in self.fields.items()
+            if type(value) is PersonalText and value.erased
         ]
 
     def to_dict(self) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from eventsourcing.persistence import AggregateRecorder, Mapper, StoredEvent, Tr
 from eventsourcing.popo import POPOAggregateRecorder
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteDatastore
-from psycopg.sql import SQL, Composable, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class PostgresKeys:
                 ).format(self._erasures)
             )
 
-    def _rows(self, table: str, statement: Composable, params: Sequence[Any]) -> list[Any]:
+    def _rows(self, table: str, statement: Composed, params: Sequence[Any]) -> list[Any]:
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(
                 "SELECT to_regclass(%s) AS found", [f'"{self.datastore.schema}".{table}']
@@ -313,7 +313,11 @@ class Keyring:
     """The keys of one store, cached for `KEY_CACHE_SECONDS` (see the module docstring)."""
 
     def __init__(
-        self, table: KeyTable, *, ttl: float = KEY_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        table: KeyTable,
+        *,
+        ttl: float = KEY_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.table = table
         self.ttl = ttl
@@ -482,7 +486,9 @@ def delete_snapshots(recorder: AggregateRecorder | None, aggregate_id: UUID) -> 
             Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
         )
         with recorder.datastore.transaction(commit=True) as cursor:
-            cursor.execute(SQL("DELETE FROM {} WHERE originator_id = %s").format(table), [aggregate_id])
+            cursor.execute(
+                SQL("DELETE FROM {} WHERE originator_id = %s").format(table), [aggregate_id]
+            )
             return max(cursor.rowcount, 0)
     if isinstance(recorder, POPOAggregateRecorder):
         return _delete_popo(recorder, aggregate_id)
