@@ -23,8 +23,9 @@ The domain marks personal values as `domain.personal.PersonalText` (a subject, t
   the snapshots of the aggregates that held the data (derived data: the aggregate is replayed
   from its events). Deleting rows only: the events' bytes, and so any chain over them, stay.
 
-Keys read are cached per process for `KEY_CACHE_SECONDS`: another process that forgets a user
-is seen here within that time (an in-process forget clears the cache at once).
+Keys read to decrypt are cached per process for `KEY_CACHE_SECONDS`: another process that
+forgets a user is seen here within that time (an in-process forget clears the cache at once).
+The key to encrypt with is read from the table every time.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ KEY_TABLE = "personal_keys"
 ERASURE_TABLE = "personal_erasures"
 KEY_CACHE_SECONDS = 10.0
 """How long a process trusts a key (or its absence, or a subject's not being forgotten) it read."""
+MAX_CACHED = 10_000
+"""Entries per cache at most: past that, the cache starts again (a few reads more)."""
 NONCE_BYTES = 12
 KEY_BITS = 256
 
@@ -324,23 +327,18 @@ class Keyring:
         self.clock = clock
         self._lock = threading.Lock()
         self._by_id: dict[str, tuple[float, bytes | None]] = {}
-        self._current: dict[str, tuple[float, str, bytes]] = {}
         self._forgotten: dict[str, tuple[float, bool]] = {}
 
     def current(self, subject: str) -> tuple[str, bytes]:
-        """The subject's key to encrypt with, created (and committed) if it has none."""
-        now = self.clock()
-        with self._lock:
-            cached = self._current.get(subject)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1], cached[2]
+        """The subject's key to encrypt with, created (and committed) if it has none. Asked of
+        the table every time (encrypting is rare: a registration, a snapshot), so a user who
+        comes back right after another process forgot them never gets the destroyed key."""
         found = self.table.current(subject)
         if found is None:
             found = self.table.add(subject, os.urandom(16).hex(), AESGCM.generate_key(KEY_BITS))
             log.info("personal data key created for %s", subject)
         with self._lock:
-            self._current[subject] = (now, found[0], found[1])
-            self._by_id[found[0]] = (now, found[1])
+            _bounded(self._by_id)[found[0]] = (self.clock(), found[1])
         return found
 
     def key(self, key_id: str) -> bytes | None:
@@ -351,7 +349,7 @@ class Keyring:
             return cached[1]
         key = self.table.key(key_id)
         with self._lock:
-            self._by_id[key_id] = (now, key)
+            _bounded(self._by_id)[key_id] = (now, key)
         return key
 
     def forgotten(self, subject: str) -> bool:
@@ -362,7 +360,7 @@ class Keyring:
             return cached[1]
         answer = self.table.forgotten(subject)
         with self._lock:
-            self._forgotten[subject] = (now, answer)
+            _bounded(self._forgotten)[subject] = (now, answer)
         return answer
 
     def forget(self, subject: str) -> int:
@@ -370,7 +368,6 @@ class Keyring:
         doomed = self.table.key_ids(subject)
         deleted = self.table.forget(subject)
         with self._lock:
-            self._current.pop(subject, None)
             for key_id in doomed:
                 self._by_id.pop(key_id, None)
             self._forgotten.pop(subject, None)
@@ -398,6 +395,12 @@ class Keyring:
             log.warning("personal data of %s does not authenticate: read as erased", subject)
             return PersonalText(subject, None)
         return PersonalText(subject, text.decode())
+
+
+def _bounded(cache: dict[str, Any]) -> dict[str, Any]:
+    if len(cache) >= MAX_CACHED:
+        cache.clear()
+    return cache
 
 
 class PersonalTextEncrypted(Transcoding):
