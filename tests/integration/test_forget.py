@@ -239,3 +239,32 @@ def test_a_forgotten_user_who_comes_back_gets_a_new_key(played: Services) -> Non
     played.projections.catch_up()
     assert names(played)[NEW] == ("Bruna", "es")
     assert played.projections.reconcile().consistent
+
+
+def test_the_bot_greets_an_unknown_user_and_a_forgotten_one_who_comes_back(
+    database_url: str, clock: ManualClock
+) -> None:
+    from tests.integration.test_telegram_bot import run
+    from tests.telegram_harness import CHANNEL, GROUP, Harness
+
+    settings = make_settings(database_url, channel_id=CHANNEL, group_id=GROUP)
+    with bootstrap(settings, clock=clock) as wired:
+        assert wired.projections is not None
+        wired.projections.start()
+
+        async def first(h: Harness) -> None:
+            assert "Soy Diana" in await h.command(NEW, "/start")  # unknown: registered
+
+        run(wired, first)
+        assert wired.app.forget_player(NEW, Origin.console()).ok
+        wired.projections.forget(NEW)
+
+        async def back(h: Harness) -> None:
+            assert "Soy Diana" in await h.command(NEW, "/start")  # welcomed as new again
+            assert "de nuevo" in await h.command(NEW, "/start")
+            assert "Besitos: 0" in await h.command(NEW, "/profile")
+
+        run(wired, back)
+        player = fresh(wired.app, NEW)
+        assert player.display_name.text == f"Usuario{NEW}" and not player.forgotten
+        assert len(wired.app.personal_data.key_ids(subject_of(NEW))) == 1
