@@ -25,7 +25,7 @@ The domain marks personal values as `domain.personal.PersonalText` (a subject, t
 
 Keys read to decrypt are cached per process for `KEY_CACHE_SECONDS`: another process that
 forgets a user is seen here within that time (an in-process forget clears the cache at once).
-The key to encrypt with is read from the table every time.
+The key to encrypt with is read from the table again after `CURRENT_KEY_SECONDS`.
 """
 
 from __future__ import annotations
@@ -45,10 +45,17 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from dianabot.domain.personal import PersonalText
 from dianabot.domain.player import PERSONAL_FIELDS, Player
-from eventsourcing.persistence import AggregateRecorder, Mapper, StoredEvent, Transcoding
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    Mapper,
+    ProgrammingError,
+    StoredEvent,
+    Transcoding,
+)
 from eventsourcing.popo import POPOAggregateRecorder
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteDatastore
+from psycopg.errors import UndefinedTable
 from psycopg.sql import SQL, Composed, Identifier
 
 log = logging.getLogger(__name__)
@@ -56,6 +63,9 @@ log = logging.getLogger(__name__)
 KEY_TABLE = "personal_keys"
 ERASURE_TABLE = "personal_erasures"
 KEY_CACHE_SECONDS = 10.0
+CURRENT_KEY_SECONDS = 1.0
+"""How long a process encrypts with a subject's key without asking the table again (one event or
+snapshot encrypts a few values of one subject: one read)."""
 """How long a process trusts a key (or its absence, or a subject's not being forgotten) it read."""
 MAX_CACHED = 10_000
 """Entries per cache at most: past that, the cache starts again (a few reads more)."""
@@ -244,28 +254,23 @@ class PostgresKeys:
                 ).format(self._erasures)
             )
 
-    def _rows(self, table: str, statement: Composed, params: Sequence[Any]) -> list[Any]:
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(
-                "SELECT to_regclass(%s) AS found", [f'"{self.datastore.schema}".{table}']
-            )
-            row = cursor.fetchone()
-            if row is None or row["found"] is None:  # a store from before this table
+    def _rows(self, statement: Composed, params: Sequence[Any]) -> list[Any]:
+        try:
+            with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement, params)
+                return list(cursor.fetchall())
+        except ProgrammingError as error:  # the library's, wrapping psycopg's
+            if isinstance(error.__cause__, UndefinedTable):  # a store from before these tables
                 return []
-            cursor.execute(statement, params)
-            return list(cursor.fetchall())
+            raise
 
     def key(self, key_id: str) -> bytes | None:
-        rows = self._rows(
-            KEY_TABLE, SQL("SELECT key FROM {} WHERE key_id = %s").format(self._keys), [key_id]
-        )
+        rows = self._rows(SQL("SELECT key FROM {} WHERE key_id = %s").format(self._keys), [key_id])
         return bytes(rows[0]["key"]) if rows else None
 
     def current(self, subject: str) -> tuple[str, bytes] | None:
         rows = self._rows(
-            KEY_TABLE,
-            SQL("SELECT key_id, key FROM {} WHERE subject = %s").format(self._keys),
-            [subject],
+            SQL("SELECT key_id, key FROM {} WHERE subject = %s").format(self._keys), [subject]
         )
         return (rows[0]["key_id"], bytes(rows[0]["key"])) if rows else None
 
@@ -287,7 +292,7 @@ class PostgresKeys:
 
     def forgotten(self, subject: str) -> bool:
         statement = SQL("SELECT 1 AS one FROM {} WHERE subject = %s").format(self._erasures)
-        return bool(self._rows(ERASURE_TABLE, statement, [subject]))
+        return bool(self._rows(statement, [subject]))
 
     def forget(self, subject: str) -> int:
         with self.datastore.transaction(commit=True) as cursor:
@@ -304,7 +309,7 @@ class PostgresKeys:
 
     def key_ids(self, subject: str) -> list[str]:
         rows = self._rows(
-            KEY_TABLE, SQL("SELECT key_id FROM {} WHERE subject = %s").format(self._keys), [subject]
+            SQL("SELECT key_id FROM {} WHERE subject = %s").format(self._keys), [subject]
         )
         return [row["key_id"] for row in rows]
 
@@ -327,18 +332,26 @@ class Keyring:
         self.clock = clock
         self._lock = threading.Lock()
         self._by_id: dict[str, tuple[float, bytes | None]] = {}
+        self._current: dict[str, tuple[float, str, bytes]] = {}
         self._forgotten: dict[str, tuple[float, bool]] = {}
 
     def current(self, subject: str) -> tuple[str, bytes]:
-        """The subject's key to encrypt with, created (and committed) if it has none. Asked of
-        the table every time (encrypting is rare: a registration, a snapshot), so a user who
-        comes back right after another process forgot them never gets the destroyed key."""
+        """The subject's key to encrypt with, created (and committed) if it has none. Read from
+        the table again after `CURRENT_KEY_SECONDS`: a user who comes back that soon after
+        another process forgot them could have their new values sealed with the destroyed key
+        (read as erased: the profile falls back to Telegram's name; docs/privacy.md)."""
+        now = self.clock()
+        with self._lock:
+            cached = self._current.get(subject)
+        if cached is not None and now - cached[0] < CURRENT_KEY_SECONDS:
+            return cached[1], cached[2]
         found = self.table.current(subject)
         if found is None:
             found = self.table.add(subject, os.urandom(16).hex(), AESGCM.generate_key(KEY_BITS))
             log.info("personal data key created for %s", subject)
         with self._lock:
-            _bounded(self._by_id)[found[0]] = (self.clock(), found[1])
+            _bounded(self._current)[subject] = (now, found[0], found[1])
+            _bounded(self._by_id)[found[0]] = (now, found[1])
         return found
 
     def key(self, key_id: str) -> bytes | None:
@@ -368,6 +381,7 @@ class Keyring:
         doomed = self.table.key_ids(subject)
         deleted = self.table.forget(subject)
         with self._lock:
+            self._current.pop(subject, None)
             for key_id in doomed:
                 self._by_id.pop(key_id, None)
             self._forgotten.pop(subject, None)
