@@ -69,6 +69,8 @@ snapshot encrypts a few values of one subject: one read)."""
 """How long a process trusts a key (or its absence, or a subject's not being forgotten) it read."""
 MAX_CACHED = 10_000
 """Entries per cache at most: past that, the cache starts again (a few reads more)."""
+BULK_KEYS = MAX_CACHED // 2
+"""A reader missing a key reads all keys at once if there are at most this many (else one)."""
 NONCE_BYTES = 12
 KEY_BITS = 256
 
@@ -111,6 +113,10 @@ class KeyTable(Protocol):
         ...
 
     def key_ids(self, subject: str) -> list[str]: ...
+
+    def some_keys(self, limit: int) -> list[tuple[str, bytes]]:
+        """Up to `limit` (key id, key) pairs: a reader's cache filled in one query."""
+        ...
 
 
 def _now() -> str:
@@ -156,6 +162,10 @@ class MemoryKeys:
         with self._lock:
             found = self._keys.get(subject)
             return [] if found is None else [found[0]]
+
+    def some_keys(self, limit: int) -> list[tuple[str, bytes]]:
+        with self._lock:
+            return list(self._keys.values())[:limit]
 
 
 class SQLiteKeys:
@@ -219,10 +229,20 @@ class SQLiteKeys:
         return max(deleted, 0)
 
     def key_ids(self, subject: str) -> list[str]:
+        return [
+            str(row[0])
+            for row in self._all(f"SELECT key_id FROM {KEY_TABLE} WHERE subject = ?", (subject,))
+        ]
+
+    def some_keys(self, limit: int) -> list[tuple[str, bytes]]:
+        rows = self._all(f"SELECT key_id, key FROM {KEY_TABLE} LIMIT ?", (limit,))
+        return [(str(row[0]), bytes(row[1])) for row in rows]
+
+    def _all(self, statement: str, params: Sequence[Any]) -> list[Any]:
         try:
             with self.datastore.transaction(commit=False) as cursor:
-                cursor.execute(f"SELECT key_id FROM {KEY_TABLE} WHERE subject = ?", (subject,))
-                return [str(row[0]) for row in cursor.fetchall()]
+                cursor.execute(statement, params)
+                return list(cursor.fetchall())
         except Exception as error:
             if "no such table" in str(error):
                 return []
@@ -313,6 +333,10 @@ class PostgresKeys:
         )
         return [row["key_id"] for row in rows]
 
+    def some_keys(self, limit: int) -> list[tuple[str, bytes]]:
+        rows = self._rows(SQL("SELECT key_id, key FROM {} LIMIT %s").format(self._keys), [limit])
+        return [(row["key_id"], bytes(row["key"])) for row in rows]
+
 
 # ----- the keyring: cached keys, encryption ---------------------------------------------------
 
@@ -334,6 +358,7 @@ class Keyring:
         self._by_id: dict[str, tuple[float, bytes | None]] = {}
         self._current: dict[str, tuple[float, str, bytes]] = {}
         self._forgotten: dict[str, tuple[float, bool]] = {}
+        self._bulk_at: float | None = None
 
     def current(self, subject: str) -> tuple[str, bytes]:
         """The subject's key to encrypt with, created (and committed) if it has none. Read from
@@ -360,6 +385,18 @@ class Keyring:
             cached = self._by_id.get(key_id)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
+        if self._bulk_at is None or now - self._bulk_at >= self.ttl:
+            # A replay meets many users' keys: read them all in one query when they are few.
+            self._bulk_at = now
+            keys = dict(self.table.some_keys(BULK_KEYS + 1))
+            if len(keys) <= BULK_KEYS:  # every key there is: one absent was destroyed
+                bulk = keys.get(key_id)
+                with self._lock:
+                    cache = _bounded(self._by_id)
+                    for found_id, found in keys.items():
+                        cache[found_id] = (now, found)
+                    cache[key_id] = (now, bulk)
+                return bulk
         key = self.table.key(key_id)
         with self._lock:
             _bounded(self._by_id)[key_id] = (now, key)
