@@ -53,3 +53,27 @@ def test_another_process_forgetting_is_seen_within_the_cache_time() -> None:
 
 def test_values_never_show_their_text_in_reprs() -> None:
     assert "Ana" not in repr(PersonalText("tg:user:1", "Ana"))
+
+
+class Counting(MemoryKeys):
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries = 0
+
+    def key(self, key_id: str) -> bytes | None:
+        self.queries += 1
+        return super().key(key_id)
+
+    def some_keys(self, limit: int) -> list[tuple[str, bytes]]:
+        self.queries += 1
+        return super().some_keys(limit)
+
+
+def test_a_reader_meeting_many_users_reads_their_keys_in_one_query() -> None:
+    table = Counting()
+    writer = Keyring(table)
+    sealed = [writer.encrypt(PersonalText(f"tg:user:{i}", f"user {i}")) for i in range(50)]
+    table.queries = 0
+    reader = Keyring(table)
+    assert [reader.decrypt(s).text for s in sealed] == [f"user {i}" for i in range(50)]
+    assert table.queries == 1
