@@ -25,7 +25,13 @@ from dianabot.application.commands import Command
 from dianabot.application.corruption import CorruptHistory
 from dianabot.application.group_commit import DirectWriter, GroupCommitWriter
 from dianabot.application.plans import Handler
-from dianabot.application.ports import EventWriter, NotificationScanner, StoreFactory, Write
+from dianabot.application.ports import (
+    EventWriter,
+    NotificationScanner,
+    PersonalDataStore,
+    StoreFactory,
+    Write,
+)
 from dianabot.application.results import CONSOLE_ADMIN_ID
 from dianabot.application.snapshotting import BackgroundSnapshots, InlineSnapshots
 from dianabot.domain.badge import Badge, BadgeAward
@@ -252,6 +258,13 @@ class CoreApplication(Application[UUID]):
             with contextlib.suppress(KeyError):
                 cache.get(aggregate_id, evict=True)
 
+    def evict_cached(self, aggregate_id: UUID) -> None:
+        """Drop the cached copy of one aggregate, if any (it is loaded from the store next)."""
+        cache = self.repository.cache
+        if cache is not None:
+            with contextlib.suppress(KeyError):
+                cache.get(aggregate_id, evict=True)
+
     def _forget(self, aggregates: Iterable[Aggregate]) -> None:
         """Drop cached copies that may be stale, so the retry loads from the store."""
         cache = self.repository.cache
@@ -260,6 +273,15 @@ class CoreApplication(Application[UUID]):
         for aggregate in aggregates:
             with contextlib.suppress(KeyError):
                 cache.get(aggregate.id, evict=True)
+
+    @property
+    def personal_data(self) -> PersonalDataStore:
+        """The store's personal data keys and erasure (see `ports.PersonalDataStore`)."""
+        found: PersonalDataStore | None = getattr(self, "_personal_data", None)
+        if found is None:
+            snapshots = self.snapshots.recorder if self.snapshots is not None else None
+            found = self._personal_data = self._store.personal_data(snapshots)
+        return found
 
     def is_admin(self, user_id: int) -> bool:
         """A configured admin (`DIANABOT_ADMIN_IDS`). The console's id 0 is not one: the

@@ -98,6 +98,15 @@ class RegisterPlayer(PlayerCommand):
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetPlayer(PlayerCommand):
+    """An admin records that a user's personal data is erased (`PlayerForgotten`); the store
+    then destroys the user's key (`DianaApplication.forget_player`). Idempotent: a forgotten
+    user records nothing."""
+
+    callers: ClassVar[frozenset[Caller]] = ADMIN
+
+
+@dataclass(frozen=True, slots=True)
 class ReactToPost(PlayerCommand):
     post: str
     emoji: str

@@ -13,12 +13,15 @@ from dianabot.application.commands import (
     CheckIn,
     CountMessage,
     DeductPoints,
+    ForgetPlayer,
     GrantPoints,
     ReactToPost,
     RegisterPlayer,
     SpendPoints,
 )
 from dianabot.application.results import CommandResult, Origin
+from dianabot.domain.ids import player_id
+from dianabot.domain.personal import subject_of
 from dianabot.domain.rules import PointSource
 
 
@@ -28,6 +31,24 @@ class PointsCommands(CoreApplication):
     ) -> CommandResult:
         """Idempotent: registering an existing user records nothing and succeeds."""
         return self.bus.handle(RegisterPlayer(telegram_id, display_name, language_code), origin)
+
+    def forget_player(self, telegram_id: int, origin: Origin) -> CommandResult:
+        """Erase a user's personal data without editing history: record `PlayerForgotten`
+        (nothing if already forgotten), then destroy the user's key and delete the Player's
+        snapshots (`PersonalDataStore.erase`). Run again, it repeats the erasure (idempotent),
+        which also finishes one interrupted after the event was recorded."""
+        result = self.bus.handle(ForgetPlayer(telegram_id), origin)
+        if not result.ok:
+            return result
+        self.flush_snapshots()  # none of ours, taken before the event, lands after the erasure
+        aggregate = player_id(telegram_id)
+        erased = self.personal_data.erase(subject_of(telegram_id), [aggregate])
+        self.evict_cached(aggregate)  # a cached copy holds decrypted values
+        return result.with_details(
+            subject=subject_of(telegram_id),
+            keys_deleted=erased.keys_deleted,
+            snapshots_deleted=erased.snapshots_deleted,
+        )
 
     def react(self, telegram_id: int, post: str, emoji: str, origin: Origin) -> CommandResult:
         return self.bus.handle(ReactToPost(telegram_id, post, emoji), origin)

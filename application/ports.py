@@ -24,6 +24,7 @@ from uuid import UUID
 
 from eventsourcing.application import Repository
 from eventsourcing.persistence import (
+    AggregateRecorder,
     ApplicationRecorder,
     Mapper,
     Notification,
@@ -96,6 +97,22 @@ class StoreFactory(Protocol):
 
     def notification_scanner(self, recorder: ApplicationRecorder) -> NotificationScanner:
         """The reader of `recorder`'s notification log by event class."""
+        ...
+
+    def personal_data(self, snapshots: AggregateRecorder | None) -> PersonalDataStore:
+        """The store's personal data keys, given the snapshot recorder (None: no snapshots)."""
+        ...
+
+
+class PersonalDataStore(Protocol):
+    """Where personal data is kept encrypted (`adapters/eventstore/personal.py`): forgetting a
+    user destroys their key, so every stored copy of their personal data reads as erased."""
+
+    def erase(self, subject: str, aggregate_ids: Sequence[UUID]) -> Any:
+        """Destroy `subject`'s keys, remember the subject as forgotten (its legacy plain text
+        is masked when read), and delete the stored snapshots of `aggregate_ids` (they are
+        replayed from the events). Idempotent. Returns a report (`keys_deleted`,
+        `snapshots_deleted`)."""
         ...
 
 

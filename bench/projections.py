@@ -58,6 +58,7 @@ from dianabot.domain import rules  # noqa: E402
 from dianabot.domain.badge import Badge, BadgeAward  # noqa: E402
 from dianabot.domain.catalogue import INITIAL_BADGES  # noqa: E402
 from dianabot.domain.ids import badge_award_id, badge_id, player_id, progress_id, story_id  # noqa: E402
+from dianabot.domain.personal import personal  # noqa: E402
 from dianabot.domain.player import Player  # noqa: E402
 from dianabot.domain.progress import StoryProgress  # noqa: E402
 from dianabot.domain.story_versions import StoryVersions  # noqa: E402
@@ -182,8 +183,8 @@ class Seeder:
                 state.pid,
                 f"tg:user:{telegram_id}",
                 telegram_id=telegram_id,
-                display_name=f"user {telegram_id}",
-                language_code="es",
+                display_name=personal(telegram_id, f"user {telegram_id}"),
+                language_code=personal(telegram_id, "es"),
             )
         return state
 

@@ -22,6 +22,7 @@ from dianabot.domain.errors import (
 )
 from dianabot.domain.growset import GrowSet
 from dianabot.domain.ids import player_id
+from dianabot.domain.personal import PersonalText, personal, subject_of
 from dianabot.domain.recent import RecentKeys
 from dianabot.domain.rules import PointSource
 from dianabot.domain.vip import PAID_SOURCES, VIP_SOURCES, VipNotDue, checked_days
@@ -33,6 +34,8 @@ MAX_LANGUAGE_LENGTH = 8
 _NO_REFERENCES: GrowSet[str] = GrowSet()
 _DECISION_SOURCE = str(PointSource.STORY_DECISION)
 DEFAULT_LANGUAGE = "es"
+PERSONAL_FIELDS = ("display_name", "language_code")
+"""The Player's personal fields (in its state, `PlayerRegistered` and `PlayerReturned`)."""
 
 
 def _checked_text(value: object, what: str, *, max_length: int = MAX_REFERENCE_LENGTH) -> str:
@@ -45,6 +48,23 @@ def _checked_text(value: object, what: str, *, max_length: int = MAX_REFERENCE_L
     if len(value) > max_length:
         raise InvalidInput(f"{what} is longer than {max_length} characters")
     return value
+
+
+def _profile(telegram_id: int, display_name: str, language_code: str) -> tuple[PersonalText, ...]:
+    """The user's name and language, cleaned, as personal values (a name falls back to
+    `user <id>`, a language to Spanish)."""
+    name = rules.clean_text(display_name, MAX_NAME_LENGTH) or f"user {telegram_id}"
+    language = rules.clean_text(language_code, MAX_LANGUAGE_LENGTH).lower() or DEFAULT_LANGUAGE
+    return personal(telegram_id, name), personal(telegram_id, language)
+
+
+def _wrap_personal(state: dict[str, Any]) -> None:
+    """An upcaster's step: plain-text personal fields become legacy `PersonalText` values."""
+    subject = subject_of(state["telegram_id"])
+    for name in PERSONAL_FIELDS:
+        value = state.get(name)
+        if isinstance(value, str):
+            state[name] = PersonalText(subject, value, legacy=True)
 
 
 def _free_text(value: object, what: str) -> str:
@@ -62,25 +82,39 @@ class Player(DianaAggregate):
     def create_id(telegram_id: int) -> UUID:
         return player_id(telegram_id)
 
-    class PlayerRegistered(DianaAggregate.Created):
-        """Version 2 added `language_code` (which locale to answer in); v1 events upcast to 'es'."""
+    class_version = 2
+    """Version 2 holds the personal fields as `PersonalText` (encrypted by the store); a
+    version 1 snapshot held plain strings, read through `upcast_v1_v2`."""
 
-        class_version = 2
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        _wrap_personal(state)
+
+    class PlayerRegistered(DianaAggregate.Created):
+        """Version 2 added `language_code` (which locale to answer in); v1 events upcast to 'es'.
+        Version 3 holds `display_name` and `language_code` as `PersonalText`, which the store
+        encrypts with the user's key; v2 events (plain text) read through `upcast_v2_v3` as
+        legacy values, masked by the store once the user is forgotten."""
+
+        class_version = 3
         telegram_id: int
-        display_name: str
-        language_code: str
+        display_name: PersonalText
+        language_code: PersonalText
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["language_code"] = DEFAULT_LANGUAGE
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            _wrap_personal(state)
 
     @classmethod
     def register(
         cls, telegram_id: int, display_name: str, cause: Cause, language_code: str = ""
     ) -> Player:
         rules.checked_telegram_id(telegram_id)
-        name = rules.clean_text(display_name, MAX_NAME_LENGTH) or f"user {telegram_id}"
-        language = rules.clean_text(language_code, MAX_LANGUAGE_LENGTH).lower() or DEFAULT_LANGUAGE
+        name, language = _profile(telegram_id, display_name, language_code)
         return cls(
             telegram_id=telegram_id,
             display_name=name,
@@ -92,8 +126,8 @@ class Player(DianaAggregate):
     def __init__(
         self,
         telegram_id: int,
-        display_name: str,
-        language_code: str,
+        display_name: PersonalText,
+        language_code: PersonalText,
         timestamp: datetime,
         causation: str,
         actor: str,
@@ -114,6 +148,52 @@ class Player(DianaAggregate):
         self.vip_references: GrowSet[str] = GrowSet()
         self.decision_chapters: GrowSet[str] = GrowSet()
         self.recent_commands = RecentKeys()
+
+    # ----- personal data ----------------------------------------------------------------------
+
+    @property
+    def forgotten(self) -> bool:
+        """Whether the user's personal data is erased (forgotten, and not come back since)."""
+        return self.display_name.erased
+
+    def forget(self, cause: Cause) -> bool:
+        """Record that the user's personal data is erased (`dianabot admin forget`); the store
+        destroys the key. False (nothing recorded) if already forgotten: forgetting again only
+        repeats the store's erasure."""
+        if self.forgotten:
+            return False
+        self._refuse_duplicate("forget", cause)
+        self._forgotten(**cause.event_fields())
+        return True
+
+    def come_back(self, display_name: str, language_code: str, cause: Cause) -> bool:
+        """A forgotten user registers again: their name and language are recorded anew (under
+        a new key). False (nothing recorded) for a user who was not forgotten."""
+        if not self.forgotten:
+            return False
+        self._refuse_duplicate("register", cause)
+        name, language = _profile(self.telegram_id, display_name, language_code)
+        self._returned(display_name=name, language_code=language, **cause.event_fields())
+        return True
+
+    @event("PlayerForgotten")
+    def _forgotten(self, timestamp: datetime, causation: str, actor: str) -> None:
+        self.display_name = self.display_name.erased_copy()
+        self.language_code = self.language_code.erased_copy()
+        self._remember("forget", causation, timestamp)
+
+    @event("PlayerReturned")
+    def _returned(
+        self,
+        display_name: PersonalText,
+        language_code: PersonalText,
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        self.display_name = display_name
+        self.language_code = language_code
+        self._remember("register", causation, timestamp)
 
     # ----- earning --------------------------------------------------------------------------
 

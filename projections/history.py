@@ -22,6 +22,7 @@ from uuid import UUID
 from dianabot.domain.badge import Badge
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.domain.ids import badge_award_id, player_id, progress_id
+from dianabot.domain.personal import PersonalText
 from dianabot.domain.story_versions import StoryVersions
 from dianabot.projections.ports import EventLog, LoggedRow, StoredRow
 
@@ -66,7 +67,16 @@ class HistoryEntry:
         text = ", ".join(parts)
         return text if len(text) <= width else text[: width - 1] + "…"
 
+    def erased_fields(self) -> list[str]:
+        """The personal fields shown as erased (their user was forgotten)."""
+        return [
+            key
+            for key, value in self.fields.items()
+            if type(value) is PersonalText and value.erased
+        ]
+
     def to_dict(self) -> dict[str, Any]:
+        erased = self.erased_fields()
         return {
             "position": self.position,
             "at": None if self.at is None else self.at.isoformat(),
@@ -78,6 +88,8 @@ class HistoryEntry:
             "actor": self.actor,
             "summary": self.summary(),
             "fields": {key: _jsonable(value) for key, value in self.fields.items()},
+            "erased": bool(erased),
+            "erased_fields": erased,
             "error": self.error,
         }
 
@@ -195,12 +207,16 @@ def _names(types: Collection[str]) -> frozenset[str]:
 
 
 def _short(value: Any, width: int) -> str:
+    if type(value) is PersonalText:
+        value = value.shown()
     text = value if isinstance(value, str) else repr(value)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _jsonable(value: Any) -> Any:
+    if type(value) is PersonalText:  # null when erased (the entry says `erased: true`)
+        value = value.text
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):

@@ -1,5 +1,9 @@
 """`player_points`: each player's balance, lifetime earned besitos and level (what /profile shows).
 
+Personal fields (`display_name`, `language_code`) are the events' `PersonalText` values: NULL
+once the user is forgotten (`PlayerForgotten`, or a value whose key is gone), set again when
+they come back (`PlayerReturned`).
+
 The level is the one the history recorded (`LevelReached`), not recomputed here, so a
 reconciliation can tell a level the domain got wrong from a row someone changed.
 """
@@ -22,9 +26,21 @@ class PlayerPointsProjector(PerPlayerProjector):
     def on_PlayerRegistered(self, event: Any, position: int) -> None:
         row = self._row(event)
         row["telegram_id"] = event.telegram_id
-        row["display_name"] = event.display_name
-        row["language_code"] = event.language_code
+        row["display_name"] = _text(event.display_name)
+        row["language_code"] = _text(event.language_code)
         row["registered_at"] = event.timestamp
+        row["updated_at"] = event.timestamp
+
+    def on_PlayerForgotten(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["display_name"] = None
+        row["language_code"] = None
+        row["updated_at"] = event.timestamp
+
+    def on_PlayerReturned(self, event: Any, position: int) -> None:
+        row = self._row(event)
+        row["display_name"] = _text(event.display_name)
+        row["language_code"] = _text(event.language_code)
         row["updated_at"] = event.timestamp
 
     def on_PointsAwarded(self, event: Any, position: int) -> None:
@@ -49,6 +65,11 @@ class PlayerPointsProjector(PerPlayerProjector):
         row = self._row(event)
         row["level"] = event.level
         row["updated_at"] = event.timestamp
+
+
+def _text(value: Any) -> str | None:
+    """A personal value's text (None when erased); a plain string as it is."""
+    return value if value is None or isinstance(value, str) else value.text
 
 
 def new_row(player: UUID) -> Row:

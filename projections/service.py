@@ -22,7 +22,7 @@ from dianabot.projections.registry import PROJECTORS, projector_classes
 from dianabot.projections.runner import ProjectionRunner
 from dianabot.projections.schema import TableSet
 from dianabot.projections.store import ReadStore, StoreKind
-from sqlalchemy import Table
+from sqlalchemy import Table, update
 from sqlalchemy.engine import URL
 
 
@@ -117,6 +117,22 @@ class Projections:
         progress: Progress | None = None,
     ) -> ReconcileReport:
         return reconcile(self, user=user, fix=fix, now=now, progress=progress)
+
+    def forget(self, telegram_id: int) -> int:
+        """Erase a forgotten user's personal fields from the read models now, rather than when
+        the projector reaches `PlayerForgotten` (which erases them as well): a replay of a
+        forgotten user's history reads them as erased at every position, so the live rows
+        agree with any reconciliation. How many rows changed."""
+        if "player_points" not in self.names:
+            return 0
+        table = self.tables["player_points"]
+        with self.store.transaction() as conn:
+            changed = conn.execute(
+                update(table)
+                .where(table.c.telegram_id == telegram_id)
+                .values(display_name=None, language_code=None)
+            )
+        return int(changed.rowcount or 0)
 
     def close(self) -> None:
         self.live.stop()

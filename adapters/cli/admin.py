@@ -6,12 +6,12 @@ import json
 from typing import Annotated
 
 import typer
-from dianabot.adapters.cli.common import report, services
+from dianabot.adapters.cli.common import confirm, report, services
 from dianabot.application.results import CONSOLE_ADMIN_ID, Origin
 from dianabot.domain.badge import BadgeSpec
 
 admin_app = typer.Typer(
-    help="Administrative commands (grant, deduct, badges).", no_args_is_help=True
+    help="Administrative commands (grant, deduct, badges, forget).", no_args_is_help=True
 )
 
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -150,3 +150,30 @@ def grant_vip(
     with services() as wired:
         result = wired.app.grant_vip(user, days, "admin", reason, admin_origin(admin))
     report(result, as_json, f"VIP for {user} until {result.details.get('vip_until')}")
+
+
+@admin_app.command()
+def forget(
+    user: Annotated[int, typer.Argument(help="Telegram user id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    admin: AdminId = CONSOLE_ADMIN_ID,
+    as_json: AsJson = False,
+) -> None:
+    """Forget a user: destroy the key of their personal data (name, language), delete their
+    snapshots and erase them from the read models; records PlayerForgotten. History is not
+    edited: it reads those fields as erased from now on (docs/privacy.md). Irreversible."""
+    confirm(
+        f"forget user {user}: their name and language become unreadable forever",
+        yes=yes,
+        as_json=as_json,
+    )
+    with services(as_json=as_json) as wired:
+        result = wired.app.forget_player(user, admin_origin(admin))
+        if result.ok and wired.projections is not None:
+            result = result.with_details(read_model_rows=wired.projections.forget(user))
+    report(
+        result,
+        as_json,
+        f"forgot user {user}: {result.details.get('keys_deleted', 0)} key(s) destroyed, "
+        f"{result.details.get('snapshots_deleted', 0)} snapshot(s) deleted",
+    )

@@ -17,6 +17,9 @@ the library touches this package alone; `tests/unit/test_import_contract.py` kee
 - `transcoding`: the stored JSON, written and read faster than the library's transcoder, byte
   for byte the same; `repository`: replay without the library's per-event protocol check;
   `selects`: the one SELECT both recorders load aggregates with; `topics`: old stored topics.
+- `personal`: personal data encrypted with a key per user (a transcoding of the domain's
+  `PersonalText`, keys in a table of the store), the mapper that masks legacy plain text of
+  forgotten users, and what forgetting a user deletes (keys, snapshots).
 
 Tests: `tests/integration/test_eventstore_contract.py` runs every store against the same
 expectations.

@@ -7,7 +7,10 @@ also build the application's ports (`application.ports.StoreFactory`) and decide
   the transcodings of the domain's value types;
 - the recorder: the library's *process* recorder, an application recorder that also writes a
   tracking record in the same transaction as the events it is given with;
-- the repository: `repository.LeanRepository`.
+- the repository: `repository.LeanRepository`;
+- personal data (`personal`): `PersonalText` values encrypted with per-user keys kept in a
+  table of the store (created with the events' tables), the mapper that masks legacy plain
+  text of forgotten users, and the erasure `dianabot admin forget` runs.
 """
 
 from __future__ import annotations
@@ -17,12 +20,20 @@ from uuid import UUID
 
 from dianabot.adapters.eventstore import topics  # noqa: F401  (old stored topics resolve)
 from dianabot.adapters.eventstore.notifications import NotificationScanner
+from dianabot.adapters.eventstore.personal import (
+    Erasure,
+    Keyring,
+    PersonalMapper,
+    PersonalTextEncrypted,
+    table_for,
+)
 from dianabot.adapters.eventstore.repository import lean
 from dianabot.adapters.eventstore.transcoding import FlatJSONTranscoder, register_transcodings
 from dianabot.adapters.eventstore.writer import EventWriter
 from dianabot.application.ports import AfterCommit
 from eventsourcing.application import Repository
 from eventsourcing.persistence import (
+    AggregateRecorder,
     ApplicationRecorder,
     InfrastructureFactory,
     JSONTranscoder,
@@ -35,6 +46,13 @@ class DianaFactory(InfrastructureFactory[Any]):
     """Mixed in before a library factory: `class F(DianaFactory, SQLiteFactory)`."""
 
     writer_class: type[EventWriter] = EventWriter
+    _keyring: Keyring | None = None
+
+    def keyring(self) -> Keyring:
+        """The store's personal data keys (one per factory: the transcoder's and the erasure's)."""
+        if self._keyring is None:
+            self._keyring = Keyring(table_for(getattr(self, "datastore", None)))
+        return self._keyring
 
     def transcoder(self) -> Transcoder:
         transcoder = super().transcoder()
@@ -42,11 +60,30 @@ class DianaFactory(InfrastructureFactory[Any]):
             transcoder = FlatJSONTranscoder()
         if isinstance(transcoder, JSONTranscoder):
             register_transcodings(transcoder)
+            transcoder.register(PersonalTextEncrypted(self.keyring()))
         return transcoder
 
+    def mapper(
+        self, transcoder: Transcoder | None = None, mapper_class: type[Mapper[Any]] | None = None
+    ) -> Mapper[Any]:
+        """The library's mapper, masking legacy personal values of forgotten users."""
+        mapper = super().mapper(transcoder, mapper_class or PersonalMapper)
+        if isinstance(mapper, PersonalMapper):
+            mapper.keyring = self.keyring()
+        return mapper
+
     def application_recorder(self) -> ApplicationRecorder:
-        """The events table and its notification log, able to write tracking records too."""
-        return self.process_recorder()
+        """The events table and its notification log, able to write tracking records too (and
+        the personal data key tables beside them)."""
+        recorder = self.process_recorder()
+        create = getattr(self, "env_create_table", None)  # the SQL factories have it
+        if create is not None and create():
+            self.keyring().table.create()
+        return recorder
+
+    def personal_data(self, snapshots: AggregateRecorder | None) -> Erasure:
+        """What forgetting a user does at the store (`application.ports.PersonalDataStore`)."""
+        return Erasure(self.keyring(), snapshots)
 
     def repository(self, built: Repository[UUID]) -> Repository[UUID]:
         return lean(built)

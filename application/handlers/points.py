@@ -11,6 +11,7 @@ from dianabot.application.commands import (
     CheckIn,
     CountMessage,
     DeductPoints,
+    ForgetPlayer,
     GrantPoints,
     ReactToPost,
     RegisterPlayer,
@@ -25,11 +26,22 @@ PlayerAction = Callable[[Player, Cause], None]
 
 def register_player(app: CoreApplication, command: RegisterPlayer) -> Plan:
     def decide(cause: Cause) -> list[Player]:
-        if app.get_player(command.telegram_id) is not None:
-            return []
+        existing = app.get_player(command.telegram_id)
+        if existing is not None:
+            # A forgotten user who comes back: their name and language are recorded again.
+            came_back = existing.come_back(command.display_name, command.language_code, cause)
+            return [existing] if came_back else []
         return [
             Player.register(command.telegram_id, command.display_name, cause, command.language_code)
         ]
+
+    return Plan(decide)
+
+
+def forget_player(app: CoreApplication, command: ForgetPlayer) -> Plan:
+    def decide(cause: Cause) -> list[Player]:
+        player = app._player(command.telegram_id)
+        return [player] if player.forget(cause) else []
 
     return Plan(decide)
 
@@ -97,6 +109,7 @@ def on_player(app: CoreApplication, telegram_id: int, act: PlayerAction) -> Plan
 
 HANDLERS: dict[type, Handler] = {
     RegisterPlayer: register_player,
+    ForgetPlayer: forget_player,
     ReactToPost: react,
     CountMessage: count_message,
     AnswerPoll: answer_poll,

@@ -216,6 +216,6 @@ def test_an_old_player_registered_event_is_upcast(app: DianaApplication) -> None
     )
     app.recorder.insert_events([stored])
     player = app.get_player(31)
-    assert (player.display_name, player.language_code) == ("Vieja", "es")
+    assert (player.display_name.text, player.language_code.text) == ("Vieja", "es")
     event = app.mapper.to_domain_event(app.recorder.select_events(player_id(31))[0])
-    assert event.language_code == "es"
+    assert event.language_code.text == "es" and event.language_code.legacy  # plain text, v1

@@ -88,16 +88,16 @@ def test_names_are_cleaned_not_refused(app: DianaApplication) -> None:
     nul = app.register_player(1, "An\x00a\u200b \x1b[31m", Origin.telegram(1, 1), "e\x00s\n")
     assert nul.ok
     fields = stored(nul, "PlayerRegistered")
-    assert fields["display_name"] == "Ana\u200b [31m" and fields["language_code"] == "es"
+    assert fields["display_name"].text == "Ana\u200b [31m" and fields["language_code"].text == "es"
     long = app.register_player(2, "x" * 10_000, Origin.telegram(2, 2), "y" * 100)
     fields = stored(long, "PlayerRegistered")
-    assert fields["display_name"] == "x" * 64 and fields["language_code"] == "y" * 8
+    assert fields["display_name"].text == "x" * 64 and fields["language_code"].text == "y" * 8
     empty = app.register_player(3, "\x00\x01 \t", Origin.telegram(3, 3), "\x00")
     fields = stored(empty, "PlayerRegistered")
-    assert fields["display_name"] == "user 3" and fields["language_code"] == "es"
+    assert fields["display_name"].text == "user 3" and fields["language_code"].text == "es"
     surrogate = app.register_player(4, "Bad\ud800Name", Origin.telegram(4, 4))
-    assert stored(surrogate, "PlayerRegistered")["display_name"] == "BadName"
-    assert app.get_player(1).display_name == "Ana\u200b [31m"  # as stored, on every store
+    assert stored(surrogate, "PlayerRegistered")["display_name"].text == "BadName"
+    assert app.get_player(1).display_name.text == "Ana\u200b [31m"  # as stored, on every store
 
 
 def test_reasons_and_payment_references_are_cleaned_and_cut(app: DianaApplication) -> None:
