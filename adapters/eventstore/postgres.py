@@ -393,8 +393,7 @@ class PostgresChainStore:
 
     def link_before(self, position: int) -> Link | None:
         return self._link(
-            f"SELECT * FROM {self.chain_table} WHERE position < %s "
-            "ORDER BY position DESC LIMIT 1",
+            f"SELECT * FROM {self.chain_table} WHERE position < %s ORDER BY position DESC LIMIT 1",
             (position,),
         )
 
