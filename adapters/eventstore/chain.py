@@ -381,6 +381,17 @@ class Verifier:
             if progress is not None:
                 progress(report.checked, end - start + 1)
         report.head = last_link
+        # Links past the log's head: written since it was read (their events are there too,
+        # same transaction), or left behind by a deleted last event.
+        later = store.links(end + 1, end + 1 + PAGE)
+        if later:
+            present = {row.position for row in store.events(end + 1, later[-1].position + 1)}
+            gone = [link.position for link in later if link.position not in present]
+            if gone:
+                report.problem = Problem(
+                    gone[0], "deleted", "the chain has a link here but the event is gone"
+                )
+                return report
         if anchor is not None:
             self._check_anchor(anchor, last_link, report)
         return report
