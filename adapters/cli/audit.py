@@ -248,6 +248,9 @@ def import_command(
     except OSError as error:
         fail(exits.USAGE, "cannot read", f"{file}: {error.strerror}", as_json)
     with handle, services(as_json=as_json, policies=False) as wired:
+        if wired.database.kind == "memory":
+            fail(exits.USAGE, "bad usage", "memory:// keeps nothing: import into SQLite or "
+                 "PostgreSQL", as_json)  # fmt: skip
         try:
             summary = import_lines(wired.app, handle)
         except StoreNotEmpty as error:

@@ -124,3 +124,31 @@ def test_export_and_import_through_the_cli(store: Path, tmp_path: Path, monkeypa
     assert result.exit_code == 3 and "empty store" in result.stderr
     result = runner.invoke(cli, ["audit", "export", "--format", "csv"])
     assert result.exit_code == 2
+
+
+AUDIT_READS = [["audit", "verify"], ["audit", "anchor"], ["audit", "export"]]
+
+
+@pytest.mark.parametrize("args", AUDIT_READS, ids=" ".join)
+def test_audit_reads_create_no_store(tmp_path: Path, monkeypatch: Any, args: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIANABOT_DATABASE_URL", f"sqlite:///{tmp_path / 'none.sqlite3'}")
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 4, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_audit_reads_create_no_postgres_schema(postgres_url: str) -> None:
+    import psycopg
+
+    from tests.conftest import POSTGRES_URL
+
+    schema = postgres_url.rsplit("schema=", 1)[1]
+    for args in AUDIT_READS:
+        result = runner.invoke(cli, ["--database-url", postgres_url, *args])
+        assert result.exit_code == 4, (args, result.output)
+    with psycopg.connect(POSTGRES_URL) as connection:
+        found = connection.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", [schema]
+        ).fetchone()
+    assert found == (0,)
