@@ -252,6 +252,8 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
             ]
         )
         self.chainer = Chainer(KeyFile(None))  # the factory gives the key file
+        self._chain_cache: Link | None = None
+        """The chain's head as this process last wrote it (see `_predicted`)."""
 
     def _one_round_trip(self, rows: str) -> str:
         return (
@@ -277,6 +279,22 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         )
         links = self.chainer.links(head, positions, stored_events)
         curs.execute(f"INSERT INTO {self._chain} VALUES {values_literal(links)}; COMMIT")
+        self._chain_cache = links[-1] if links else self._chain_cache
+
+    def _predicted(self, rows: str, head: Link, links: Sequence[Link]) -> str:
+        """One round trip with the links computed beforehand from the head this process last
+        wrote, for the positions that follow it; the statement fails (division by zero, so the
+        whole transaction rolls back) unless the chain's head is still that one and the events
+        got exactly those positions."""
+        expected = ",".join(str(int(link.position)) for link in links)
+        return (
+            f"{self._begin_and_lock}; WITH ins AS (INSERT INTO {self._table} {COLUMNS} {rows} "
+            f"RETURNING notification_id) INSERT INTO {self._chain} "
+            f"SELECT * FROM (VALUES {values_literal(links)}) AS v(p, q, c, l) WHERE 1 / ("
+            "CASE WHEN (SELECT array_agg(notification_id ORDER BY notification_id) FROM ins) "
+            f"= '{{{expected}}}'::bigint[] AND (SELECT max(position) FROM {self._chain}) = "
+            f"{int(head.position)} THEN 1 ELSE 0 END) = 1 RETURNING position; COMMIT"
+        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -285,6 +303,27 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
             return []
         rows = literal_rows(stored_events, self.datastore.originator_id_type)
         with self.datastore.get_connection() as conn:
+            head = self._chain_cache
+            if rows is not None and head is not None:
+                # Usually this process wrote the last transaction: one round trip.
+                self._chain_cache = None
+                start = head.position + 1
+                positions = list(range(start, start + len(stored_events)))
+                links = self.chainer.links(head, positions, stored_events)
+                try:
+                    with conn.cursor() as curs:
+                        curs.execute(self._predicted(rows, head, links))
+                        for _ in range(self._results_before_insert):
+                            curs.nextset()
+                        written = [row["position"] for row in curs.fetchall()]
+                    self._chain_cache = links[-1]
+                    return written
+                except psycopg.errors.DivisionByZero:  # another writer, or a gap: two trips
+                    conn.execute("ROLLBACK")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        conn.execute("ROLLBACK")
+                    raise
             try:
                 with conn.cursor() as curs:
                     if rows is not None:  # the events and the chain's head in one round trip

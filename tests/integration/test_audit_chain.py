@@ -332,7 +332,7 @@ def test_a_store_written_before_the_chain_reports_its_unchained_prefix(
         report = verify(wired)
         assert report.ok, report.problem
         assert report.unchained == head
-        assert report.checked == tables.head() - head
+        assert report.checked == 1  # the registration (PostgreSQL: past a skipped position)
 
 
 def test_the_key_is_created_beside_a_sqlite_file_with_mode_0600(tmp_path: Any) -> None:
