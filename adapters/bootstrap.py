@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dianabot.adapters.coordination import build_coordinator
+from dianabot.adapters.eventstore.chain import KEY_ENV, use_clock
 from dianabot.adapters.eventstore.database import Database, database_from_url, prepare
 from dianabot.adapters.eventstore.log import event_log
 from dianabot.adapters.settings import Settings
@@ -69,6 +70,8 @@ def bootstrap(
         env["CREATE_TABLE"] = "n"
     # The library reads "0" as an unbounded cache; an empty value means no cache at all.
     env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size or "")
+    if settings.audit_key_file:
+        env[KEY_ENV] = settings.audit_key_file
     clock = clock or SystemClock()
     app = DianaApplication(
         env,
@@ -77,6 +80,7 @@ def bootstrap(
         group_commit=settings.group_commit if group_commit is None else group_commit,
         max_batch=settings.group_commit_max_batch,
     )
+    use_clock(app, clock.now)  # the chain's commit times
     read_side = None
     if projections:
         try:

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Seconds between runs of the snapshot pruning job"
     )
     snapshots_keep: int = Field(3, ge=1, le=1000, description="Snapshots kept per aggregate")
+    audit_key_file: str | None = Field(
+        None,
+        description="The audit chain's key file, outside the database (default: beside a "
+        "SQLite file, dianabot-audit.key in the working directory for PostgreSQL)",
+    )
     log_level: str = Field("INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     log_format: str = Field("console", pattern="^(console|json)$")
 

@@ -21,6 +21,7 @@ import typer
 from dianabot.adapters.bootstrap import Services
 from dianabot.adapters.cli import exits
 from dianabot.adapters.cli.common import console, errors, fail, print_json, services
+from dianabot.adapters.eventstore.chain import AuditChain
 from dianabot.adapters.eventstore.log import event_log
 from dianabot.application.service import DianaApplication
 from dianabot.domain.rules import MAX_TELEGRAM_ID
@@ -62,10 +63,37 @@ AsOfOpt = Annotated[
 # ----- wiring ------------------------------------------------------------------------------
 
 
-def commit_times(app: DianaApplication, log: EventLog) -> CommitTimes:
-    """What answers "the last position committed by T". The chain records commit times; until
-    it is wired in, the events' own timestamps bound it (`EventTimeBound`)."""
-    return EventTimeBound(log)
+COMMIT_TIME = "commit time (the audit chain)"
+EVENT_TIME = "the events' own times (no audit chain on this store): an upper bound"
+
+
+class ChainCommitTimes:
+    """`CommitTimes` from the audit chain, which records each event's commit time. A store
+    whose first events predate the chain (an unchained prefix) answers a moment before the
+    first link from those events' own times (`EventTimeBound`, capped at the prefix)."""
+
+    def __init__(self, chain: AuditChain, log: EventLog) -> None:
+        self.chain = chain
+        self.log = log
+
+    def last_position_committed_by(self, when: datetime) -> int:
+        found = self.chain.last_position_committed_by(when)
+        first = self.chain.store.chain_first()
+        if found or first is None or first.position <= 1:
+            return found
+        return min(EventTimeBound(self.log).last_position_committed_by(when), first.position - 1)
+
+
+def commit_times(app: DianaApplication, log: EventLog) -> tuple[CommitTimes, str]:
+    """What answers "the last position committed by T", and on what basis: the audit chain's
+    commit times; for a store with events and no chain at all, the events' own timestamps."""
+    try:
+        chain = AuditChain(app)
+    except TypeError:  # a recorder that writes no chain
+        return EventTimeBound(log), EVENT_TIME
+    if chain.head() is None and log.head() > 0:
+        return EventTimeBound(log), EVENT_TIME
+    return ChainCommitTimes(chain, log), COMMIT_TIME
 
 
 @contextmanager
@@ -199,11 +227,12 @@ def balance(user: UserArg, as_of: AsOfOpt, as_json: JsonOpt = False) -> None:
         now = wired.clock.now()
         when = parse_moment(as_of, now, option="--as-of", end_of_day=True, as_json=as_json)
         trail = _trail(log, wired.app, user, as_json)
-        position = _resolve(commit_times(wired.app, log), when, now, as_json)
+        times, basis = commit_times(wired.app, log)
+        position = _resolve(times, when, now, as_json)
         rows, _kinds = trail.rows(user, position)
         found = balance_as_of(log, rows, user, when, position)
     if as_json:
-        print_json(found.to_dict())
+        print_json({**found.to_dict(), "position_by": basis})
         return
     _undecodable(found.skipped)
     table = Table(title=f"User {user} as of {_when(found.when)} UTC (log position {position})")
@@ -217,6 +246,7 @@ def balance(user: UserArg, as_of: AsOfOpt, as_json: JsonOpt = False) -> None:
     table.add_row("badges", escape(", ".join(found.badges)) or "none")
     table.add_row("events replayed", str(found.events))
     console.print(table)
+    console.print(f"[dim]as of: the events committed by then, by {escape(basis)}[/dim]")
 
 
 def leaderboard(
@@ -232,11 +262,12 @@ def leaderboard(
     with _log(as_json) as (wired, log):
         now = wired.clock.now()
         when = parse_moment(as_of, now, option="--as-of", end_of_day=True, as_json=as_json)
-        position = _resolve(commit_times(wired.app, log), when, now, as_json)
+        times, basis = commit_times(wired.app, log)
+        position = _resolve(times, when, now, as_json)
         with _bar("replaying", as_json) as advance:
             found = leaderboard_as_of(log, when, position, week=week, limit=limit, progress=advance)
     if as_json:
-        print_json(found.to_dict())
+        print_json({**found.to_dict(), "position_by": basis})
         return
     _undecodable(found.skipped)
     scope = f"week {found.period}" if week else "all time"
@@ -254,6 +285,7 @@ def leaderboard(
         )  # fmt: skip
     console.print(table)
     console.print(f"{found.players} player(s) ranked, {found.events:,} events read")
+    console.print(f"[dim]as of: the events committed by then, by {escape(basis)}[/dim]")
 
 
 @contextmanager

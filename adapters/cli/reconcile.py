@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from dianabot.adapters.cli import exits
 from dianabot.adapters.cli.common import confirm, console, fail, print_json, services
+from dianabot.adapters.eventstore.chain import AuditChain, AuditKeyError
 from dianabot.projections.reconcile import ReconcileReport
 from rich.markup import escape
 from rich.table import Table
@@ -47,6 +48,7 @@ def reconcile(
         if user is not None and wired.app.get_player(user) is None:
             fail(exits.USAGE, "unknown user", f"no player with Telegram id {user}", as_json)
         if fix and not dry_run:
+            _refuse_unverified(wired.app, as_json)
             confirm(
                 "repair the read models and issue compensating commands", yes=yes, as_json=as_json
             )
@@ -61,6 +63,30 @@ def reconcile(
         render(report)
     if not report.consistent:
         raise typer.Exit(EXIT_DIFFERENCES)
+
+
+def _refuse_unverified(app: Any, as_json: bool) -> None:
+    """Repairing read models copies the history into them: never from a history whose chain
+    fails verification (an edited amount would become the balance)."""
+    try:
+        verdict = AuditChain(app).verify()
+    except AuditKeyError as error:
+        fail(
+            exits.USAGE,
+            "audit key",
+            f"cannot verify the history before repairing: {error}",
+            as_json,
+        )
+    if not verdict.ok:
+        assert verdict.problem is not None
+        fail(
+            exits.REFUSED,
+            "refused",
+            f"the history fails verification ({verdict.problem.kind} at position "
+            f"{verdict.problem.position}: {verdict.problem.detail}); read models are not "
+            "repaired from it (see `dianabot audit verify`)",
+            as_json,
+        )
 
 
 def render(report: ReconcileReport) -> None:

@@ -35,11 +35,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from dianabot.adapters.eventstore.chain import (
+    KEY_ENV,
+    Chainer,
+    KeyFile,
+    Link,
+    Row,
+    default_key_path,
+    id_bytes,
+    micros,
+    values_literal,
+)
 from dianabot.adapters.eventstore.factory import DianaFactory
 from dianabot.adapters.eventstore.selects import select_events_query
 from dianabot.adapters.eventstore.writer import EventWriter
@@ -211,12 +224,59 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
             .as_string(None)
         )
         self._results_before_insert = len(self.lock_table_statements) + 2  # BEGIN, locks, NOTIFY
+        # The tamper-evident chain (`chain`), written in the events' transaction.
+        self.chain_table = f"{self.events_table_name}_chain"
+        self._chain = (
+            SQL("{}.{}")
+            .format(Identifier(self.datastore.schema), Identifier(self.chain_table))
+            .as_string(None)
+        )
+        self._chain_head = (
+            f"SELECT position, prev_position, committed_at, link FROM {self._chain} "
+            "ORDER BY position DESC LIMIT 1"
+        )
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {schema}.{table} (position bigint PRIMARY KEY, "
+                    "prev_position bigint NOT NULL, committed_at bigint NOT NULL, "
+                    "link bytea NOT NULL)"
+                ).format(
+                    schema=Identifier(self.datastore.schema), table=Identifier(self.chain_table)
+                ),
+                SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (committed_at)").format(
+                    index=Identifier(f"{self.chain_table}_committed_idx"),
+                    schema=Identifier(self.datastore.schema),
+                    table=Identifier(self.chain_table),
+                ),
+            ]
+        )
+        self.chainer = Chainer(KeyFile(None))  # the factory gives the key file
 
     def _one_round_trip(self, rows: str) -> str:
         return (
             f"{self._begin_and_lock}; INSERT INTO {self._table} {COLUMNS} "
-            f"{rows} RETURNING notification_id; COMMIT"
+            f"{rows} RETURNING notification_id; {self._chain_head}"
         )
+
+    def _chain_and_commit(
+        self, curs: Cursor[DictRow], positions: list[int], stored_events: Sequence[StoredEvent]
+    ) -> None:
+        """Read the chain's head (the table lock is held), then insert the links and commit
+        in one round trip."""
+        found = curs.fetchone()
+        head = (
+            Link(
+                found["position"],
+                found["prev_position"],
+                found["committed_at"],
+                bytes(found["link"]),
+            )
+            if found is not None
+            else None
+        )
+        links = self.chainer.links(head, positions, stored_events)
+        curs.execute(f"INSERT INTO {self._chain} VALUES {values_literal(links)}; COMMIT")
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -227,20 +287,26 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn:
             try:
                 with conn.cursor() as curs:
-                    if rows is not None:  # the whole transaction in one round trip
+                    if rows is not None:  # the events and the chain's head in one round trip
                         curs.execute(self._one_round_trip(rows))
                         for _ in range(self._results_before_insert):
                             curs.nextset()
-                        return [row["notification_id"] for row in curs.fetchall()]
-                    curs.execute(self._begin_and_lock)
-                    curs.execute(self._insert_sql, _columns(stored_events), prepare=True)
-                    notification_ids = [row["notification_id"] for row in curs.fetchall()]
-                conn.execute("COMMIT")
+                        notification_ids = [row["notification_id"] for row in curs.fetchall()]
+                        curs.nextset()
+                    else:
+                        curs.execute(self._begin_and_lock)
+                        curs.execute(self._insert_sql, _columns(stored_events), prepare=True)
+                        notification_ids = [row["notification_id"] for row in curs.fetchall()]
+                        curs.execute(self._chain_head)
+                    self._chain_and_commit(curs, notification_ids, stored_events)
             except BaseException:
                 with contextlib.suppress(Exception):
                     conn.execute("ROLLBACK")
                 raise
         return notification_ids
+
+    def chain_store(self) -> PostgresChainStore:
+        return PostgresChainStore(self)
 
 
 class ArrayInsertProcessRecorder(ArrayInsertPostgresRecorder, PostgresProcessRecorder):
@@ -263,12 +329,119 @@ class ArrayInsertProcessRecorder(ArrayInsertPostgresRecorder, PostgresProcessRec
                     if stored_events:
                         curs.execute(self._insert_sql, _columns(stored_events), prepare=True)
                         notification_ids = [row["notification_id"] for row in curs.fetchall()]
-                conn.execute("COMMIT")
+                        curs.execute(self._chain_head)
+                        self._chain_and_commit(curs, notification_ids, stored_events)
+                if not stored_events:
+                    conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):
                     conn.execute("ROLLBACK")
                 raise
         return notification_ids
+
+
+class PostgresChainStore:
+    """The chain and the events it covers, read from a PostgreSQL store (`chain.ChainStore`):
+    results in binary, rows as tuples."""
+
+    kind = "postgres"
+
+    def __init__(self, recorder: ArrayInsertPostgresRecorder) -> None:
+        self.recorder = recorder
+        self.events_table = recorder._table
+        self.chain_table = recorder._chain
+        self.snapshots_table = (
+            SQL("{}.{}")
+            .format(
+                Identifier(recorder.datastore.schema),
+                Identifier(recorder.events_table_name.replace("_events", "_snapshots")),
+            )
+            .as_string(None)
+        )
+
+    def _rows(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        with (
+            self.recorder.datastore.get_connection() as conn,
+            conn.cursor(binary=True, row_factory=tuple_row) as curs,
+        ):
+            try:
+                curs.execute(statement, params)
+            except psycopg.errors.UndefinedTable:  # a store from before the chain
+                conn.rollback()
+                return []
+            return curs.fetchall()
+
+    def _link(self, statement: str, params: Sequence[Any] = ()) -> Link | None:
+        rows = self._rows(statement, params)
+        if not rows:
+            return None
+        position, prev, committed, digest = rows[0]
+        return Link(position, prev, committed, bytes(digest))
+
+    def event_head(self) -> int:
+        rows = self._rows(f"SELECT MAX(notification_id) FROM {self.events_table}")
+        return int(rows[0][0] or 0) if rows else 0
+
+    def chain_head(self) -> Link | None:
+        return self._link(f"SELECT * FROM {self.chain_table} ORDER BY position DESC LIMIT 1")
+
+    def chain_first(self) -> Link | None:
+        return self._link(f"SELECT * FROM {self.chain_table} ORDER BY position LIMIT 1")
+
+    def link_at(self, position: int) -> Link | None:
+        return self._link(f"SELECT * FROM {self.chain_table} WHERE position = %s", (position,))
+
+    def link_before(self, position: int) -> Link | None:
+        return self._link(
+            f"SELECT * FROM {self.chain_table} WHERE position < %s ORDER BY position DESC LIMIT 1",
+            (position,),
+        )
+
+    def count_events_before(self, position: int) -> int:
+        rows = self._rows(
+            f"SELECT COUNT(*) FROM {self.events_table} WHERE notification_id < %s", (position,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def events(self, start: int, stop: int) -> list[Row]:
+        rows = self._rows(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table} WHERE notification_id >= %s AND notification_id < %s "
+            "ORDER BY notification_id",
+            (start, stop),
+        )
+        return [Row(p, id_bytes(i), v, t, bytes(s)) for p, i, v, t, s in rows]
+
+    def links(self, start: int, stop: int) -> list[Link]:
+        rows = self._rows(
+            f"SELECT * FROM {self.chain_table} WHERE position >= %s AND position < %s "
+            "ORDER BY position",
+            (start, stop),
+        )
+        return [Link(p, q, c, bytes(d)) for p, q, c, d in rows]
+
+    def last_position_committed_by(self, when: datetime) -> int:
+        rows = self._rows(
+            f"SELECT MAX(position) FROM {self.chain_table} WHERE committed_at <= %s",
+            (micros(when),),
+        )
+        return int(rows[0][0] or 0) if rows else 0
+
+    def snapshot_rows(self) -> Iterator[StoredEvent]:
+        last: tuple[Any, int] | None = None
+        while True:
+            where = "WHERE (originator_id, originator_version) > (%s, %s) " if last else ""
+            rows = self._rows(
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.snapshots_table} {where}"
+                "ORDER BY originator_id, originator_version LIMIT 500",
+                last or (),
+            )
+            if not rows:
+                return
+            for i, v, t, s in rows:
+                yield StoredEvent(i, v, t, bytes(s))
+            last = (rows[-1][0], rows[-1][1])
 
 
 PROBE_CONNECT_TIMEOUT_SECONDS = 1
@@ -367,3 +540,9 @@ class DianaPostgresFactory(DianaFactory, PostgresFactory):
         kwargs = self.datastore.pool.kwargs
         if isinstance(kwargs, dict):
             kwargs.setdefault("connect_timeout", POOL_CONNECT_TIMEOUT_SECONDS)
+
+    def process_recorder(self) -> Any:
+        recorder: Any = super().process_recorder()
+        path = self.env.get(KEY_ENV) or default_key_path("postgres")
+        recorder.chainer = Chainer(KeyFile(Path(path) if path else None))
+        return recorder

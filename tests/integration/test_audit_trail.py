@@ -11,6 +11,7 @@ import pytest
 from dianabot.adapters.bootstrap import Services
 from dianabot.adapters.eventstore.log import event_log
 from dianabot.application.clock import ManualClock
+from dianabot.application.results import Origin
 from dianabot.domain.ids import player_id
 from dianabot.projections import queries
 from dianabot.projections.auditing.asof import (
@@ -187,3 +188,20 @@ def test_open_badges_credentials_carry_their_evidence(played: Services) -> None:
         assert credential["credentialSubject"]["type"] == ["AchievementSubject"]
         assert credential["evidence"][0]["name"].startswith(("BadgeAwarded", "BadgeReawarded"))
         assert str(ANA) not in credential["credentialSubject"]["id"]  # a pseudonym
+
+
+def test_as_of_uses_the_chains_commit_times(services: Services, clock: ManualClock) -> None:
+    from dianabot.adapters.cli.audit_trail import COMMIT_TIME, commit_times
+
+    app = services.app
+    log = event_log(app)
+    assert app.register_player(ANA, "Ana", Origin.telegram(1, ANA)).ok
+    first = log.head()
+    between = clock.advance(minutes=30)
+    clock.advance(minutes=30)
+    assert app.react(ANA, "chan:1", "❤️", Origin.telegram(2, ANA)).ok
+    times, basis = commit_times(app, log)
+    assert basis == COMMIT_TIME
+    assert times.last_position_committed_by(between) == first
+    assert times.last_position_committed_by(clock.now()) == log.head() > first
+    assert times.last_position_committed_by(between - timedelta(days=1)) == 0

@@ -1,0 +1,560 @@
+"""Tamper evidence: a keyed hash chain over the event log, written with the events.
+
+Why: the history is the truth, so an edit made behind the application's back (an amount, an
+actor, a deleted or forged row) must be detectable. Every event gets one *link*, written by the
+recorder in the same transaction as the event (so every writer is covered: commands, group
+commit, policies' tracked writes, crafted histories):
+
+    link(p) = HMAC-SHA256(key, link(q) | q | p | committed_at | version | id | topic | state)
+
+where q is the previous chained position (0 and 32 zero bytes for the first link), p this
+event's position, `committed_at` the commit time (microseconds since the epoch, UTC; never
+earlier than the previous link's, so commit times follow log order) and the rest the stored row
+(originator id, version, topic and the stored bytes). The key lives in a file outside the
+database (`DIANABOT_AUDIT_KEY_FILE`), so someone who can only write to the database cannot
+compute a valid link for an edited or forged row.
+
+Rows (`<events table>_chain`: `position`, `prev_position`, `committed_at`, `link`):
+- SQLite `stored_events_chain`, PostgreSQL `<schema>.dianabot_events_chain`, and a list on the
+  in-memory recorder. PostgreSQL writers serialise on the events table's lock (taken by every
+  insert), SQLite's on its write lock, so the previous link read in the transaction is the head.
+- A store that had events before the chain existed: the chain starts at the first event written
+  afterwards (`prev_position` 0); `verify` reports the earlier events as an unchained prefix.
+
+The key: created on the first chained write when the chain is empty (32 random bytes, hex, mode
+0600, never in the database); when the chain has links and the key is missing, writes fail
+rather than continue a chain nobody can verify. Default place: beside a SQLite file
+(`<file>.audit-key`); `dianabot-audit.key` in the working directory for PostgreSQL; a random
+key per process for `memory://`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import os
+import secrets
+import struct
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+GENESIS = bytes(32)
+"""The previous link of the first link."""
+KEY_ENV = "AUDIT_KEY_FILE"
+"""The library environment's name for the key file (`DIANABOT_AUDIT_KEY_FILE` from the shell)."""
+POSTGRES_DEFAULT_KEY = "dianabot-audit.key"
+SQLITE_KEY_SUFFIX = ".audit-key"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_FIXED = struct.Struct(">qqqqII")  # prev position, position, committed at, version, id, topic
+
+
+class AuditKeyError(RuntimeError):
+    """The audit key cannot be read (or must not be created): the message says where and why."""
+
+
+class Link(NamedTuple):
+    """One row of the chain."""
+
+    position: int
+    prev_position: int
+    committed_at: int
+    """Microseconds since the epoch, UTC."""
+    digest: bytes
+
+
+class Row(NamedTuple):
+    """An event row as the chain covers it: its position and stored fields."""
+
+    position: int
+    originator_id: bytes
+    """16 bytes for a UUID id, UTF-8 for a text id (`id_bytes`)."""
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+def id_bytes(originator_id: UUID | str) -> bytes:
+    if isinstance(originator_id, UUID):
+        return originator_id.bytes
+    return str(originator_id).encode()
+
+
+def micros(moment: datetime) -> int:
+    """`moment` (timezone-aware) as microseconds since the epoch."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def moment(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+
+def mac(
+    key: bytes,
+    prev_digest: bytes,
+    prev_position: int,
+    position: int,
+    committed_at: int,
+    originator_id: bytes,
+    version: int,
+    topic: str,
+    state: bytes,
+) -> bytes:
+    """The link of one event (see module docstring); lengths are fixed or prefixed, so no two
+    different rows hash the same bytes."""
+    topic_bytes = topic.encode()
+    return hmac.digest(
+        key,
+        b"".join(
+            (
+                prev_digest,
+                _FIXED.pack(
+                    prev_position,
+                    position,
+                    committed_at,
+                    version,
+                    len(originator_id),
+                    len(topic_bytes),
+                ),
+                originator_id,
+                topic_bytes,
+                state,
+            )
+        ),
+        "sha256",
+    )
+
+
+# ----- the key ------------------------------------------------------------------------------
+
+
+class KeyFile:
+    """The audit key, read from (or created in) a file outside the database; `path=None`: a
+    random key for this process only (the in-memory store)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._key: bytes | None = None if path is not None else secrets.token_bytes(32)
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        return str(self.path) if self.path is not None else "(in memory)"
+
+    def load(self, *, create: bool = False) -> bytes:
+        """The key; `create`: make the file when it does not exist (only for an empty chain)."""
+        if self._key is not None:
+            return self._key
+        with self._lock:
+            if self._key is None:
+                assert self.path is not None
+                if create and not self.path.exists():
+                    _create_key_file(self.path)
+                self._key = _read_key_file(self.path)
+            return self._key
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise AuditKeyError(
+            f"audit key file {path} does not exist (DIANABOT_AUDIT_KEY_FILE): the chain "
+            "cannot be verified or extended without the key it was written with"
+        ) from None
+    except OSError as error:
+        raise AuditKeyError(f"cannot read audit key file {path}: {error.strerror}") from None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise AuditKeyError(f"audit key file {path} does not hold a hexadecimal key") from None
+    if len(key) < 16:
+        raise AuditKeyError(f"audit key in {path} is too short ({len(key)} bytes, 16 at least)")
+    return key
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a fresh key atomically (a temporary file linked into place), mode 0600; another
+    process creating it at the same moment wins or loses cleanly."""
+    if not path.parent.is_dir():
+        raise AuditKeyError(f"cannot create audit key file {path}: no directory {path.parent}")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+
+
+def default_key_path(kind: str, sqlite_file: str | None = None) -> Path | None:
+    """Where the key lives when `DIANABOT_AUDIT_KEY_FILE` is not set (see module docstring)."""
+    if kind == "sqlite" and sqlite_file:
+        return Path(sqlite_file + SQLITE_KEY_SUFFIX)
+    if kind == "postgres":
+        return Path(POSTGRES_DEFAULT_KEY)
+    return None
+
+
+# ----- writing ------------------------------------------------------------------------------
+
+
+class Chainer:
+    """Computes the links of one transaction's events, given the chain's head in it."""
+
+    def __init__(self, key: KeyFile, now: Callable[[], datetime] | None = None) -> None:
+        self.key = key
+        self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+
+    def links(
+        self,
+        head: Link | None,
+        positions: Sequence[int],
+        stored_events: Sequence[StoredEvent],
+    ) -> list[Link]:
+        key = self.key.load(create=head is None)
+        committed = micros(self.now())
+        if head is not None:
+            committed = max(committed, head.committed_at)
+            prev_position, prev_digest = head.position, head.digest
+        else:
+            prev_position, prev_digest = 0, GENESIS
+        links = []
+        for position, stored in zip(positions, stored_events, strict=True):
+            digest = mac(
+                key,
+                prev_digest,
+                prev_position,
+                position,
+                committed,
+                id_bytes(stored.originator_id),
+                stored.originator_version,
+                stored.topic,
+                stored.state,
+            )
+            links.append(Link(position, prev_position, committed, digest))
+            prev_position, prev_digest = position, digest
+        return links
+
+
+class Chained(Protocol):
+    """A recorder that writes the chain (every recorder of this package's factories)."""
+
+    chainer: Chainer
+
+    def chain_store(self) -> ChainStore: ...
+
+
+def values_literal(links: Sequence[Link]) -> str:
+    """The links as SQL VALUES rows: integers and hexadecimal digits only, so safe as a
+    literal by construction (as `postgres.literal_rows`)."""
+    return ",".join(
+        f"({int(link.position)},{int(link.prev_position)},{int(link.committed_at)},"
+        f"'\\x{link.digest.hex()}'::bytea)"
+        for link in links
+    )
+
+
+# ----- reading ------------------------------------------------------------------------------
+
+
+class ChainStore(Protocol):
+    """What verifying, anchoring, exporting and as-of queries read from a store."""
+
+    kind: str
+
+    def event_head(self) -> int: ...
+    def chain_head(self) -> Link | None: ...
+    def chain_first(self) -> Link | None: ...
+    def link_at(self, position: int) -> Link | None: ...
+    def link_before(self, position: int) -> Link | None: ...
+    def count_events_before(self, position: int) -> int: ...
+    def events(self, start: int, stop: int) -> list[Row]:
+        """Event rows with `start <= position < stop`, in order."""
+        ...
+
+    def links(self, start: int, stop: int) -> list[Link]: ...
+    def last_position_committed_by(self, when: datetime) -> int: ...
+    def snapshot_rows(self) -> Iterator[StoredEvent]: ...
+
+
+@dataclass
+class Problem:
+    position: int
+    kind: str
+    """altered, deleted, inserted, reordered, truncated, unchained"""
+    detail: str
+
+
+@dataclass
+class Report:
+    """What `verify` found: the first problem (None: the chain holds) and the figures."""
+
+    checked: int = 0
+    start: int = 0
+    """The first position checked."""
+    end: int = 0
+    """The last position checked (the log's head when verification began)."""
+    unchained: int = 0
+    """Events before the chain's first link (written before the chain existed)."""
+    head: Link | None = None
+    problem: Problem | None = None
+    anchor_checked: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True)
+class Anchor:
+    position: int
+    digest: bytes
+    committed_at: int
+
+
+PAGE = 10_000
+WINDOW = 64
+"""How far around a bad link the verifier looks to tell a reordering from an edit."""
+
+
+class Verifier:
+    """Recomputes the chain from the stored rows (see module docstring)."""
+
+    def __init__(self, store: ChainStore, key: KeyFile) -> None:
+        self.store = store
+        self.key = key
+
+    def verify(
+        self,
+        from_position: int = 0,
+        *,
+        anchor: Anchor | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Report:
+        store = self.store
+        key = self.key.load()
+        report = Report()
+        end = store.event_head()  # read before the chain: a committed event has its link
+        first = store.chain_first()
+        report.end = end
+        if first is None:
+            report.unchained = store.count_events_before(end + 1)
+            if report.unchained:
+                report.problem = Problem(
+                    1, "unchained", f"none of the {report.unchained} events has a link"
+                )
+            elif anchor is not None:
+                report.problem = Problem(
+                    anchor.position, "truncated", "the anchored chain is gone: no links at all"
+                )
+            return report
+        report.unchained = store.count_events_before(first.position)
+        start = max(from_position, first.position)
+        previous = store.link_before(start) if start > first.position else None
+        prev_position = previous.position if previous is not None else 0
+        prev_digest = previous.digest if previous is not None else GENESIS
+        report.start = start
+        position = start
+        last_link: Link | None = previous
+        while position <= end:
+            stop = min(position + PAGE, end + 1)
+            events = store.events(position, stop)
+            links = store.links(position, stop)
+            found = self._check_page(key, events, links, prev_position, prev_digest, report)
+            if report.problem is not None:
+                return report
+            if found is not None:
+                last_link = found
+                prev_position, prev_digest = found.position, found.digest
+            position = stop
+            if progress is not None:
+                progress(report.checked, end - start + 1)
+        report.head = last_link
+        if anchor is not None:
+            self._check_anchor(anchor, last_link, report)
+        return report
+
+    def _check_page(
+        self,
+        key: bytes,
+        events: list[Row],
+        links: list[Link],
+        prev_position: int,
+        prev_digest: bytes,
+        report: Report,
+    ) -> Link | None:
+        by_position = {link.position: link for link in links}
+        last: Link | None = None
+        seen_events = set()
+        for row in events:
+            position = row.position
+            seen_events.add(position)
+            link = by_position.get(position)
+            earlier = [p for p in by_position if prev_position < p < position]
+            if earlier:  # a link whose event is gone
+                report.problem = Problem(
+                    min(earlier), "deleted", "the chain has a link here but the event is gone"
+                )
+                return None
+            if link is None:
+                report.problem = Problem(
+                    position, "inserted", "an event without a link (not written by the application)"
+                )
+                return None
+            if link.prev_position != prev_position:
+                if link.prev_position > prev_position:
+                    report.problem = Problem(
+                        link.prev_position,
+                        "deleted",
+                        f"the link at {position} follows {link.prev_position}, which is gone",
+                    )
+                else:
+                    report.problem = Problem(
+                        prev_position,
+                        "inserted",
+                        f"the link at {position} follows {link.prev_position}, not {prev_position}",
+                    )
+                return None
+            expected = mac(
+                key,
+                prev_digest,
+                prev_position,
+                position,
+                link.committed_at,
+                row.originator_id,
+                row.originator_version,
+                row.topic,
+                row.state,
+            )
+            if not hmac.compare_digest(expected, link.digest):
+                report.problem = self._classify(key, row)
+                return None
+            report.checked += 1
+            prev_position, prev_digest, last = position, link.digest, link
+        left = [p for p in by_position if p > prev_position and p not in seen_events]
+        if left:
+            report.problem = Problem(
+                min(left), "deleted", "the chain has a link here but the event is gone"
+            )
+        return last
+
+    def _classify(self, key: bytes, row: Row) -> Problem:
+        """A link that does not match its event: an edit, or rows moved (see `WINDOW`)."""
+        store = self.store
+        position = row.position
+        low, high = max(1, position - WINDOW), position + WINDOW + 1
+        events = {r.position: r for r in store.events(low, high)}
+        links = {link.position: link for link in store.links(low - WINDOW, high)}
+
+        def matches(event: Row | None, link: Link | None) -> bool:
+            if event is None or link is None:
+                return False
+            before = links.get(link.prev_position) or store.link_at(link.prev_position)
+            prev_digest = GENESIS if link.prev_position == 0 else (before and before.digest)
+            if prev_digest is None:
+                return False
+            expected = mac(
+                key,
+                prev_digest,
+                link.prev_position,
+                link.position,
+                link.committed_at,
+                event.originator_id,
+                event.originator_version,
+                event.topic,
+                event.state,
+            )
+            return hmac.compare_digest(expected, link.digest)
+
+        home = [q for q in links if q != position and matches(row, links[q])]
+        following = events.get(position + 1)
+        if home:
+            q = home[0]
+            if q == position + 1 and not matches(following, links.get(position)):
+                return Problem(
+                    position, "deleted", "an event was removed here and later ones renumbered"
+                )
+            return Problem(position, "reordered", f"this event was written at position {q}")
+        if matches(following, links.get(position)):
+            return Problem(position, "inserted", "an event was added here, later ones renumbered")
+        return Problem(position, "altered", "the event's stored fields do not match its link")
+
+    def _check_anchor(self, anchor: Anchor, last: Link | None, report: Report) -> None:
+        report.anchor_checked = True
+        if last is None or last.position < anchor.position:
+            head = last.position if last is not None else 0
+            report.problem = Problem(
+                head + 1,
+                "truncated",
+                f"the anchor names position {anchor.position}; the chain ends at {head}",
+            )
+            return
+        at = last if last.position == anchor.position else self.store.link_at(anchor.position)
+        if at is None or not hmac.compare_digest(at.digest, anchor.digest):
+            report.problem = Problem(
+                anchor.position,
+                "altered",
+                "the link at the anchored position differs from the anchor (history rewritten, "
+                "or an anchor of another store or key)",
+            )
+
+
+def chain_store_of(app: Any) -> ChainStore:
+    """The chain of an application's store (its recorder writes it)."""
+    recorder = app.recorder
+    store = getattr(recorder, "chain_store", None)
+    if store is None:
+        raise TypeError(f"{type(recorder).__name__} writes no chain")
+    result: ChainStore = store()
+    return result
+
+
+def key_of(app: Any) -> KeyFile:
+    key: KeyFile = app.recorder.chainer.key
+    return key
+
+
+def use_clock(app: Any, now: Callable[[], datetime]) -> None:
+    """Commit times from the application's clock (a manual clock in tests and the demo)."""
+    chainer = getattr(app.recorder, "chainer", None)
+    if chainer is not None:
+        chainer.now = now
+
+
+class AuditChain:
+    """The chain as the rest of the code uses it (ports are declared where used): verify,
+    the head for anchors, and the position committed by a moment (as-of queries)."""
+
+    def __init__(self, app: Any) -> None:
+        self.store = chain_store_of(app)
+        self.key = key_of(app)
+
+    def verify(
+        self,
+        from_position: int = 0,
+        *,
+        anchor: Anchor | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Report:
+        return Verifier(self.store, self.key).verify(
+            from_position, anchor=anchor, progress=progress
+        )
+
+    def head(self) -> Link | None:
+        return self.store.chain_head()
+
+    def last_position_committed_by(self, when: datetime) -> int:
+        """The highest log position whose commit time is <= `when` (0 if none). Events of an
+        unchained prefix have no commit time: they count as committed before the first link."""
+        return self.store.last_position_committed_by(when)
