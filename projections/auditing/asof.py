@@ -19,7 +19,7 @@ from dianabot.domain.ids import player_id
 from dianabot.domain.rules import level_for
 from dianabot.projections.badges_held import BadgesHeldProjector
 from dianabot.projections.base import Projector, Row
-from dianabot.projections.fold import Batch, Progress, corrupt_detail, fold
+from dianabot.projections.fold import Batch, Progress, corrupt_detail, fold, gc_paused
 from dianabot.projections.leaderboard import ALL_TIME, LeaderboardProjector, week_of
 from dianabot.projections.player_points import PlayerPointsProjector
 from dianabot.projections.player_points import new_row as new_points_row
@@ -201,10 +201,11 @@ def leaderboard_as_of(
     batch = Batch(0, position, slots=slots)
     skipped: dict[int, str] = {}
     if position > 0:
-        fold(
-            batch, log, PAGE_SIZE, NO_LIMIT,
-            progress=None if progress is None else (progress, position), undecodable=skipped,
-        )  # fmt: skip
+        with gc_paused():  # as a rebuild does: millions of acyclic objects, one big cache
+            fold(
+                batch, log, PAGE_SIZE, NO_LIMIT,
+                progress=None if progress is None else (progress, position), undecodable=skipped,
+            )  # fmt: skip
     period = week_of(as_utc(when)) if week else ALL_TIME
     rows: dict[Hashable, Row] = board.rows["leaderboard"].snapshot()
     ranked: list[tuple[int, int, str | None]] = []
