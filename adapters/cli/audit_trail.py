@@ -235,7 +235,9 @@ def balance(user: UserArg, as_of: AsOfOpt, as_json: JsonOpt = False) -> None:
         print_json({**found.to_dict(), "position_by": basis})
         return
     _undecodable(found.skipped)
-    table = Table(title=f"User {user} as of {_when(found.when)} UTC (log position {position})")
+    table = Table(
+        title=f"User {user} as of {_when(found.when)} UTC", caption=f"log position {position}"
+    )
     table.add_column("what")
     table.add_column("value", justify="right")
     if not found.registered:
@@ -272,7 +274,8 @@ def leaderboard(
     _undecodable(found.skipped)
     scope = f"week {found.period}" if week else "all time"
     table = Table(
-        title=f"Leaderboard ({scope}) as of {_when(found.when)} UTC, log position {position}"
+        title=f"Leaderboard ({scope}) as of {_when(found.when)} UTC",
+        caption=f"log position {position}",
     )
     table.add_column("rank", justify="right")
     table.add_column("user", justify="right")
@@ -325,13 +328,11 @@ def _read_model(wired: Services, user: int) -> ReadModelView | None:
 
 
 def _explained(user: int, as_json: bool, *, compare: bool) -> Explanation:
-    """The user's explanation up to the head; with `compare`, up to the read model's own
-    position instead, so both sides of the comparison stand at the same place in the log."""
+    """The user's explanation up to the head; with `compare`, checked against the read
+    model's row at the read model's own position (which may be behind the head)."""
     with _log(as_json, projections=compare) as (wired, log):
         trail = _trail(log, wired.app, user, as_json)
         head, view = log.head(), _read_model(wired, user) if compare else None
-        if view is not None and view.position is not None:
-            head = min(head, view.position)
         rows, _kinds = trail.rows(user, head)
         return explain(log, rows, user, head, view)
 
@@ -406,6 +407,12 @@ def _print_explanation(found: Explanation) -> None:
         console.print(
             f"read model (position {rm.position}): balance {rm.balance:,}, lifetime "
             f"{rm.lifetime:,}, level {rm.level}, badges {escape(', '.join(rm.badges)) or 'none'}"
+        )
+    if found.compared_at is not None:
+        console.print(
+            f"[yellow]the read model is behind the log[/yellow] (at {found.compared_at}, log at "
+            f"{found.position}): compared with the events up to {found.compared_at}; "
+            "`dianabot projections run --once` catches it up"
         )
     for difference in found.differences:
         console.print(f"[red]difference:[/red] {escape(difference)}")

@@ -258,6 +258,9 @@ class Explanation:
     differences: list[str] = field(default_factory=list)
     irregular: list[str] = field(default_factory=list)
     undecodable: dict[int, str] = field(default_factory=dict)
+    compared_at: int | None = None
+    """Set when the read model is behind `position`: the comparison is with the totals at
+    the read model's own position (later events are explained, not yet in the read model)."""
 
     @property
     def consistent(self) -> bool:
@@ -274,6 +277,7 @@ class Explanation:
                 "balance": rm.balance, "lifetime": rm.lifetime, "level": rm.level,
                 "badges": list(rm.badges), "position": rm.position,
             },
+            "compared_at": self.compared_at,
             "differences": self.differences,
             "irregular": self.irregular,
             "undecodable": {str(k): v for k, v in sorted(self.undecodable.items())},
@@ -390,8 +394,39 @@ def explain(
             ))  # fmt: skip
     totals.badges = tuple(sorted(slug for slug, is_held in held.items() if is_held))
     if read_model is not None:
-        result.differences = _compare(totals, read_model)
+        at = read_model.position
+        if at is not None and at < position:
+            result.compared_at = at
+            result.differences = _compare(_totals_at(result, at), read_model)
+        else:
+            result.differences = _compare(totals, read_model)
     return result
+
+
+def _totals_at(result: Explanation, position: int) -> Totals:
+    """The totals as of `position` (a read model that has not caught up with the log yet is
+    compared with the events it has seen, not with later ones)."""
+    at = Totals()
+    for line in result.besitos:
+        if line.position > position:
+            break
+        if line.event == "PointsAwarded":
+            at.awarded += line.amount
+        elif line.event == "PointsSpent":
+            at.spent -= line.amount
+        elif line.amount > 0:
+            at.granted += line.amount
+        else:
+            at.deducted -= line.amount
+    for level in result.levels:
+        if level.position <= position:
+            at.level = level.level
+    held: dict[str, bool] = {}
+    for badge in result.badges:
+        if badge.position <= position:
+            held[badge.slug] = badge.event != "BadgeRevoked"
+    at.badges = tuple(sorted(slug for slug, is_held in held.items() if is_held))
+    return at
 
 
 def _besitos(row: LoggedRow, name: str, event: Any, at: datetime | None, cause: Cause,

@@ -205,3 +205,16 @@ def test_as_of_uses_the_chains_commit_times(services: Services, clock: ManualClo
     assert times.last_position_committed_by(between) == first
     assert times.last_position_committed_by(clock.now()) == log.head() > first
     assert times.last_position_committed_by(between - timedelta(days=1)) == 0
+
+
+def test_explain_compares_a_lagging_read_model_at_its_own_position(played: Services) -> None:
+    app, log = played.app, event_log(played.app)
+    at = log.head()
+    assert app.grant_points(0, ANA, 70, "late", Origin.console()).ok  # not projected yet
+    view = _view(played, ANA)
+    lagging = ReadModelView(view.balance, view.lifetime, view.level, view.badges, at)
+    rows, _ = _trail(played).rows(ANA)
+    found = explain(log, rows, ANA, log.head(), lagging)
+    assert found.consistent and found.compared_at == at
+    assert found.totals.balance == view.balance + 70  # explained up to the head
+    assert found.besitos[-1].kind == "grant" and found.besitos[-1].cause.actor == "admin:0"
