@@ -136,3 +136,27 @@ def test_without_a_store_nothing_is_created(tmp_path: Path) -> None:
         result = audit(url, *args)
         assert result.exit_code == 4, result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_audit_commands_on_postgres(postgres_url: str) -> None:
+    from tests.integration.test_projections import ANA as PLAYER
+    from tests.integration.test_projections import play as play_small
+
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=10))
+    with bootstrap(make_settings(postgres_url), clock=clock) as wired:
+        play_small(wired.app, clock)
+        assert wired.projections is not None
+        wired.projections.catch_up()
+    history = audit(postgres_url, "history", str(PLAYER), "--json")
+    assert history.exit_code == 0, history.output
+    assert len(history.stdout.splitlines()) > 10
+    explained = audit(postgres_url, "explain", str(PLAYER), "--json")
+    assert explained.exit_code == 0, explained.output
+    assert json.loads(explained.stdout)["consistent"]
+    board = json.loads(audit(postgres_url, "leaderboard", "--as-of", "now", "--json").stdout)
+    assert board["position_by"].startswith("commit time") and board["rows"][0]["points"] > 0
+    early = (datetime.now(UTC) - timedelta(days=20)).isoformat()
+    before = json.loads(
+        audit(postgres_url, "balance", str(PLAYER), "--as-of", early, "--json").stdout
+    )
+    assert before["position"] == 0 and not before["registered"]
