@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     webhook_host: str = Field("127.0.0.1", description="Address dianabot run --webhook listens on")
     webhook_port: int = Field(
         8080, ge=0, le=65535, description="Port dianabot run --webhook listens on; 0: a free one"
+    )
     audit_key_file: str | None = Field(
         None,
         description="The audit chain's key file, outside the database (default: beside a "

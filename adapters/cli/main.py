@@ -9,6 +9,7 @@ import typer
 from dianabot.adapters.cli import exits
 from dianabot.adapters.cli.admin import admin_app
 from dianabot.adapters.cli.audit import audit_app
+from dianabot.adapters.cli.audit_trail import register as register_audit_trail
 from dianabot.adapters.cli.common import fail, options
 from dianabot.adapters.cli.config import config
 from dianabot.adapters.cli.demo import demo
@@ -141,6 +142,7 @@ app.command()(workers)
 app.command()(health)
 app.command()(status)
 app.add_typer(events_app, name="events")
+register_audit_trail(audit_app)
 app.add_typer(audit_app, name="audit")
 
 
