@@ -28,6 +28,7 @@ BOT_ID = 7_000_001
 TOKEN = f"{BOT_ID}:E2E-protection-token"
 CHANNEL = -100_1001
 GROUP = -100_1002
+VIP_CHANNEL = -100_1003
 SENTINEL = 999_999
 ANA = 1001
 LUIS = 1002
@@ -136,9 +137,14 @@ class Live:
 
 @asynccontextmanager
 async def live_bot(
-    services: Services, *, handle_as_tasks: bool = False, throttle: UserThrottle | None = None
+    services: Services,
+    *,
+    handle_as_tasks: bool = False,
+    throttle: UserThrottle | None = None,
+    follow: bool = False,
 ) -> AsyncIterator[Live]:
-    """The bot polling a fresh local Bot API (with the default throttle unless given one)."""
+    """The bot polling a fresh local Bot API (with the default throttle unless given one;
+    the VIP follower only when `follow`: it writes positions of its own)."""
     assert services.coordinator is not None
     bot_services = BotServices(
         coordinator=services.coordinator,
@@ -146,6 +152,7 @@ async def live_bot(
         projections=services.projections,
         settings=services.settings,
         clock=services.clock,
+        follow=follow,
     )
     if throttle is not None:
         bot_services.throttle = throttle
@@ -153,6 +160,7 @@ async def live_bot(
     async with LocalBotAPI(TOKEN) as api:
         api.add_channel(CHANNEL)
         api.add_group(GROUP)
+        api.add_channel(VIP_CHANNEL, title="El Diván")
         bot = make_bot(TOKEN, api.url)
         polling = asyncio.create_task(
             dispatcher.start_polling(

@@ -23,7 +23,12 @@ import logging
 from datetime import UTC, datetime
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+)
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import (
     CallbackQuery,
@@ -116,7 +121,7 @@ async def invoice_link(bot: Bot, gw: Gateway, user_id: int) -> str | None:
             prices=[LabeledPrice(label=gw.texts(T.VIP_INVOICE_LABEL), amount=price)],
             subscription_period=STARS_SUBSCRIPTION_PERIOD,
         )
-    except (TelegramAPIError, ValueError) as error:  # ValueError: an answer that is no link
+    except (TelegramAPIError, ClientDecodeError) as error:
         log.warning("no invoice link for user %s: %s", user_id, error)
         return None
 
