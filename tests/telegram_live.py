@@ -91,7 +91,8 @@ class Live:
 
     def buttons(self, chat: int, message_id: int) -> list[str]:
         markup = self.api.message(chat, message_id).get("reply_markup") or {}
-        return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+        rows = markup.get("inline_keyboard", [])
+        return [b["callback_data"] for row in rows for b in row if "callback_data" in b]
 
     async def press(self, user: int, where: tuple[int, int], data: str) -> str:
         """Press an inline button; the text the bot answered the press with."""

@@ -1032,7 +1032,7 @@ class LocalBotAPI:
             joined.append(person.id)
             self._members.setdefault(chat_id, set()).add(person.id)
             shown = {k: v for k, v in link.items() if k not in {"chat_id", "_joined"}}
-        return self._chat_member_update(chat_id, person, "left", "member", shown)
+        return self.inject_chat_member(chat_id, person, "left", "member", shown)
 
     def members(self, chat_id: int) -> set[int]:
         """Who is in a chat (joined through `join_via_link`, not removed since)."""
@@ -1043,9 +1043,11 @@ class LocalBotAPI:
         with self._lock:
             return [dict(x) for x in self._invite_links if x["chat_id"] == chat_id]
 
-    def _chat_member_update(
-        self, chat_id: int, person: TelegramUser, old: str, new: str, link: JSON | None = None
+    def inject_chat_member(
+        self, chat_id: int, user: UserLike, old: str, new: str, link: JSON | None = None
     ) -> JSON:
+        """A `chat_member` update: `user`'s status in the chat went from `old` to `new`."""
+        person = _as_user(user)
         with self._lock:
             chat = self._chats.get(chat_id) or self.add_channel(chat_id)
         member: JSON = {
