@@ -4,7 +4,8 @@
   has a token bucket (`burst` updates at once, refilled at `per_second`); an update over it is
   dropped before any handler runs (so it awards nothing), and the user is told once per
   exhaustion (`refusal.throttled`, in a private chat or as the answer to a button), then silence
-  until the bucket has a token again. Admins and updates without a user (channel posts) pass.
+  until the bucket has a token again. Admins and updates without a user (channel posts) pass,
+  and so do payments and VIP channel member changes (`exempt`: Telegram sends them once).
 - `RateLimitedSender`: messages to many users (announcements, notices) at most `overall`
   messages per second for the bot and `per_chat` per chat, below Telegram's documented limits
   (about 30 messages per second per bot, one per second per chat). A user who blocked the bot
@@ -115,6 +116,8 @@ class ThrottleMiddleware(BaseMiddleware):
         bot = data.get("bot")
         if not isinstance(user, User) or not isinstance(event, Update) or self.is_admin(user.id):
             return await handler(event, data)
+        if exempt(event):
+            return await handler(event, data)
         verdict = self.throttle.check(user.id)
         if verdict == "pass":
             return await handler(event, data)
@@ -129,6 +132,17 @@ class ThrottleMiddleware(BaseMiddleware):
             await bot.answer_callback_query(update.callback_query.id, text=self.text)
         elif update.message is not None and isinstance(chat, Chat) and chat.type == "private":
             await bot.send_message(chat.id, self.text)
+
+
+def exempt(update: Update) -> bool:
+    """Updates never throttled: Telegram sends them once and they carry money or membership
+    (a pre-checkout query, a successful payment, a VIP channel member change)."""
+    message = update.message
+    return (
+        update.pre_checkout_query is not None
+        or update.chat_member is not None
+        or (message is not None and message.successful_payment is not None)
+    )
 
 
 @dataclass

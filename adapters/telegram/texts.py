@@ -43,6 +43,7 @@ class T(StrEnum):
     VIP_RENEWED = "vip.renewed"
     VIP_PAYMENT_DUPLICATE = "vip.payment_duplicate"
     VIP_PAYMENT_UNKNOWN = "vip.payment_unknown"
+    VIP_PAYMENT_NOT_RECORDED = "vip.payment_not_recorded"
     VIP_BESITOS_OK = "vip.besitos_ok"
     VIP_BESITOS_SHORT = "vip.besitos_short"
     VIP_PAYSUPPORT = "vip.paysupport"

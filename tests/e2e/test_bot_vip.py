@@ -13,6 +13,7 @@ import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.story_file import load_bundled_story
 from dianabot.adapters.telegram.callbacks import ConsentButton, VipBesitosButton
+from dianabot.adapters.telegram.limits import UserThrottle
 from dianabot.adapters.telegram.routers.vip import payload_for
 from dianabot.application.clock import ManualClock
 from dianabot.application.commands import GrantPoints
@@ -315,3 +316,18 @@ def test_a_queued_vip_invitation_is_sent_once_through_the_follower(wired: Servic
     assert len(of_user(wired, ANA, "VipInvitationQueued")) == 1
     notices = of_user(wired, ANA, "VipNoticeSent")
     assert [(n.kind, n.delivered) for n in notices] == [("vip_invitation", True)]
+
+
+def test_a_payment_is_never_throttled(wired: Services) -> None:
+    """A flooding user's updates are dropped, but not a payment: Telegram sends it once."""
+
+    async def scenario(live: Live) -> None:
+        await live.ask(ANA, "/start")  # the one update the bucket allows
+        live.api.inject_message(ANA, "/profile")  # dropped (she is told once)
+        live.api.inject_pre_checkout_query(ANA, payload_for(ANA, PRICE), PRICE)
+        await live.api.wait_for_calls_async("answerPreCheckoutQuery", 1)
+        await pay(live, ANA, "stxFLOOD")
+        await until(lambda: len(logged(wired, "StarsPaymentReceived")) == 1)
+
+    run(wired, scenario, throttle=UserThrottle(burst=1, per_second=0.001))
+    assert wired.app.get_player(ANA).vip_references  # type: ignore[union-attr]

@@ -71,6 +71,10 @@ PAYLOAD_PREFIX = "vip-stars"
 LINK_PREFIX = "vip:"
 """The name of an invite link the bot made for one user: `vip:<telegram id>`."""
 JOINED = frozenset({"member", "administrator", "creator", "restricted"})
+PAYMENT_RETRIES = (1.0, 2.0, 4.0, 8.0, 15.0)
+"""Seconds between the attempts to record a payment while the store is unavailable; after
+the last the payment is logged (charge id, user) for an admin and the user told to write
+/paysupport. The same update then delivered again records it once."""
 
 
 def day(moment: datetime | None) -> str:
@@ -226,6 +230,14 @@ async def paid(message: Message, gw: Gateway) -> None:
         ),
     )
     result = await gw.issue(command, user.id)
+    for wait in PAYMENT_RETRIES:  # Telegram sends a payment once: wait out a short outage
+        if result.outcome != "unavailable":
+            break
+        log.warning(
+            "payment %s of user %s: store unavailable, retrying in %s s", charge, user.id, wait
+        )
+        await asyncio.sleep(wait)
+        result = await gw.issue(command, user.id)
     if result.ok:
         until = day(result.details.get("vip_until"))
         renewal = payment.is_recurring and not payment.is_first_recurring
@@ -233,8 +245,8 @@ async def paid(message: Message, gw: Gateway) -> None:
     elif result.outcome == "duplicate":
         await message.answer(gw.texts(T.VIP_PAYMENT_DUPLICATE))
     else:
-        log.error("payment %s of user %s not recorded: %s", charge, user.id, result.outcome)
-        await message.answer(refusal(gw, result))
+        log.error("payment %s of user %s NOT recorded: %s", charge, user.id, result.outcome)
+        await message.answer(gw.texts(T.VIP_PAYMENT_NOT_RECORDED, charge=charge))
 
 
 async def paysupport(message: Message, gw: Gateway) -> None:
