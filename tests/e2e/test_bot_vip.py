@@ -331,3 +331,38 @@ def test_a_payment_is_never_throttled(wired: Services) -> None:
 
     run(wired, scenario, throttle=UserThrottle(burst=1, per_second=0.001))
     assert wired.app.get_player(ANA).vip_references  # type: ignore[union-attr]
+
+
+def test_a_payment_waits_out_a_short_store_outage_and_is_recorded_once(
+    wired: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram sends a payment once: the bot tries again while the store is unavailable."""
+    from dianabot.adapters.telegram import context
+    from dianabot.adapters.telegram.routers import vip as vip_router
+    from dianabot.application.commands import RecordStarsPayment
+    from dianabot.application.coordinator import ActionResult, Issue
+    from dianabot.application.results import CommandResult
+
+    monkeypatch.setattr(vip_router, "PAYMENT_RETRIES", (0.01, 0.01, 0.01))
+    original = context.Gateway.issue
+    outages = [2]
+
+    async def flaky(self: Any, command: Any, user_id: int) -> ActionResult:
+        if isinstance(command, RecordStarsPayment) and outages[0] > 0:
+            outages[0] -= 1
+            down = CommandResult("unavailable", "the store is down")
+            return ActionResult(Issue(command, self.origin(user_id)), down)
+        return await original(self, command, user_id)
+
+    monkeypatch.setattr(context.Gateway, "issue", flaky)
+
+    async def scenario(live: Live) -> None:
+        await live.ask(ANA, "/start")
+        assert "Ya eres VIP" in await pay(live, ANA, "stxOUTAGE")
+        outages[0] = 10  # down for longer than the bot waits
+        assert "stxLONG" in await pay(live, ANA, "stxLONG")  # told how to get help
+        outages[0] = 0
+        assert "ya lo tenía apuntado" in await pay(live, ANA, "stxOUTAGE")
+
+    run(wired, scenario)
+    assert [p.charge_id for p in logged(wired, "StarsPaymentReceived")] == ["stxOUTAGE"]
