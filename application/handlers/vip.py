@@ -1,4 +1,7 @@
-"""Handlers of the VIP context: issue and redeem one-time tokens, grant and expire periods.
+"""Handlers of the VIP context: issue and redeem one-time tokens, grant and expire periods,
+Telegram Stars payments and refunds (a `StarsPayment` stream per charge id, saved with the
+Player), VIP with besitos (spend and grant in one save), the age and consent confirmation, and
+the records of what the bot did in the VIP channel.
 
 A token's plaintext comes with its `IssueVipToken` command and goes back to the issuer in the
 result's details only; the store keeps its sha256 (`VipTokenIssued.token_hash`), from which the
