@@ -164,9 +164,7 @@ def follower(services: Services, port: FakeChannel) -> PolicyRunner:
     return PolicyRunner(app, event_log(app), [VipChannel(app, port)])
 
 
-def test_the_follower_invites_removes_and_never_twice(
-    users: Services, clock: ManualClock
-) -> None:
+def test_the_follower_invites_removes_and_never_twice(users: Services, clock: ManualClock) -> None:
     port = FakeChannel()
     assert pay(users, ANA, "stxF1").ok
     follower(users, port).catch_up()
