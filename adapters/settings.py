@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     channel_id: int | None = None
     group_id: int | None = None
     vip_channel_id: int | None = None
+    vip_stars_price: int = Field(
+        250, ge=1, le=10_000, description="Telegram Stars per 30-day VIP subscription period"
+    )
     aggregate_cache_size: int = Field(10_000, ge=0)
     group_commit: bool = Field(True, description="Commit concurrent commands together")
     group_commit_max_batch: int = Field(32, ge=1, le=1000)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
@@ -404,6 +405,73 @@ class InviteToVip(PlayerCommand):
     fragment_id: str
     choice_id: str | None
     evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BuyVipWithBesitos(PlayerCommand):
+    """VIP for besitos (`domain.vip.VIP_BESITOS_COST` for `VIP_BESITOS_DAYS`): the spend and the
+    grant in one transaction, or nothing (`insufficient_points`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordStarsPayment(PlayerCommand):
+    """A Telegram Stars payment went through (the bot's `successful_payment`):
+    `StarsPaymentReceived` (by charge id: recorded once, ever) and
+    `VipGranted(source="stars", reference=charge_id)` together.
+    The same charge again is refused `duplicate`, recording nothing."""
+
+    charge_id: str
+    amount: int
+    currency: str
+    payload: str
+    days: int
+    is_recurring: bool = False
+    is_first_recurring: bool = False
+    subscription_expiration_date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefundStarsPayment(PlayerCommand):
+    """An admin refunded a payment (after Telegram's `refundStarPayment`): `StarsPaymentRefunded`
+    and the Player's `VipShortened` (and `VipExpired` if that ends it), together. Refusals:
+    unknown_charge, already_refunded, not_admin."""
+
+    callers: ClassVar[frozenset[Caller]] = ADMIN
+
+    charge_id: str
+    admin_id: int
+    reason: str = "refund"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmAdult(PlayerCommand):
+    """The one-time age and consent confirmation before the VIP arc (`AdultContentConfirmed`)."""
+
+    callers: ClassVar[frozenset[Caller]] = frozenset({Caller.PLAYER})
+
+    terms: str = "v1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordVipChannel(PlayerCommand):
+    """What happened in the VIP channel (`VipChannelChanged`): a link sent, a join, a leave, a
+    removal when VIP ended, a link revoked. A change that changes nothing records nothing."""
+
+    change: str
+    invite_link: str = ""
+    detail: str = ""
+    delivered: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordVipNotice(PlayerCommand):
+    """A VIP message the bot sent (an invitation queued by vip-conversion): `VipNoticeSent`."""
+
+    callers: ClassVar[frozenset[Caller]] = frozenset({Caller.SYSTEM})
+
+    kind: str
+    reference: str
+    delivered: bool = True
 
 
 # ----- coordination ---------------------------------------------------------------------------

@@ -33,8 +33,10 @@ from dianabot.application.commands import (
     IssueVipToken,
     RedeemVipToken,
 )
+from dianabot.application.handlers.vip import stars_payment
 from dianabot.application.results import CommandResult, Origin
 from dianabot.domain.player import Player
+from dianabot.domain.vip import StarsPayment
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,10 @@ class VipCommands(CoreApplication):
         """A VIP period from elsewhere: a Telegram Stars subscription payment (source "stars",
         reference the charge id) or an admin (source "admin"). Extends an active period."""
         return self.bus.handle(GrantVip(telegram_id, days, source, reference), origin)
+
+    def stars_payment(self, charge_id: str) -> StarsPayment | None:
+        """The recorded Telegram Stars payment with this charge id (None if unknown)."""
+        return stars_payment(self, charge_id)
 
     def vip_until(self, telegram_id: int) -> datetime | None:
         """End of the user's VIP period if it is active now, else None."""

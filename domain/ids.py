@@ -37,6 +37,10 @@ def vip_token_id(token_hash: str) -> UUID:
     return uuid5(NAMESPACE, f"vip-token:{token_hash}")
 
 
+def stars_payment_id(charge_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"stars-payment:{charge_id}")
+
+
 def parked_event_id(policy: str, position: int) -> UUID:
     return uuid5(NAMESPACE, f"parked-event:{policy}:{position}")
 

@@ -25,7 +25,15 @@ from dianabot.domain.ids import player_id
 from dianabot.domain.personal import PersonalText, personal, subject_of
 from dianabot.domain.recent import RecentKeys
 from dianabot.domain.rules import PointSource
-from dianabot.domain.vip import PAID_SOURCES, VIP_SOURCES, VipNotDue, checked_days
+from dianabot.domain.vip import (
+    PAID_SOURCES,
+    VIP_BESITOS_COST,
+    VIP_BESITOS_DAYS,
+    VIP_SOURCES,
+    VIP_SPEND_PURPOSE,
+    VipNotDue,
+    checked_days,
+)
 from eventsourcing.domain import event
 
 MAX_REFERENCE_LENGTH = 200
@@ -36,6 +44,9 @@ _DECISION_SOURCE = str(PointSource.STORY_DECISION)
 DEFAULT_LANGUAGE = "es"
 PERSONAL_FIELDS = ("display_name", "language_code")
 """The Player's personal fields (in its state, `PlayerRegistered` and `PlayerReturned`)."""
+VIP_CHANNEL_CHANGES = ("invited", "joined", "left", "removed", "revoked")
+"""`VipChannelChanged.change`: a one-use link sent; the user joined; left; was removed when VIP
+ended; their unused link was revoked (someone else used it)."""
 
 
 def _checked_text(value: object, what: str, *, max_length: int = MAX_REFERENCE_LENGTH) -> str:
@@ -358,6 +369,95 @@ class Player(DianaAggregate):
             )
         self._vip_expired(until=until, **cause.event_fields())
 
+    def buy_vip_with_besitos(
+        self, cause: Cause, cost: int = VIP_BESITOS_COST, days: int = VIP_BESITOS_DAYS
+    ) -> None:
+        """VIP for besitos: `PointsSpent` (purpose `vip`) and `VipGranted` (source `besitos`)
+        together, or nothing (refused `insufficient_points` when the balance is short)."""
+        self._require_balance(cost)
+        self.spend(cost, VIP_SPEND_PURPOSE, f"vip:{days}d", cause)
+        self.grant_vip(days, "besitos", f"besitos:{cost}", cause)
+
+    def shorten_vip(self, days: int, source: str, reference: str, cause: Cause) -> None:
+        """Take back `days` of VIP (a refunded payment): the period ends that much earlier, never
+        before now; if it is over then, `VipExpired` is recorded at once (same transaction)."""
+        days = checked_days(days)
+        reference = _free_text(reference, "reference")
+        self._refuse_duplicate("vip_shorten", cause)
+        if not self.vip_active(cause.at) or self.vip_until is None:
+            return  # the period already ended: nothing of it is left to take back
+        until = max(cause.at, self.vip_until - timedelta(days=days))
+        self._vip_shortened(
+            source=source, days=days, until=until, reference=reference, **cause.event_fields()
+        )
+        if self.vip_expiry_due(cause.at) is not None:
+            self.expire_vip(cause)
+
+    # ----- age and consent gate ---------------------------------------------------------------
+
+    @property
+    def adult_confirmed(self) -> bool:
+        """Confirmed once to be an adult who wants the VIP arc's flirtatious content."""
+        return getattr(self, "adult_confirmed_at", None) is not None
+
+    def confirm_adult(self, terms: str, cause: Cause) -> None:
+        """The one-time confirmation before the VIP arc; again is `duplicate`."""
+        terms = _checked_text(terms, "terms version", max_length=32)
+        self._refuse_duplicate("adult", cause)
+        if self.adult_confirmed:
+            raise DuplicateCommand(
+                f"user {self.telegram_id} already confirmed", causation=cause.causation
+            )
+        self._adult_confirmed(terms=terms, **cause.event_fields())
+
+    # ----- the VIP channel (followed by the bot) --------------------------------------------
+
+    @property
+    def vip_channel(self) -> str:
+        """`none`, `invited` (a one-use link sent, not used yet) or `member`."""
+        state: str = getattr(self, "vip_channel_state", "none")
+        return state
+
+    @property
+    def vip_channel_link(self) -> str | None:
+        link: str | None = getattr(self, "vip_channel_invite", None)
+        return link
+
+    def record_vip_channel(
+        self, change: str, invite_link: str, detail: str, delivered: bool, cause: Cause
+    ) -> bool:
+        """Record what happened in the VIP channel; False (nothing recorded) when it changes
+        nothing (a join already known, a removal of someone not there)."""
+        if change not in VIP_CHANNEL_CHANGES:
+            raise InvalidInput(f"unknown VIP channel change {change!r}")
+        invite_link = rules.clean_text(invite_link, MAX_REFERENCE_LENGTH)
+        detail = rules.clean_text(detail, MAX_REFERENCE_LENGTH)
+        state = self.vip_channel
+        if change == "joined" and state == "member":
+            return False
+        if change in {"left", "removed"} and state == "none":
+            return False
+        if change == "revoked" and (state != "invited" or invite_link != self.vip_channel_link):
+            return False
+        self._refuse_duplicate(f"vip_channel:{change}", cause)
+        self._vip_channel_changed(
+            change=change,
+            invite_link=invite_link,
+            detail=detail,
+            delivered=delivered,
+            **cause.event_fields(),
+        )
+        return True
+
+    def record_vip_notice(self, kind: str, reference: str, delivered: bool, cause: Cause) -> None:
+        """A message the bot sent about VIP (an invitation), so it is sent once."""
+        kind = _checked_text(kind, "notice kind", max_length=32)
+        reference = _checked_text(reference, "reference")
+        self._refuse_duplicate(f"vip_notice:{kind}", cause)
+        self._vip_notice_sent(
+            kind=kind, reference=reference, delivered=delivered, **cause.event_fields()
+        )
+
     # ----- VIP invitations (the vip-conversion policy) --------------------------------------
 
     @property
@@ -539,6 +639,61 @@ class Player(DianaAggregate):
         # Set here only (not in __init__): players and snapshots from before VIP existed lack it.
         self.vip_expired_until = until
         self._remember("vip_expire", causation, timestamp)
+
+    @event("VipShortened")
+    def _vip_shortened(
+        self,
+        source: str,
+        days: int,
+        until: datetime,
+        reference: str,
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        self.vip_until = until
+        self._remember("vip_shorten", causation, timestamp)
+
+    @event("AdultContentConfirmed")
+    def _adult_confirmed(self, terms: str, timestamp: datetime, causation: str, actor: str) -> None:
+        # Set here only (not in __init__): players and snapshots from before the gate lack it.
+        self.adult_confirmed_at = timestamp
+        self._remember("adult", causation, timestamp)
+
+    @event("VipChannelChanged")
+    def _vip_channel_changed(
+        self,
+        change: str,
+        invite_link: str,
+        detail: str,
+        delivered: bool,
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        if change == "invited":
+            if self.vip_channel != "member":  # joined before its link was recorded
+                self.vip_channel_state = "invited"
+            self.vip_channel_invite: str | None = invite_link
+        elif change == "joined":
+            self.vip_channel_state = "member"
+            self.vip_channel_invite = None
+        else:  # left, removed, revoked
+            self.vip_channel_state = "none"
+            self.vip_channel_invite = None
+        self._remember(f"vip_channel:{change}", causation, timestamp)
+
+    @event("VipNoticeSent")
+    def _vip_notice_sent(
+        self,
+        kind: str,
+        reference: str,
+        delivered: bool,
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        self._remember(f"vip_notice:{kind}", causation, timestamp)
 
     @event("VipInvitationQueued")
     def _vip_invitation_queued(

@@ -16,7 +16,7 @@ from uuid import UUID
 from dianabot.domain.base import DianaAggregate
 from dianabot.domain.cause import Cause
 from dianabot.domain.errors import DomainError, InvalidInput
-from dianabot.domain.ids import vip_token_id
+from dianabot.domain.ids import stars_payment_id, vip_token_id
 from dianabot.domain.recent import RecentKeys
 from eventsourcing.domain import event
 
@@ -26,8 +26,26 @@ TOKEN_PREFIX = "vip-"
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,60}$")
 """What `secrets.token_urlsafe` produces; Telegram deep-link payloads allow 64 such characters."""
 
-VIP_SOURCES = ("token", "stars", "admin")
-"""Where a VIP period can come from (`VipGranted.source`)."""
+VIP_SOURCES = ("token", "stars", "admin", "besitos")
+"""Where a VIP period can come from (`VipGranted.source`): a redeemed token, a Telegram Stars
+payment (its charge id), an admin, or besitos spent (`PointsSpent` purpose `vip`, same command)."""
+
+STARS_SUBSCRIPTION_DAYS = 30
+"""Days of VIP one Telegram Stars subscription payment buys (the first, and every renewal)."""
+
+STARS_SUBSCRIPTION_PERIOD = 2_592_000
+"""`subscription_period` of the invoice: 30 days in seconds, the only period Telegram allows."""
+
+VIP_BESITOS_COST = 1000
+"""Besitos for `VIP_BESITOS_DAYS` of VIP (the spec's VIP-with-points; the number is ours)."""
+
+VIP_BESITOS_DAYS = 30
+
+VIP_SPEND_PURPOSE = "vip"
+"""`PointsSpent.purpose` of VIP bought with besitos."""
+
+CHARGE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+"""What a `telegram_payment_charge_id` looks like (letters, digits, a few separators)."""
 
 PAID_SOURCES = frozenset({"stars", "token"})
 """Sources whose reference identifies what was paid for (a Telegram Stars charge id, a redeemed
@@ -148,3 +166,102 @@ class VipToken(DianaAggregate):
         self.redeemed_by = telegram_id
         self.redeemed_at = timestamp
         self._remember("redeem", causation, timestamp)
+
+
+# ----- Telegram Stars payments ------------------------------------------------------------------
+
+
+class UnknownCharge(DomainError):
+    """No recorded payment has this charge id (or it is another user's)."""
+
+    code = "unknown_charge"
+
+
+class AlreadyRefunded(DomainError):
+    code = "already_refunded"
+
+
+def checked_charge(charge_id: object) -> str:
+    if not isinstance(charge_id, str) or not CHARGE_PATTERN.match(charge_id):
+        raise InvalidInput(f"not a Telegram payment charge id: {charge_id!r}")
+    return charge_id
+
+
+class StarsPayment(DianaAggregate):
+    """One Telegram Stars payment, by its charge id: received once (version 1 of its stream is
+    written once, so the same charge delivered twice, by any update or process, is recorded once),
+    then refunded at most once. The Player's `VipGranted(source="stars", reference=charge id)` is
+    saved with it; a refund shortens that period (`VipShortened`) in the same transaction."""
+
+    @staticmethod
+    def create_id(charge_id: str) -> UUID:
+        return stars_payment_id(charge_id)
+
+    @classmethod
+    def receive(
+        cls,
+        charge_id: str,
+        telegram_id: int,
+        amount: int,
+        currency: str,
+        payload: str,
+        days: int,
+        is_recurring: bool,
+        is_first_recurring: bool,
+        subscription_expiration_date: datetime | None,
+        cause: Cause,
+    ) -> StarsPayment:
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+            raise InvalidInput(f"a payment amount is a positive whole number, got {amount!r}")
+        return cls(
+            charge_id=checked_charge(charge_id),
+            telegram_id=telegram_id,
+            amount=amount,
+            currency=str(currency)[:8],
+            payload=str(payload)[:128],
+            days=checked_days(days),
+            is_recurring=bool(is_recurring),
+            is_first_recurring=bool(is_first_recurring),
+            subscription_expiration_date=subscription_expiration_date,
+            **cause.event_fields(),
+        )
+
+    @event("StarsPaymentReceived")
+    def __init__(
+        self,
+        charge_id: str,
+        telegram_id: int,
+        amount: int,
+        currency: str,
+        payload: str,
+        days: int,
+        is_recurring: bool,
+        is_first_recurring: bool,
+        subscription_expiration_date: datetime | None,
+        timestamp: datetime,
+        causation: str,
+        actor: str,
+    ) -> None:
+        self.charge_id = charge_id
+        self.telegram_id = telegram_id
+        self.amount = amount
+        self.currency = currency
+        self.days = days
+        self.received_at = timestamp
+        self.refunded_at: datetime | None = None
+        self.recent_commands = RecentKeys()
+
+    def refund(self, admin_id: int, reason: str, cause: Cause) -> None:
+        """Once only; the caller calls Telegram's `refundStarPayment` first."""
+        self._refuse_duplicate("refund", cause)
+        if self.refunded_at is not None:
+            raise AlreadyRefunded(f"payment {self.charge_id} was already refunded")
+        reason = str(reason)[:200] or "refund"
+        self._refunded(admin_id=admin_id, reason=reason, **cause.event_fields())
+
+    @event("StarsPaymentRefunded")
+    def _refunded(
+        self, admin_id: int, reason: str, timestamp: datetime, causation: str, actor: str
+    ) -> None:
+        self.refunded_at = timestamp
+        self._remember("refund", causation, timestamp)

@@ -1,5 +1,6 @@
 """`vip_members`: each player's VIP flag and period (who may read the VIP arc, who to remove
-from the VIP channel). The flag follows the history: set by `VipGranted`, cleared by `VipExpired`;
+from the VIP channel). The flag follows the history: set by `VipGranted`, cleared by `VipExpired`
+(a refund's `VipShortened` moves the end);
 reconciliation checks it against the period's end."""
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ class VipMembersProjector(PerPlayerProjector):
         if row["first_granted_at"] is None:
             row["first_granted_at"] = event.timestamp
         row["expired_at"] = None
+
+    def on_VipShortened(self, event: Any, position: int) -> None:
+        """A refund took days back: the period ends earlier (its `VipExpired`, if that ended
+        it, comes in the same transaction)."""
+        row = self._row(event)
+        row["vip_until"] = event.until
+        row["last_reference"] = event.reference
 
     def on_VipExpired(self, event: Any, position: int) -> None:
         row = self._row(event)

@@ -65,6 +65,8 @@ class FakeSession(BaseSession):
                 "chat": {"id": params.get("chat_id", 0), "type": "private"},
                 "text": params.get("text", ""),
             }
+        if name == "createInvoiceLink":
+            result = f"https://t.me/$FakeInvoice{len(self.calls)}"
         response = self.check_response(bot, method, 200, json.dumps({"ok": True, "result": result}))
         return response.result  # type: ignore[return-value]
 

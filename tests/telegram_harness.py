@@ -31,6 +31,7 @@ class Harness:
             projections=services.projections,
             settings=services.settings,
             clock=services.clock,
+            follow=False,
         )
         self.dispatcher = build_dispatcher(self.bot_services)
         self.session = FakeSession()

@@ -29,6 +29,7 @@ BOT_ID = 7_000_001
 TOKEN = f"{BOT_ID}:E2E-protection-token"
 CHANNEL = -100_1001
 GROUP = -100_1002
+VIP_CHANNEL = -100_1003
 SENTINEL = 999_999
 ANA = 1001
 LUIS = 1002
@@ -94,7 +95,8 @@ class Live:
 
     def buttons(self, chat: int, message_id: int) -> list[str]:
         markup = self.api.message(chat, message_id).get("reply_markup") or {}
-        return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+        rows = markup.get("inline_keyboard", [])
+        return [b["callback_data"] for row in rows for b in row if "callback_data" in b]
 
     async def press(self, user: int, where: tuple[int, int], data: str) -> str:
         """Press an inline button; the text the bot answered the press with."""
@@ -140,10 +142,15 @@ class Live:
 
 @asynccontextmanager
 async def live_bot(
-    services: Services, *, handle_as_tasks: bool = False, throttle: UserThrottle | None = None
+    services: Services,
+    *,
+    handle_as_tasks: bool = False,
+    throttle: UserThrottle | None = None,
+    follow: bool = False,
 ) -> AsyncIterator[Live]:
-    """The bot polling a fresh local Bot API (with the default throttle unless given one);
-    one update after the other, or (`handle_as_tasks`) different senders' concurrently."""
+    """The bot polling a fresh local Bot API (with the default throttle unless given one;
+    the VIP follower only when `follow`: it writes positions of its own); one update after the
+    other, or (`handle_as_tasks`) different senders' concurrently."""
     assert services.coordinator is not None
     bot_services = BotServices(
         coordinator=services.coordinator,
@@ -151,6 +158,7 @@ async def live_bot(
         projections=services.projections,
         settings=services.settings,
         clock=services.clock,
+        follow=follow,
     )
     if throttle is not None:
         bot_services.throttle = throttle
@@ -158,6 +166,7 @@ async def live_bot(
     async with LocalBotAPI(TOKEN) as api:
         api.add_channel(CHANNEL)
         api.add_group(GROUP)
+        api.add_channel(VIP_CHANNEL, title="El Diván")
         bot = make_bot(TOKEN, api.url)
         poller = UpdatePoller(
             dispatcher,

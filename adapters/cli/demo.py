@@ -60,7 +60,7 @@ from dianabot.adapters.eventstore.database import (
 from dianabot.adapters.settings import Settings
 from dianabot.adapters.story_file import load_bundled_story
 from dianabot.adapters.telegram.bot import build_dispatcher, make_bot
-from dianabot.adapters.telegram.callbacks import ChoiceButton, ReactionButton
+from dianabot.adapters.telegram.callbacks import ChoiceButton, ConsentButton, ReactionButton
 from dianabot.adapters.telegram.context import BotMonitor, BotServices
 from dianabot.adapters.telegram.local_api import JSON, LocalBotAPI, TelegramUser
 from dianabot.adapters.telegram.polling import UpdatePoller
@@ -346,6 +346,8 @@ async def play_story(script: Script) -> None:
     await script.say(ana, f"/start {token}")
     await script.say(ana, f"/start {token}")  # token_used
     await script.settle()
+    # ... she confirms she is an adult (the age gate before the VIP arc, once) ...
+    await script.press(ana, ana, script.story_messages[ana], ConsentButton().pack())
     # ... and the VIP arc opens.
     await script.walk(ana, steps=6, vip=True)
     await script.say(ana, "/vip")
@@ -377,6 +379,7 @@ async def play_async(wired: Services, clock: ManualClock) -> Script:
         clock=clock,
         monitor=monitor,
         throttle=None,  # scripted users at machine speed over simulated days: not a flood
+        follow=False,  # the VIP follower runs in real time; the script's clock is simulated
     )
     handled = HandledUpdates()
     dispatcher: Dispatcher = build_dispatcher(bot_services)

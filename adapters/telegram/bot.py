@@ -22,6 +22,7 @@ from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import BotCommand
 from dianabot.adapters.telegram.context import CURRENT_RECEIPT, BotServices
+from dianabot.adapters.telegram.followers import start_follower
 from dianabot.adapters.telegram.limits import ThrottleMiddleware
 from dianabot.adapters.telegram.middlewares import ContextMiddleware
 from dianabot.adapters.telegram.routers import (
@@ -48,6 +49,7 @@ COMMANDS: tuple[tuple[str, T], ...] = (
     ("top", T.COMMAND_TOP),
     ("vip", T.COMMAND_VIP),
     ("help", T.COMMAND_HELP),
+    ("paysupport", T.COMMAND_PAYSUPPORT),
 )
 """The commands everyone sees in Telegram's menu (admin commands stay out of it)."""
 
@@ -80,10 +82,14 @@ def build_dispatcher(services: BotServices) -> Dispatcher:
         await bot.set_my_commands(bot_commands(services.texts))
         if services.monitor is not None:
             services.monitor.running = True
+        services.follower = await start_follower(services, bot)
 
     async def on_shutdown() -> None:
         if services.monitor is not None:
             services.monitor.running = False
+        if services.follower is not None:
+            await services.follower.stop()
+            services.follower = None
 
     dispatcher.startup.register(on_startup)
     dispatcher.shutdown.register(on_shutdown)

@@ -38,3 +38,11 @@ class ChoiceButton(CallbackData, prefix="s"):
 
     fragment: Annotated[str, Field(pattern=IDENTIFIER)]
     choice: Annotated[str, Field(pattern=IDENTIFIER)]
+
+
+class VipBesitosButton(CallbackData, prefix="vb"):
+    """Buy VIP with besitos (the price is the rule's, never the button's)."""
+
+
+class ConsentButton(CallbackData, prefix="ac"):
+    """The one-time age and consent confirmation before the VIP arc."""

@@ -80,6 +80,11 @@ class BotServices:
     monitor: BotMonitor | None = None
     throttle: UserThrottle | None = field(default_factory=UserThrottle)
     """Per-user flood limit (`limits.ThrottleMiddleware`); None: no limit."""
+    follow: bool = True
+    """Run the VIP follower (`followers`: the VIP channel and VIP messages) while the bot runs;
+    False in all but one of several bot processes on one store."""
+    follower: Any = field(default=None, repr=False)
+    """The running `followers.BotFollower`, between startup and shutdown."""
     _known: OrderedDict[int, None] = field(default_factory=OrderedDict, repr=False)
     _written: dict[int, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

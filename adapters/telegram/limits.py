@@ -4,7 +4,8 @@
   has a token bucket (`burst` updates at once, refilled at `per_second`); an update over it is
   dropped before any handler runs (so it awards nothing), and the user is told once per
   exhaustion (`refusal.throttled`, in a private chat or as the answer to a button), then silence
-  until the bucket has a token again. Admins and updates without a user (channel posts) pass.
+  until the bucket has a token again. Admins and updates without a user (channel posts) pass,
+  and so do payments and VIP channel member changes (`exempt`: Telegram sends them once).
 - `RateLimitedSender`: messages to many users (announcements, notices) at most `overall`
   messages per second for the bot and `per_chat` per chat, below Telegram's documented limits
   (about 30 messages per second per bot, one per second per chat). A user who blocked the bot
@@ -116,6 +117,8 @@ class ThrottleMiddleware(BaseMiddleware):
         bot = data.get("bot")
         if not isinstance(user, User) or not isinstance(event, Update) or self.is_admin(user.id):
             return await handler(event, data)
+        if exempt(event):
+            return await handler(event, data)
         verdict = self.throttle.check(user.id)
         if verdict == "pass":
             return await handler(event, data)
@@ -124,6 +127,17 @@ class ThrottleMiddleware(BaseMiddleware):
         if verdict == "warn" and isinstance(bot, Bot):
             await tell(bot, event, data.get("event_chat"), self.text)
         return UNHANDLED
+
+
+def exempt(update: Update) -> bool:
+    """Updates never throttled: Telegram sends them once and they carry money or membership
+    (a pre-checkout query, a successful payment, a VIP channel member change)."""
+    message = update.message
+    return (
+        update.pre_checkout_query is not None
+        or update.chat_member is not None
+        or (message is not None and message.successful_payment is not None)
+    )
 
 
 @dataclass

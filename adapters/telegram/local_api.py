@@ -373,6 +373,7 @@ class LocalBotAPI:
         self._faults: list[Fault] = []
         self._blocked: set[int | str] = set()
         self._banned: dict[int, set[int]] = {}
+        self._members: dict[int, set[int]] = {}
         self._commands: dict[str, list[JSON]] = {}
         self._invoice_links: list[JSON] = []
         self._invite_links: list[JSON] = []
@@ -409,6 +410,7 @@ class LocalBotAPI:
             "createchatinvitelink": self._create_chat_invite_link,
             "banchatmember": self._ban_chat_member,
             "unbanchatmember": self._unban_chat_member,
+            "revokechatinvitelink": self._revoke_chat_invite_link,
         }
 
     # ------------------------------------------------------------------ running
@@ -1003,8 +1005,13 @@ class LocalBotAPI:
         total_amount: int,
         currency: str = "XTR",
         charge_id: str | None = None,
+        *,
+        subscription_expiration_date: int | None = None,
+        is_recurring: bool | None = None,
+        is_first_recurring: bool | None = None,
     ) -> JSON:
-        """The service message Telegram sends once a payment went through."""
+        """The service message Telegram sends once a payment went through (a subscription's
+        first payment and each renewal carry `is_recurring` and the period's end)."""
         person = _as_user(user)
         with self._lock:
             charge = charge_id or f"stxLOCAL{next(self._ids):010d}"
@@ -1015,11 +1022,66 @@ class LocalBotAPI:
                 "telegram_payment_charge_id": charge,
                 "provider_payment_charge_id": "",
             }
+            extra = {
+                "subscription_expiration_date": subscription_expiration_date,
+                "is_recurring": is_recurring,
+                "is_first_recurring": is_first_recurring,
+            }
+            payment.update({key: value for key, value in extra.items() if value is not None})
             self._charges[charge] = {"user_id": person.id, **payment}
         message = self._new_message(
             person.private_chat(), **{"from": person.to_api()}, successful_payment=payment
         )
         return self.inject_update({"message": message})
+
+    def join_via_link(self, user: UserLike, invite_link: str) -> JSON:
+        """`user` opens an invite link: refused (ValueError) when it is revoked, used up
+        (`member_limit`) or the user is banned there; else they join and the `chat_member`
+        update Telegram sends the chat's administrators is queued."""
+        person = _as_user(user)
+        with self._lock:
+            link = next((x for x in self._invite_links if x["invite_link"] == invite_link), None)
+            if link is None or link["is_revoked"]:
+                raise ValueError("INVITE_HASH_EXPIRED")
+            chat_id = int(link["chat_id"])
+            if person.id in self._banned.get(chat_id, set()):
+                raise ValueError("USER_BANNED_IN_CHANNEL")
+            joined = link.setdefault("_joined", [])
+            if link.get("member_limit") and len(joined) >= int(link["member_limit"]):
+                raise ValueError("USERS_TOO_MUCH")
+            joined.append(person.id)
+            self._members.setdefault(chat_id, set()).add(person.id)
+            shown = {k: v for k, v in link.items() if k not in {"chat_id", "_joined"}}
+        return self.inject_chat_member(chat_id, person, "left", "member", shown)
+
+    def members(self, chat_id: int) -> set[int]:
+        """Who is in a chat (joined through `join_via_link`, not removed since)."""
+        with self._lock:
+            return set(self._members.get(chat_id, set()))
+
+    def invite_links(self, chat_id: int) -> list[JSON]:
+        with self._lock:
+            return [dict(x) for x in self._invite_links if x["chat_id"] == chat_id]
+
+    def inject_chat_member(
+        self, chat_id: int, user: UserLike, old: str, new: str, link: JSON | None = None
+    ) -> JSON:
+        """A `chat_member` update: `user`'s status in the chat went from `old` to `new`."""
+        person = _as_user(user)
+        with self._lock:
+            chat = self._chats.get(chat_id) or self.add_channel(chat_id)
+        member: JSON = {
+            "chat": chat,
+            "from": person.to_api(),
+            "date": int(self.clock()),
+            "old_chat_member": {"status": old, "user": person.to_api()},
+            "new_chat_member": {"status": new, "user": person.to_api()},
+        }
+        if new == "kicked":
+            member["new_chat_member"]["until_date"] = 0
+        if link is not None:
+            member["invite_link"] = link
+        return self.inject_update({"chat_member": member})
 
     # ------------------------------------------------------------------ methods
 
@@ -1429,7 +1491,18 @@ class LocalBotAPI:
         user_id = int(self._required(params, "user_id"))
         with self._lock:
             self._banned.setdefault(int(chat["id"]), set()).add(user_id)
+            self._members.get(int(chat["id"]), set()).discard(user_id)
         return True
+
+    async def _revoke_chat_invite_link(self, params: JSON) -> JSON:
+        chat = self._chat(params)
+        wanted = str(self._required(params, "invite_link"))
+        with self._lock:
+            for link in self._invite_links:
+                if link["chat_id"] == chat["id"] and link["invite_link"] == wanted:
+                    link["is_revoked"] = True
+                    return {k: v for k, v in link.items() if k not in {"chat_id", "_joined"}}
+        raise bad_request("INVITE_HASH_EXPIRED")
 
     async def _unban_chat_member(self, params: JSON) -> bool:
         chat = self._chat(params)

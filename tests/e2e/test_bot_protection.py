@@ -153,6 +153,13 @@ def test_protection_3_a_vip_token_grants_vip_the_badge_and_opens_the_vip_arc(
         assert "el-divan" in live.held(ANA)
         assert "🛋" in await live.ask(ANA, "/badges")
         where, gate = await walk_to_the_vip_gate(live, ANA)
+        # The age and consent gate stops her once; she confirms, and the VIP arc opens.
+        edits = len(live.api.calls("editMessageText"))
+        await live.press(ANA, where, gate)
+        await live.api.wait_for_calls_async("editMessageText", edits + 1)
+        assert "18 años" in live.api.message(*where)["text"]
+        assert "Gracias por confiar" in await live.press(ANA, where, live.buttons(*where)[0])
+        await live.api.wait_for_calls_async("editMessageText", edits + 2)
         edits = len(live.api.calls("editMessageText"))
         assert "Sigamos" in await live.press(ANA, where, gate)
         await live.api.wait_for_calls_async("editMessageText", edits + 1)

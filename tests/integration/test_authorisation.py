@@ -20,10 +20,12 @@ from dianabot.application.commands import (
     AwardBadge,
     AwardEarnedBadges,
     AwardPoints,
+    BuyVipWithBesitos,
     Caller,
     ChangeBadge,
     CheckIn,
     Command,
+    ConfirmAdult,
     CountMessage,
     DeductPoints,
     DefineBadge,
@@ -41,7 +43,11 @@ from dianabot.application.commands import (
     RecordCommandFailure,
     RecordConsistencyCheck,
     RecordReconciliation,
+    RecordStarsPayment,
+    RecordVipChannel,
+    RecordVipNotice,
     RedeemVipToken,
+    RefundStarsPayment,
     RegisterPlayer,
     RelocateProgress,
     RetireBadge,
@@ -129,6 +135,23 @@ TABLE: dict[type[Command], tuple[Build, set[Caller]]] = {
     ),
     InviteToVip: (
         lambda a: InviteToVip(USER, "prueba", "a", "a_b", ("e:1",)),
+        {Caller.SYSTEM},
+    ),
+    BuyVipWithBesitos: (lambda a: BuyVipWithBesitos(USER), PLAYER_OR_SYSTEM),
+    RecordStarsPayment: (
+        lambda a: RecordStarsPayment(
+            USER, charge_id="stx1", amount=250, currency="XTR", payload="p", days=30
+        ),
+        PLAYER_OR_SYSTEM,
+    ),
+    RefundStarsPayment: (
+        lambda a: RefundStarsPayment(USER, charge_id="stx1", admin_id=a),
+        ADMIN,
+    ),
+    ConfirmAdult: (lambda a: ConfirmAdult(USER), {Caller.PLAYER}),
+    RecordVipChannel: (lambda a: RecordVipChannel(USER, change="left"), PLAYER_OR_SYSTEM),
+    RecordVipNotice: (
+        lambda a: RecordVipNotice(USER, kind="vip_invitation", reference="e:1"),
         {Caller.SYSTEM},
     ),
 }

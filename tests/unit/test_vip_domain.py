@@ -8,11 +8,13 @@ from itertools import count
 
 import pytest
 from dianabot.domain.cause import Cause
-from dianabot.domain.errors import DuplicateCommand, InvalidInput
+from dianabot.domain.errors import DuplicateCommand, InsufficientPoints, InvalidInput
 from dianabot.domain.ids import vip_token_id
 from dianabot.domain.player import Player
 from dianabot.domain.vip import (
+    AlreadyRefunded,
     InvalidToken,
+    StarsPayment,
     TokenExpired,
     TokenUsed,
     VipNotDue,
@@ -163,3 +165,80 @@ def test_expiry_is_idempotent_per_cause() -> None:
     player.expire_vip(job)
     with pytest.raises(DuplicateCommand):
         player.expire_vip(job)
+
+
+# ----- VIP that pays: besitos, Stars, refunds, the gate, the channel --------------------------
+
+
+def registered(balance: int = 0) -> Player:
+    player = Player.register(7, "Ana", cause())
+    if balance:
+        player.grant(balance, 1, "test", cause())
+    player.collect_events()
+    return player
+
+
+def test_vip_with_besitos_is_refused_when_short_and_records_nothing() -> None:
+    player = registered(balance=999)
+    with pytest.raises(InsufficientPoints):
+        player.buy_vip_with_besitos(cause())
+    assert names(player) == [] and player.balance == 999 and player.vip_until is None
+    player.grant(1, 1, "test", cause())
+    player.collect_events()
+    player.buy_vip_with_besitos(cause())
+    assert names(player) == ["PointsSpent", "VipGranted"]
+    assert player.balance == 0 and player.vip_until == T0 + timedelta(days=30)
+
+
+def test_a_refund_takes_its_days_back_never_before_now_and_expires_when_over() -> None:
+    player = registered()
+    payment = StarsPayment.receive(
+        "stx1", 7, 250, "XTR", "vip-stars:7:250", 30, True, True, None, cause()
+    )
+    player.grant_vip(30, "stars", "stx1", cause())
+    player.grant_vip(30, "admin", "gift", cause())
+    player.collect_events()
+    later = T0 + timedelta(days=5)
+    payment.refund(1, "asked", cause(later))
+    player.shorten_vip(30, "stars-refund", "stx1", cause(later))
+    assert player.vip_until == T0 + timedelta(days=30) and names(player) == ["VipShortened"]
+    with pytest.raises(AlreadyRefunded):
+        payment.refund(1, "again", cause(later))
+    player.shorten_vip(30, "stars-refund", "gift", cause(later))
+    assert player.vip_until == later and names(player) == ["VipShortened", "VipExpired"]
+    player.shorten_vip(30, "stars-refund", "x", cause(later))  # nothing left to take back
+    assert names(player) == []
+
+
+def test_a_charge_id_must_look_like_one() -> None:
+    for charge in ("", "a b", "x" * 129, None):
+        with pytest.raises(InvalidInput):
+            StarsPayment.receive(charge, 7, 250, "XTR", "p", 30, False, False, None, cause())  # type: ignore[arg-type]
+
+
+def test_the_consent_is_once() -> None:
+    player = registered()
+    assert not player.adult_confirmed
+    player.confirm_adult("v1", cause())
+    assert player.adult_confirmed and names(player) == ["AdultContentConfirmed"]
+    with pytest.raises(DuplicateCommand):
+        player.confirm_adult("v1", cause())
+
+
+def test_the_channel_state_follows_invites_joins_and_removals() -> None:
+    player = registered()
+    assert player.vip_channel == "none"
+    assert not player.record_vip_channel("left", "", "", True, cause())  # not there: nothing
+    assert player.record_vip_channel("invited", "https://t.me/+a", "", True, cause())
+    assert (player.vip_channel, player.vip_channel_link) == ("invited", "https://t.me/+a")
+    assert not player.record_vip_channel("revoked", "https://t.me/+other", "", True, cause())
+    assert player.record_vip_channel("revoked", "https://t.me/+a", "used by 9", True, cause())
+    assert (player.vip_channel, player.vip_channel_link) == ("none", None)
+    assert player.record_vip_channel("joined", "https://t.me/+b", "", True, cause())
+    assert not player.record_vip_channel("joined", "https://t.me/+b", "", True, cause())
+    assert player.record_vip_channel("invited", "https://t.me/+b", "", True, cause())
+    assert player.vip_channel == "member"  # joined before its link was recorded: still in
+    assert player.record_vip_channel("removed", "", "VIP ended", True, cause())
+    assert player.vip_channel == "none"
+    with pytest.raises(InvalidInput):
+        player.record_vip_channel("teleported", "", "", True, cause())

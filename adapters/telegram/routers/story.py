@@ -1,6 +1,12 @@
 """`/story`: the player's current fragment with a button per choice; pressing one takes it and
 the same message is edited to the next fragment. A button from a fragment the player has left
 (stale) or naming a choice they were not offered (forged) is refused politely, taking nothing.
+
+The age and consent gate: the VIP arc is flirtatious, so a VIP who has not confirmed (once, a
+button: `ConfirmAdult`, recorded as `AdultContentConfirmed`) is stopped politely at its door:
+the choice into it, or a VIP fragment shown by `/story`, shows the gate instead, and the story
+goes on from the same place once they confirm. The gate is the bot's: it is where the content is
+shown.
 """
 
 from __future__ import annotations
@@ -9,11 +15,11 @@ from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from dianabot.adapters.telegram.callbacks import ChoiceButton
+from dianabot.adapters.telegram.callbacks import ChoiceButton, ConsentButton
 from dianabot.adapters.telegram.context import Gateway
 from dianabot.adapters.telegram.routers.common import FromUser, refusal, registered
 from dianabot.adapters.telegram.texts import T
-from dianabot.application.commands import StartStory
+from dianabot.application.commands import ConfirmAdult, StartStory
 from dianabot.application.coordinator import (
     AccessVipStory,
     CompleteFragment,
@@ -46,6 +52,18 @@ def render(gw: Gateway, view: StoryView) -> tuple[str, InlineKeyboardMarkup | No
         )
     keyboard.adjust(1)
     return text, keyboard.as_markup()
+
+
+def gate(gw: Gateway) -> tuple[str, InlineKeyboardMarkup]:
+    """The age and consent gate: its text and its one button."""
+    keyboard = InlineKeyboardBuilder()
+    keyboard.button(text=gw.texts(T.GATE_BUTTON), callback_data=ConsentButton())
+    return gw.texts(T.GATE_TEXT), keyboard.as_markup()
+
+
+async def needs_consent(gw: Gateway, user_id: int) -> bool:
+    player = await gw.player(user_id)
+    return player is not None and not player.adult_confirmed
 
 
 def label(gw: Gateway, view: StoryView, choice: ChoiceView) -> str:
@@ -86,6 +104,10 @@ async def story(message: Message, gw: Gateway) -> None:
     if view is None:
         await message.answer(gw.texts(T.STORY_NOT_PUBLISHED))
         return
+    if view.vip_fragment and not view.locked and await needs_consent(gw, user.id):
+        text, gated = gate(gw)
+        await message.answer(text, reply_markup=gated)
+        return
     text, keyboard = render(gw, view)
     await message.answer(text, reply_markup=keyboard)
 
@@ -114,6 +136,18 @@ async def choose(query: CallbackQuery, callback_data: ChoiceButton, bot: Bot, gw
     if choice is None:
         await show(bot, gw, query, view, gw.texts(T.STORY_INVALID_CHOICE))
         return
+    into_vip = choice.vip_only or choice.leads_to_vip or view.vip_fragment
+    if into_vip and view.vip_active and await needs_consent(gw, user_id):
+        await query.answer()
+        if query.message is not None:
+            text, gated = gate(gw)
+            await bot.edit_message_text(
+                text=text,
+                chat_id=query.message.chat.id,
+                message_id=query.message.message_id,
+                reply_markup=gated,
+            )
+        return
     result = await gw.execute(action_for(gw, user_id, choice), user_id)
     if result.ok:
         await show(bot, gw, query, await gw.story(user_id), gw.texts(T.STORY_ADVANCED))
@@ -133,9 +167,20 @@ async def choose(query: CallbackQuery, callback_data: ChoiceButton, bot: Bot, gw
         await query.answer(refusal(gw, result))
 
 
+async def consent(query: CallbackQuery, bot: Bot, gw: Gateway) -> None:
+    """The gate's button: recorded once, then the story where the player stands."""
+    user_id = query.from_user.id
+    result = await gw.issue(ConfirmAdult(user_id), user_id)
+    if not (result.ok or result.outcome == "duplicate"):
+        await query.answer(refusal(gw, result))
+        return
+    await show(bot, gw, query, await gw.story(user_id), gw.texts(T.GATE_CONFIRMED))
+
+
 def build() -> Router:
     """A fresh router of this feature (a router belongs to one dispatcher)."""
     router = Router(name="story")
     router.message.register(story, Command("story"))
     router.callback_query.register(choose, ChoiceButton.filter(), FromUser())
+    router.callback_query.register(consent, ConsentButton.filter(), FromUser())
     return router
