@@ -80,14 +80,42 @@ def commands(user: st.SearchStrategy[int] = users) -> st.SearchStrategy[Issued]:
         ),
         _as_player(st.builds(StartStory, user)),
         _as_player(st.builds(MakeChoice, user, st.sampled_from(CHOICES))),
-        _as(admin, st.builds(GrantPoints, user, admin_id=st.just(ADMIN_ID), amount=amounts,
-                             reason=st.just("kit"))),
-        _as(admin, st.builds(DeductPoints, user, admin_id=st.just(ADMIN_ID), amount=amounts,
-                             reason=st.just("kit"))),
-        _as(system, st.builds(AwardPoints, user, st.just(rules.PointSource.STORY), amounts,
-                              st.text(min_size=1, max_size=8))),
-        _as(admin, st.builds(GrantVip, user, st.integers(1, 40), st.just("admin"),
-                             st.text(min_size=1, max_size=8))),
+        _as(
+            admin,
+            st.builds(
+                GrantPoints, user, admin_id=st.just(ADMIN_ID), amount=amounts, reason=st.just("kit")
+            ),
+        ),
+        _as(
+            admin,
+            st.builds(
+                DeductPoints,
+                user,
+                admin_id=st.just(ADMIN_ID),
+                amount=amounts,
+                reason=st.just("kit"),
+            ),
+        ),
+        _as(
+            system,
+            st.builds(
+                AwardPoints,
+                user,
+                st.just(rules.PointSource.STORY),
+                amounts,
+                st.text(min_size=1, max_size=8),
+            ),
+        ),
+        _as(
+            admin,
+            st.builds(
+                GrantVip,
+                user,
+                st.integers(1, 40),
+                st.just("admin"),
+                st.text(min_size=1, max_size=8),
+            ),
+        ),
     )
 
 
@@ -144,8 +172,14 @@ valid_updates = st.one_of(
         st.sampled_from(["/start", "/help", "/profile", "/badges", "/checkin", "/story", "/vip"]),
     ),
     st.builds(
-        lambda u, c: {"callback_query": {"id": "1", "from": _user_json(u), "chat_instance": "1",
-                                         "data": f"s:{STORY.fragment_of_choice(c)}:{c}"}},
+        lambda u, c: {
+            "callback_query": {
+                "id": "1",
+                "from": _user_json(u),
+                "chat_instance": "1",
+                "data": f"s:{STORY.fragment_of_choice(c)}:{c}",
+            }
+        },
         users,
         st.sampled_from(CHOICES),
     ),
@@ -153,8 +187,9 @@ valid_updates = st.one_of(
 """Updates a real client sends (without `update_id`: `inject_update` numbers them)."""
 
 forged_callbacks = st.builds(
-    lambda u, d: {"callback_query": {"id": "2", "from": _user_json(u), "chat_instance": "1",
-                                     "data": d}},
+    lambda u, d: {
+        "callback_query": {"id": "2", "from": _user_json(u), "chat_instance": "1", "data": d}
+    },
     users,
     st.one_of(st.text(max_size=64), st.sampled_from(["r:9", "r:-1", "s:x:y", "s::", "r:"])),
 )
