@@ -115,9 +115,10 @@ def test_leaderboard_as_of_folds_only_the_prefix(app: DianaApplication, clock: M
     assert app.grant_points(0, ANA, 100, "prize", Origin.console()).ok
     times.committed(head(app), clock.now())
     early = leaderboard_as_of(log, T0, position_as_of(times, T0, clock.now()))
-    assert [(r["telegram_id"], r["points"], getattr(r["display_name"], "text", r["display_name"])) for r in early.rows] == [
-        (ANA, 10, "Ana")
-    ]
+    assert [
+        (r["telegram_id"], r["points"], getattr(r["display_name"], "text", r["display_name"]))
+        for r in early.rows
+    ] == [(ANA, 10, "Ana")]
     late = leaderboard_as_of(log, clock.now(), position_as_of(times, clock.now(), clock.now()))
     assert [(r["telegram_id"], r["points"]) for r in late.rows] == [(ANA, 110), (BRUNO, 30)]
     week = leaderboard_as_of(log, clock.now(), head(app), week=True)
