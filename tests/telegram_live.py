@@ -5,8 +5,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from aiogram import Bot
@@ -198,3 +203,55 @@ async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "not reached in time"
         await asyncio.sleep(0.02)
+
+
+DIANABOT = Path(sys.executable).with_name("dianabot")
+
+
+class BotRun:
+    """`dianabot run ARGS...` in a process of its own against the Bot API server `api`, on the
+    store `url`, with `settings` as `DIANABOT_<NAME>` variables (nothing else of the caller's);
+    its output in `directory/<name>.log`."""
+
+    def __init__(
+        self,
+        url: str,
+        api: str,
+        directory: Path,
+        name: str,
+        *args: str,
+        token: str = TOKEN,
+        **settings: str,
+    ) -> None:
+        self.log = directory / f"{name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DIANABOT_")}
+        env.update(
+            DIANABOT_DATABASE_URL=url,
+            DIANABOT_BOT_TOKEN=token,
+            DIANABOT_TELEGRAM_API_SERVER=api,
+            DIANABOT_LOG_LEVEL="INFO",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update({f"DIANABOT_{key.upper()}": value for key, value in settings.items()})
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [str(DIANABOT), "run", *args],
+                cwd=directory,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM and its exit code (-9 when it had to be killed after 30 s)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return -9

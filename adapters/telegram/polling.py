@@ -202,6 +202,7 @@ class UpdatePoller:
         self._handled: set[int] = set()
         self._attempts: dict[int, int] = {}
         self._store_down = False
+        self._fetch_pause = FETCH_BACKOFF[0]
         self._stopping = asyncio.Event()
 
     # ----- control ------------------------------------------------------------------------
@@ -281,8 +282,6 @@ class UpdatePoller:
             self.monitor.connected, self.monitor.detail = True, ""
         self._confirmed = self.offset
         return list(updates)
-
-    _fetch_pause = FETCH_BACKOFF[0]
 
     def _fetch_failed(self, error: Exception) -> None:
         log.error(

@@ -1,11 +1,16 @@
-"""Fixtures of the CLI's end-to-end tests."""
+"""Fixtures of the end-to-end tests (the CLI's and the bot's)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dianabot.adapters.bootstrap import Services
+from dianabot.application.clock import ManualClock
+
+from tests.telegram_live import wire
 
 
 @pytest.fixture
@@ -17,3 +22,11 @@ def bare_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if name.startswith("DIANABOT_") and name != "DIANABOT_REQUIRE_POSTGRES":
             monkeypatch.delenv(name)
     return tmp_path
+
+
+@pytest.fixture
+def wired(tmp_path: Path, clock: ManualClock) -> Iterator[Services]:
+    """The services the bot's end-to-end tests run on: a SQLite store with the catalogue and the
+    bundled story, projections started (`telegram_live.wire`)."""
+    with wire(f"sqlite:///{tmp_path / 'events.sqlite3'}", clock) as services:
+        yield services

@@ -6,8 +6,6 @@ chat, and a user who blocked the bot is skipped."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from dianabot.adapters.bootstrap import Services
@@ -15,18 +13,12 @@ from dianabot.adapters.telegram.bot import make_bot
 from dianabot.adapters.telegram.limits import RateLimitedSender, TokenBucket, UserThrottle
 from dianabot.adapters.telegram.local_api import LocalBotAPI
 from dianabot.adapters.telegram.texts import T, Texts
-from dianabot.application.clock import ManualClock
 
-from tests.telegram_live import ANA, LUIS, TOKEN, Live, run, wire
+from tests.telegram_live import ANA, LUIS, TOKEN, Live, run
 
 THROTTLED = Texts.load()(T.REFUSAL_THROTTLED)
 PEPE = 1003
 
-
-@pytest.fixture
-def wired(tmp_path: Any, clock: ManualClock) -> Iterator[Services]:
-    with wire(f"sqlite:///{tmp_path / 'events.sqlite3'}", clock) as services:
-        yield services
 
 
 def test_token_bucket_and_user_throttle_tell_once_per_exhaustion() -> None:

@@ -5,33 +5,20 @@ mid-way loses nothing and records nothing twice; a new store gets the bundled st
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.telegram.local_api import LocalBotAPI
-from dianabot.application.clock import ManualClock
 from eventsourcing.persistence import OperationalError
 
 from tests.conftest import make_settings
 from tests.policies import logged
-from tests.telegram_live import ANA, LUIS, Live, run, until, wire
+from tests.telegram_live import ANA, LUIS, BotRun, Live, run, until
 
-DIANABOT = Path(sys.executable).with_name("dianabot")
 TOKEN = "7000002:E2E-polling-token"
-
-
-@pytest.fixture
-def wired(tmp_path: Any, clock: ManualClock) -> Iterator[Services]:
-    with wire(f"sqlite:///{tmp_path / 'events.sqlite3'}", clock) as services:
-        yield services
 
 
 def test_while_the_store_is_down_no_new_update_is_taken_and_each_is_recorded_once_after(
@@ -76,36 +63,6 @@ def test_while_the_store_is_down_no_new_update_is_taken_and_each_is_recorded_onc
     assert len(logged(wired, "CheckedIn")) == 4
 
 
-class RunProcess:
-    """`dianabot run --no-workers` against a local Bot API."""
-
-    def __init__(self, url: str, api: str, directory: Path, name: str) -> None:
-        self.log = directory / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DIANABOT_")}
-        env.update(
-            DIANABOT_DATABASE_URL=url,
-            DIANABOT_BOT_TOKEN=TOKEN,
-            DIANABOT_TELEGRAM_API_SERVER=api,
-            DIANABOT_LOG_LEVEL="INFO",
-            PYTHONUNBUFFERED="1",
-        )
-        with self.log.open("wb") as output:
-            self.process = subprocess.Popen(
-                [str(DIANABOT), "run", "--no-workers"],
-                cwd=directory,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(30)
-
-
 def checked_in(api: LocalBotAPI, user: int) -> bool:
     return any(
         "+10 besitos" in str(call.params.get("text"))
@@ -121,30 +78,28 @@ def test_sigterm_mid_way_loses_no_update_and_records_none_twice(tmp_path: Path) 
     url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
     users = range(2001, 2201)
     with LocalBotAPI(TOKEN).running_in_thread() as api:
-        first = RunProcess(url, api.url, tmp_path, "first")
+        first = BotRun(url, api.url, tmp_path, "first", "--no-workers", token=TOKEN)
         try:
             api.wait_for_calls("setMyCommands", timeout=60)
             for user in users:
                 api.inject_message(user, "/checkin")
             api.wait_for_calls("sendMessage", 10, timeout=60)
-            assert first.terminate() == 0, first.output()
+            assert first.stop() == 0, first.output()
         finally:
-            if first.process.poll() is None:
-                first.process.kill()
+            first.stop()
         taken = [user for user in users if checked_in(api, user)]
         assert 0 < len(taken) < len(users)  # stopped mid-way (after its first batch, here)
         assert "published the bundled story" in first.output()
-        second = RunProcess(url, api.url, tmp_path, "second")
+        second = BotRun(url, api.url, tmp_path, "second", "--no-workers", token=TOKEN)
         try:
             deadline = time.monotonic() + 90
             while not all(checked_in(api, user) for user in users):
                 assert second.process.poll() is None, second.output()
                 assert time.monotonic() < deadline, f"{len(taken)} then stuck\n{second.output()}"
                 time.sleep(0.1)
-            assert second.terminate() == 0, second.output()
+            assert second.stop() == 0, second.output()
         finally:
-            if second.process.poll() is None:
-                second.process.kill()
+            second.stop()
         assert "published the bundled story" not in second.output()
         assert api.pending_updates == []
         for user in users:

@@ -35,12 +35,6 @@ from tests.telegram_live import (
 )
 
 
-@pytest.fixture
-def wired(tmp_path: Any, clock: ManualClock) -> Iterator[Services]:
-    with wire(f"sqlite:///{tmp_path / 'events.sqlite3'}", clock) as services:
-        yield services
-
-
 def awards(services: Services, user: int, *sources: str) -> list[Any]:
     """The `PointsAwarded` events of a user (of these sources, or all), in log order."""
     owner = services.app.get_player(user)

@@ -8,15 +8,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,27 +23,14 @@ from dianabot.adapters.telegram.bot import build_dispatcher, make_bot
 from dianabot.adapters.telegram.context import BotServices
 from dianabot.adapters.telegram.local_api import LocalBotAPI
 from dianabot.adapters.telegram.webhook import SECRET_HEADER, WebhookServer
-from dianabot.application.clock import ManualClock
 from eventsourcing.persistence import OperationalError
 
 from tests.conftest import make_settings
+from tests.faults import _free_port
 from tests.policies import logged
-from tests.telegram_live import ANA, CHANNEL, LUIS, TOKEN, until, wire
+from tests.telegram_live import ANA, CHANNEL, LUIS, TOKEN, BotRun, until
 
-DIANABOT = Path(sys.executable).with_name("dianabot")
 SECRET = "s3cret-Token_for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def wired(tmp_path: Any, clock: ManualClock) -> Iterator[Services]:
-    with wire(f"sqlite:///{tmp_path / 'events.sqlite3'}", clock) as services:
-        yield services
 
 
 def test_a_webhook_takes_updates_checks_the_secret_and_has_unrecorded_ones_sent_again(
@@ -77,7 +59,7 @@ def test_a_webhook_takes_updates_checks_the_secret_and_has_unrecorded_ones_sent_
         async with LocalBotAPI(TOKEN) as api:
             api.add_channel(CHANNEL)
             bot = make_bot(TOKEN, api.url)
-            port = free_port()
+            port = _free_port()
             url = f"http://127.0.0.1:{port}/telegram/hook"
             server = WebhookServer(build_dispatcher(services), bot, url=url, secret=SECRET)
             await server.start("127.0.0.1", port)
@@ -135,7 +117,7 @@ class RoundRobinProxy:
     def __init__(self, backends: list[str]) -> None:
         self.backends = backends
         self.turn = itertools.cycle(range(len(backends)))
-        self.port = free_port()
+        self.port = _free_port()
         self.by_user: dict[int, Counter[int]] = {}
         self.statuses: Counter[int] = Counter()
         self._loop = asyncio.new_event_loop()
@@ -184,38 +166,27 @@ class RoundRobinProxy:
         self._thread.join(5)
 
 
-class BotProcess:
+class BotProcess(BotRun):
     """`dianabot run --webhook HOOK --port PORT` (with the workers: one of the two leads)."""
 
     def __init__(
         self, url: str, api: str, hook: str, directory: Path, name: str, port: int
     ) -> None:
         self.port = port
-        self.log = directory / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DIANABOT_")}
-        env.update(
-            DIANABOT_DATABASE_URL=url,
-            DIANABOT_BOT_TOKEN=TOKEN,
-            DIANABOT_TELEGRAM_API_SERVER=api,
-            DIANABOT_CHANNEL_ID=str(CHANNEL),
-            DIANABOT_WEBHOOK_SECRET=SECRET,
-            DIANABOT_WORKERS_PORT="0",
-            DIANABOT_WORKERS_STANDBY_RETRY="0.3",
-            DIANABOT_LOG_LEVEL="INFO",
-            PYTHONUNBUFFERED="1",
+        super().__init__(
+            url,
+            api,
+            directory,
+            name,
+            "--webhook",
+            hook,
+            "--port",
+            str(port),
+            channel_id=str(CHANNEL),
+            webhook_secret=SECRET,
+            workers_port="0",
+            workers_standby_retry="0.3",
         )
-        argv = [str(DIANABOT), "run", "--webhook", hook, "--port", str(self.port)]
-        with self.log.open("wb") as output:
-            self.process = subprocess.Popen(
-                argv, cwd=directory, env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
     def wait_serving(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -231,15 +202,6 @@ class BotProcess:
                 assert time.monotonic() < deadline, self.output()
                 time.sleep(0.1)
 
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return -9
-
 
 def test_two_webhook_processes_behind_a_proxy_share_one_postgres_and_lose_or_double_nothing(
     postgres_url: str, tmp_path: Path
@@ -247,7 +209,7 @@ def test_two_webhook_processes_behind_a_proxy_share_one_postgres_and_lose_or_dou
     users = (3001, 3002, 3003)
     with LocalBotAPI(TOKEN, strict_chats=False).running_in_thread() as api:
         api.add_channel(CHANNEL)
-        first_port, second_port = free_port(), free_port()
+        first_port, second_port = _free_port(), _free_port()
         backends = [f"http://127.0.0.1:{first_port}", f"http://127.0.0.1:{second_port}"]
         with RoundRobinProxy(backends) as proxy:
             hook = f"http://127.0.0.1:{proxy.port}/telegram/hook"
