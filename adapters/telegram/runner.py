@@ -1,16 +1,20 @@
-"""Running the bot by long polling (`dianabot run`): check the token, wire the dispatcher to the
-services, report to the coordinator's health, poll with `polling.UpdatePoller` (no update lost
-on a stop or while the store is down), and stop on SIGINT/SIGTERM: the batch in hand is
-finished and confirmed; the caller then stops the workers and closes the store."""
+"""Running the bot (`dianabot run`): check the token, wire the dispatcher to the services,
+report to the coordinator's health, take updates by long polling (`polling.UpdatePoller`) or by
+webhook (`webhook.WebhookServer`), both losing no update on a stop or while the store is down,
+and stop on SIGINT/SIGTERM once the updates in hand are finished; the caller then stops the
+workers and closes the store."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
+from aiogram import Bot
 from aiogram.exceptions import TelegramUnauthorizedError
+from aiogram.types import User
 from aiogram.utils.token import TokenValidationError, validate_token
 from dianabot.adapters.telegram.bot import build_dispatcher, make_bot
 from dianabot.adapters.telegram.context import BotMonitor, BotServices
@@ -35,60 +39,68 @@ def check_token(token: str | None) -> str:
     return token
 
 
-async def run_polling(
-    services: BotServices,
-    token: str,
-    api_server: str | None = None,
-    *,
-    handle_signals: bool = True,
-    polling_timeout: int = 10,
-    started: asyncio.Future[UpdatePoller] | None = None,
-) -> None:
-    """Long polling until SIGINT/SIGTERM (or the poller's `stop()`; `started` is given the
-    poller once it runs)."""
+@asynccontextmanager
+async def _connected(
+    services: BotServices, token: str, api_server: str | None
+) -> AsyncIterator[tuple[Bot, User, BotMonitor]]:
+    """The bot, checked against the Bot API server (`InvalidToken` if it refuses the token),
+    reporting to the coordinator's health while in use; its session closed afterwards."""
     bot = make_bot(check_token(token), api_server)
     monitor = services.monitor or BotMonitor(services.clock)
     services.monitor = monitor
-    loop = asyncio.get_running_loop()
     try:
         try:
             me = await bot.get_me()
         except TelegramUnauthorizedError as error:
             raise InvalidToken(f"the Bot API server refused the token: {error.message}") from None
-        log.info("bot @%s (%s) polling %s", me.username, me.id, api_server or "api.telegram.org")
-        if (await bot.get_webhook_info()).url:  # polling and a webhook exclude each other
-            log.warning("removing the webhook set before (pending updates are kept)")
-            await bot.delete_webhook(drop_pending_updates=False)
-        dispatcher = build_dispatcher(services)
-        poller = UpdatePoller(
-            dispatcher,
-            bot,
-            store_answers=services.app.store_answers,
-            timeout=polling_timeout,
-            monitor=monitor,
-        )
         services.coordinator.attach_telegram(monitor)
-        if handle_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, _stopper(poller, sig))
-        if started is not None:
-            started.set_result(poller)
-        await poller.run()
+        yield bot, me, monitor
     finally:
-        if handle_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
         monitor.running = False
         services.coordinator.attach_telegram(None)
         await bot.session.close()
 
 
-def _stopper(poller: UpdatePoller, sig: signal.Signals) -> Callable[[], None]:
-    def stop() -> None:
-        log.warning("%s: finishing the updates in hand, then stopping", sig.name)
-        poller.stop()
+@contextmanager
+def _stopped_by_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call `stop` (which finishes the updates in hand) while inside."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
 
-    return stop
+    def stopper(sig: signal.Signals) -> Callable[[], None]:
+        def on_signal() -> None:
+            log.warning("%s: finishing the updates in hand, then stopping", sig.name)
+            stop()
+
+        return on_signal
+
+    for sig in signals:
+        loop.add_signal_handler(sig, stopper(sig))
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def run_polling(
+    services: BotServices, token: str, api_server: str | None = None, *, polling_timeout: int = 10
+) -> None:
+    """Long polling until SIGINT/SIGTERM."""
+    async with _connected(services, token, api_server) as (bot, me, monitor):
+        log.info("bot @%s (%s) polling %s", me.username, me.id, api_server or "api.telegram.org")
+        if (await bot.get_webhook_info()).url:  # polling and a webhook exclude each other
+            log.warning("removing the webhook set before (pending updates are kept)")
+            await bot.delete_webhook(drop_pending_updates=False)
+        poller = UpdatePoller(
+            build_dispatcher(services),
+            bot,
+            store_answers=services.app.store_answers,
+            timeout=polling_timeout,
+            monitor=monitor,
+        )
+        with _stopped_by_signals(poller.stop):
+            await poller.run()
 
 
 async def run_webhook(
@@ -100,39 +112,18 @@ async def run_webhook(
     secret: str,
     host: str,
     port: int,
-    handle_signals: bool = True,
-    started: asyncio.Future[WebhookServer] | None = None,
 ) -> None:
-    """Serve the webhook until SIGINT/SIGTERM (or the server's `stop()`)."""
-    bot = make_bot(check_token(token), api_server)
-    monitor = services.monitor or BotMonitor(services.clock)
-    services.monitor = monitor
-    remove_handlers: Callable[[], None] | None = None
-    try:
-        try:
-            me = await bot.get_me()
-        except TelegramUnauthorizedError as error:
-            raise InvalidToken(f"the Bot API server refused the token: {error.message}") from None
-        dispatcher = build_dispatcher(services)
+    """Serve the webhook until SIGINT/SIGTERM."""
+    async with _connected(services, token, api_server) as (bot, me, monitor):
         server = WebhookServer(
-            dispatcher,
+            build_dispatcher(services),
             bot,
             url=url,
             secret=secret,
             store_is_down=lambda: services.app.store_is_down,
             monitor=monitor,
         )
-        services.coordinator.attach_telegram(monitor)
-        if handle_signals:
-            remove_handlers = server.handle_signals()
-        await server.start(host, port)
-        log.info("bot @%s (%s) on webhook %s", me.username, me.id, url)
-        if started is not None:
-            started.set_result(server)
-        await server.wait_stopped()
-    finally:
-        if remove_handlers is not None:
-            remove_handlers()
-        monitor.running = False
-        services.coordinator.attach_telegram(None)
-        await bot.session.close()
+        with _stopped_by_signals(server.stop):
+            await server.start(host, port)
+            log.info("bot @%s (%s) on webhook %s", me.username, me.id, url)
+            await server.wait_stopped()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import signal
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -136,15 +135,3 @@ class WebhookServer:
             bot=self.bot, dispatcher=self.dispatcher, bots=[self.bot]
         )
         log.info("webhook server stopped")
-
-    def handle_signals(self) -> Callable[[], None]:
-        """Stop on SIGINT/SIGTERM; returns the function that removes the handlers."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop)
-
-        def remove() -> None:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-
-        return remove
