@@ -127,6 +127,8 @@ def run(
                 )
         except InvalidToken as error:
             fail(exits.USAGE, "invalid bot token", f"{error}{DEMO_HINT}")
+        except OSError as error:  # the webhook's address is taken or not ours
+            fail(exits.USAGE, "cannot serve", f"webhook address: {error.strerror or error}")
         finally:
             if runner is not None:
                 runner.stop()

@@ -86,3 +86,23 @@ def test_the_per_user_throttle_comes_from_the_settings() -> None:
     throttle = throttle_of(Settings(throttle_burst=5, throttle_per_second=0.5))
     assert throttle is not None and (throttle.burst, throttle.per_second) == (5, 0.5)
     assert [throttle.check(1) for _ in range(6)] == ["pass"] * 5 + ["warn"]
+
+
+def test_a_webhook_port_in_use_is_one_clear_line(workdir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The token is accepted (a local Bot API); the webhook port is taken: exit 2, one line."""
+    from dianabot.adapters.telegram.local_api import LocalBotAPI
+
+    token = "123456:webhook-port-taken"
+    with LocalBotAPI(token).running_in_thread() as api, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("DIANABOT_BOT_TOKEN", token)
+        monkeypatch.setenv("DIANABOT_TELEGRAM_API_SERVER", api.url)
+        monkeypatch.setenv("DIANABOT_WEBHOOK_SECRET", "a-good_secret")
+        result = runner.invoke(
+            cli,
+            ["run", "--no-workers", "--webhook", "http://127.0.0.1/hook", "--port", str(port)],
+        )
+    assert result.exit_code == 2, result.output
+    assert "cannot serve" in result.output and "Traceback" not in result.output
