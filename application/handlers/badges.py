@@ -8,8 +8,9 @@ finds it). Reading never defines anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from dianabot.application.app import CoreApplication
@@ -36,6 +37,9 @@ from dianabot.domain.errors import BadgeNotHeld, InvalidBadge
 from dianabot.domain.ids import progress_id
 from dianabot.domain.player import Player
 from dianabot.domain.progress import StoryProgress
+
+Definitions = Callable[[str], tuple[Badge | None, dict[str, Any] | None]]
+"""A badge's definition by slug: the badge (None before it is defined) and its criteria."""
 
 CATALOGUE: dict[str, BadgeSpec] = {spec.slug: spec for spec in INITIAL_BADGES}
 
@@ -103,10 +107,12 @@ def due_badges(
     story_slug: str,
     at: datetime,
     streak: int = 0,
+    definitions: Definitions | None = None,
 ) -> list[tuple[str, Badge | None, BadgeAward | None]]:
     """The badges of `slugs` the player has earned and does not hold, with their definition
     (None for a catalogue badge not defined yet) and their award stream (None before any).
-    `streak`: the check-in streak the evidence recorded (see `AwardEarnedBadges`).
+    `streak`: the check-in streak the evidence recorded (see `AwardEarnedBadges`);
+    `definitions`: where the badges are looked up (by default loaded from the store).
     The badge policies ask it before issuing a command (most events earn nothing, and a
     command with a position costs a transaction); the command's handler asks it again."""
     player = app._player(telegram_id)
@@ -114,8 +120,9 @@ def due_badges(
     if story_slug:
         progress = app._load(progress_id(telegram_id, story_slug))
     due: list[tuple[str, Badge | None, BadgeAward | None]] = []
+    define = definitions or partial(definition, app)
     for slug in dict.fromkeys(slugs):
-        badge, criteria = _definition(app, slug)
+        badge, criteria = define(slug)
         if criteria is None:
             continue
         if not _satisfied(criteria, player, progress, at, streak):
@@ -127,14 +134,19 @@ def due_badges(
 
 
 def lapsed_badges(
-    app: CoreApplication, telegram_id: int, slugs: Iterable[str], at: datetime
+    app: CoreApplication,
+    telegram_id: int,
+    slugs: Iterable[str],
+    at: datetime,
+    definitions: Definitions | None = None,
 ) -> list[BadgeAward]:
     """The badges of `slugs` the player holds whose (player) criteria no longer hold at `at`:
     what `RevokeLapsedBadges` revokes. A retired badge's holdings stay (retirement keeps them)."""
     player = app._player(telegram_id)
     lapsed: list[BadgeAward] = []
+    define = definitions or partial(definition, app)
     for slug in dict.fromkeys(slugs):
-        badge, criteria = _definition(app, slug)
+        badge, criteria = define(slug)
         if criteria is None or criteria.get("kind") not in PLAYER_CRITERIA:
             continue
         award = app.get_award(slug, telegram_id)
@@ -145,7 +157,7 @@ def lapsed_badges(
     return lapsed
 
 
-def _definition(app: CoreApplication, slug: str) -> tuple[Badge | None, dict[str, Any] | None]:
+def definition(app: CoreApplication, slug: str) -> tuple[Badge | None, dict[str, Any] | None]:
     """The badge (None for a catalogue badge not defined yet) and its criteria (None when it
     awards nothing: unknown, or retired)."""
     badge = app.get_badge(slug)

@@ -103,7 +103,9 @@ class BadgePolicy(Policy):
         if not slugs:
             return None
         now = self.app.clock.now()
-        due = due_badges(self.app, telegram_id, slugs, story_slug, now, streak)
+        due = due_badges(
+            self.app, telegram_id, slugs, story_slug, now, streak, self.directory.definition
+        )
         if not due:
             return None
         return AwardEarnedBadges(telegram_id, tuple(slugs), evidence(event), story_slug, streak)

@@ -1,10 +1,12 @@
 """Which badges exist, by criteria kind: the catalogue, and every badge defined since.
 
-Read from the notification log (`BadgeDefined` and `BadgeChanged`, by class) once, on first
-use, and again from where that look stopped whenever the policy meets one of those events in
-the log (`noted`): the policies that use a directory list `DIRECTORY_EVENTS` among the events
-they handle, so a badge an admin defines is considered from the very next event on, and no
-event costs a query.
+Read from the notification log (`BadgeDefined`, `BadgeChanged` and `BadgeRetired`, by class)
+once, on first use, and again from where that look stopped whenever the policy meets one of
+those events in the log (`noted`): the policies that use a directory list `DIRECTORY_EVENTS`
+among the events they handle, so a badge an admin defines is considered from the very next
+event on, and no event costs a query. The directory also keeps each defined badge as it was
+last loaded (`definition`), so asking whether a badge is due does not load the badge's stream
+for every event (the award's handler loads it again, inside its command).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 from dianabot.domain.badge import Badge
 from dianabot.domain.catalogue import INITIAL_BADGES
 
-DIRECTORY_EVENTS = frozenset({"BadgeDefined", "BadgeChanged"})
+DIRECTORY_EVENTS = frozenset({"BadgeDefined", "BadgeChanged", "BadgeRetired"})
+CATALOGUE = {spec.slug: spec for spec in INITIAL_BADGES}
 
 
 class BadgeDirectory:
@@ -24,6 +27,7 @@ class BadgeDirectory:
         self._criteria: dict[str, dict[str, Any]] = {
             spec.slug: dict(spec.criteria) for spec in INITIAL_BADGES
         }
+        self._badges: dict[str, Badge] = {}
         self._position = 0
         self._looked = False
         self._lock = threading.Lock()
@@ -55,15 +59,29 @@ class BadgeDirectory:
         # The @event decorator defines these classes when Badge is created.
         defined = Badge.BadgeDefined  # type: ignore[attr-defined]
         changed = Badge.BadgeChanged  # type: ignore[attr-defined]
+        retired = Badge.BadgeRetired  # type: ignore[attr-defined]
         with self._lock:
             if self._looked and not now:
                 return
             self._looked = True
             seen: set[Any] = set()
-            for notification in self.app.scan_notifications([defined, changed], self._position + 1):
+            kinds = [defined, changed, retired]
+            for notification in self.app.scan_notifications(kinds, self._position + 1):
                 seen.add(notification.originator_id)
                 self._position = notification.id
             for stream in seen:
                 badge = self.app._load(stream)
                 if badge is not None:
                     self._criteria[badge.slug] = dict(badge.criteria)
+                    self._badges[badge.slug] = badge
+
+    def definition(self, slug: str) -> tuple[Badge | None, dict[str, Any] | None]:
+        """The badge as last loaded (None for a catalogue badge not defined yet) and its
+        criteria (None when it awards nothing: unknown, or retired); `handlers.badges`'
+        `definition` without a query."""
+        self.refresh()
+        badge = self._badges.get(slug)
+        if badge is not None:
+            return badge, None if badge.retired else dict(badge.criteria)
+        spec = CATALOGUE.get(slug)
+        return None, dict(spec.criteria) if spec is not None else None

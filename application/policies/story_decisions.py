@@ -52,7 +52,8 @@ class StoryDecisions(Policy):
         bonus_due = chapter > 0 and not player.decision_rewarded(slug, chapter)
         slugs = self.directory.slugs(KINDS)
         now = self.app.clock.now()
-        if not bonus_due and not due_badges(self.app, owner, slugs, slug, now):
+        due = due_badges(self.app, owner, slugs, slug, now, definitions=self.directory.definition)
+        if not bonus_due and not due:
             return None  # a later decision in a rewarded chapter: most decisions
         return RewardDecision(owner, slug, chapter, slugs, evidence(event))
 

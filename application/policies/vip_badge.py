@@ -33,6 +33,7 @@ class VipBadge(BadgePolicy):
             return None
         if type(event).__name__ == "VipGranted":
             return self.award_due(owner, slugs, event)
-        if not lapsed_badges(self.app, owner, slugs, self.app.clock.now()):
+        now = self.app.clock.now()
+        if not lapsed_badges(self.app, owner, slugs, now, self.directory.definition):
             return None
         return RevokeLapsedBadges(owner, slugs, evidence(event))

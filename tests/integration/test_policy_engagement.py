@@ -4,11 +4,18 @@ theirs (every store)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.application.clock import ManualClock
-from dianabot.application.commands import AnswerPoll, DefineBadge, ReactToPost
+from dianabot.application.commands import (
+    AnswerPoll,
+    ChangeBadge,
+    DefineBadge,
+    ReactToPost,
+    RetireBadge,
+)
 from dianabot.application.policies.engagement import Engagement
 from dianabot.application.results import Origin
 from dianabot.domain.badge import BadgeSpec
@@ -71,4 +78,39 @@ def test_a_reactions_badge_an_admin_defines_later_counts_the_reactions_before_it
     react(services, ANA, range(4, 5))
     policies.catch_up()
     award = services.app.get_award("reacciones-5", ANA)
+    assert award is not None and award.held
+
+
+def test_a_badge_changed_or_retired_after_the_policy_loaded_it_counts_as_changed(
+    services: Services,
+) -> None:
+    """The policy keeps each badge definition it loaded (`BadgeDirectory.definition`); a
+    change or a retirement in the log replaces it from the next event on."""
+    spec = BadgeSpec(
+        "reacciones-3", "Tres", "Tres reacciones.", "3", {"kind": "reactions", "count": 3}
+    )
+    assert do(services, DefineBadge(spec), Origin.admin(ADMIN_ID)).ok
+    react(services, ANA, range(1))
+    policies = runner(services, "engagement")
+    policies.catch_up()  # the directory has loaded the badge
+    assert do(services, RetireBadge("reacciones-3", "fin"), Origin.admin(ADMIN_ID)).ok
+    react(services, ANA, range(1, 3))
+    policies.catch_up()
+    assert services.app.get_award("reacciones-3", ANA) is None
+    assert policies.slots[0].commands == 0  # retired: not even asked for
+
+    harder = BadgeSpec(
+        "reacciones-2", "Dos", "Dos reacciones.", "2", {"kind": "reactions", "count": 2}
+    )
+    assert do(services, DefineBadge(harder), Origin.admin(ADMIN_ID)).ok
+    react(services, BEA, range(1))
+    policies.catch_up()
+    changed = replace(harder, criteria={"kind": "reactions", "count": 4})
+    assert do(services, ChangeBadge(changed), Origin.admin(ADMIN_ID)).ok
+    react(services, BEA, range(1, 3))
+    policies.catch_up()
+    assert services.app.get_award("reacciones-2", BEA) is None  # now four are needed
+    react(services, BEA, range(3, 4))
+    policies.catch_up()
+    award = services.app.get_award("reacciones-2", BEA)
     assert award is not None and award.held
