@@ -266,6 +266,36 @@ async def inject_planned(
     return "sendMessage", item.user, at
 
 
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float | None:
+    """User + system CPU seconds of a running process (Linux's /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(processes: Processes, bot: str) -> dict[str, float]:
+    """CPU seconds so far of the bot (the last process started) and Diana's workers."""
+    roles = {"bot": processes.started[-1]}
+    if bot == "diana":
+        roles["workers"] = processes.started[-2]
+    found = {role: cpu_seconds(process) for role, process in roles.items()}
+    return {role: seconds for role, seconds in found.items() if seconds is not None}
+
+
+async def cpu_once_polling(
+    client: Client, processes: Processes, since: float, bot: str
+) -> dict[str, float]:
+    """The CPU figures once the restarted bot asks for updates (its start-up left out)."""
+    for _ in range(1200):
+        polls = await client.calls("getUpdates")
+        if any(c["at"] >= since for c in polls[-5:]):
+            break
+        await asyncio.sleep(0.05)
+    return cpu_of(processes, bot)
+
+
 def latencies(
     injected: list[tuple[str, Any, float]], calls: list[dict[str, Any]]
 ) -> tuple[list[float], float]:
@@ -307,6 +337,8 @@ async def one_run(
     processes = Processes(directory)
     store = Store(store_kind, directory) if bot == "diana" else None
     planned = plan(workload, args.updates, args.users)
+    cpu_at_start: dict[str, float] = {}
+    cpu_at_end: dict[str, float] = {}
     try:
         processes.start(
             "api",
@@ -326,7 +358,7 @@ async def one_run(
             client = Client(session, api_url)
             await client.wait_up()
 
-            def start_bot() -> None:
+            def start_bot(sample: bool = False) -> None:
                 if bot == "bare":
                     processes.start("bot", [PYTHON, __file__, "--serve-bare", api_url], base_env())
                     return
@@ -339,14 +371,22 @@ async def one_run(
                     DIANABOT_WORKERS_PORT="0",
                 )
                 processes.start("workers", [DIANABOT, "workers"], env)
-                profile = (
-                    ["-m", "cProfile", "-o", f"{args.profile}/bot-{time.time():.0f}.prof"]
-                    if args.profile
-                    else []
-                )
-                processes.start("bot", [PYTHON, *profile, DIANABOT, "run", "--no-workers"], env)
+                command = [PYTHON, DIANABOT, "run", "--no-workers"]
+                stamp = f"{store_kind}-{workload}-{mode}-{time.time():.0f}"
+                if args.profile:
+                    command[1:1] = ["-m", "cProfile", "-o", f"{args.profile}/bot-{stamp}.prof"]
+                processes.start("bot", command, env)
+                if args.py_spy and sample:
+                    spy = str(Path(PYTHON).parent / "py-spy")
+                    pid = str(processes.started[-1].pid)
+                    output = f"{args.py_spy}/bot-{stamp}.txt"
+                    subprocess.Popen(
+                        [spy, "record", "--pid", pid, "--threads", "--format", "raw", "--rate"]
+                        + ["200", "--duration", "20", "--nonblocking", "--output", output],
+                        stdout=subprocess.DEVNULL,
+                    )
 
-            start_bot()
+            start_bot(sample=mode == "latency")
             posts = await make_posts(client)
             before = len(await client.calls())
             injected: list[tuple[str, Any, float]] = []
@@ -362,7 +402,8 @@ async def one_run(
                 for item in planned:
                     injected.append(await inject_planned(client, item, posts))
                 restarted = time.time()
-                start_bot()
+                start_bot(sample=True)
+                cpu_at_start = await cpu_once_polling(client, processes, restarted, bot)
             else:
                 t0 = time.monotonic()
                 for index, item in enumerate(planned):
@@ -378,6 +419,7 @@ async def one_run(
                 if len(found) >= expected or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)
+            cpu_at_end = cpu_of(processes, bot)
             if mode == "saturation":
                 polls = [
                     c["at"] for c in calls if c["method"] == "getUpdates" and c["at"] >= restarted
@@ -397,6 +439,10 @@ async def one_run(
         "throttled": sum("Despacio" in str(c["params"].get("text", "")) for c in calls),
     }
     if mode == "saturation":
+        for role, seconds in cpu_at_end.items():
+            if role in cpu_at_start and found:
+                used = seconds - cpu_at_start[role]
+                result[f"{role}_cpu_us"] = round(1e6 * used / len(found))
         span = max(1e-9, last - first_poll)
         result["seconds"] = round(span, 2)
         result["updates_per_s"] = round(len(found) / span, 1)
@@ -422,6 +468,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         "p50_ms",
         "p99_ms",
         "vs_ceiling",
+        "bot_cpu_us",
+        "workers_cpu_us",
     ]
     lines = [" | ".join(columns), " | ".join("---" for _ in columns)]
     for row in rows:
@@ -443,6 +491,15 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--save", metavar="FILE")
     parser.add_argument("--profile", metavar="DIR", help="cProfile the Diana bot into DIR")
+    parser.add_argument(
+        "--py-spy", metavar="DIR", help="sample the Diana bot (all threads) with py-spy into DIR"
+    )
+    parser.add_argument("--modes", default="saturation,latency")
+    parser.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="skip the bare dispatcher (then give --rate for latency runs)",
+    )
     parser.add_argument("--serve-bare", metavar="API_URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -452,14 +509,16 @@ def main() -> None:
         parser.error(f"--users x {POSTS} posts must cover --updates (each press awards)")
     rows: list[dict[str, Any]] = []
     for workload in args.workloads.split(","):
-        ceiling = asyncio.run(one_run("bare", "-", workload, "saturation", args, 0))
-        rows.append(ceiling)
-        print(table(rows[-1:]), flush=True)
-        rate = args.rate or ceiling["updates_per_s"] / 2
+        ceiling: dict[str, Any] = {}
+        if not args.no_ceiling:
+            ceiling = asyncio.run(one_run("bare", "-", workload, "saturation", args, 0))
+            rows.append(ceiling)
+            print(table(rows[-1:]), flush=True)
+        rate = args.rate or ceiling.get("updates_per_s", 200.0) / 2
         for store in args.stores.split(","):
-            for mode in ("saturation", "latency"):
+            for mode in args.modes.split(","):
                 row = asyncio.run(one_run("diana", store, workload, mode, args, rate))
-                if mode == "saturation":
+                if mode == "saturation" and ceiling:
                     row["vs_ceiling"] = round(row["updates_per_s"] / ceiling["updates_per_s"], 2)
                 rows.append(row)
                 print(table(rows[-1:]), flush=True)
