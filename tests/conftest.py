@@ -46,9 +46,15 @@ def _postgres_or_skip() -> None:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL URL whose `schema` is private to this test (dropped afterwards)."""
+def postgres_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A PostgreSQL URL whose `schema` is private to this test (dropped afterwards), and its
+    audit key file in DIANABOT_AUDIT_KEY_FILE (PostgreSQL has no default place for it): seen by
+    `make_settings`, `dianabot` in-process and the processes a test starts with its environment."""
     _postgres_or_skip()
+    key = tmp_path_factory.mktemp("audit-key") / "dianabot-audit.key"
+    monkeypatch.setenv("DIANABOT_AUDIT_KEY_FILE", str(key))
     schema = f"t_{uuid.uuid4().hex[:16]}"
     separator = "&" if "?" in POSTGRES_URL else "?"
     base = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)

@@ -225,6 +225,8 @@ class BotRun:
     ) -> None:
         self.log = directory / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIANABOT_")}
+        if "DIANABOT_AUDIT_KEY_FILE" in os.environ:  # PostgreSQL: the test's key (conftest)
+            env["DIANABOT_AUDIT_KEY_FILE"] = os.environ["DIANABOT_AUDIT_KEY_FILE"]
         env.update(
             DIANABOT_DATABASE_URL=url,
             DIANABOT_BOT_TOKEN=token,

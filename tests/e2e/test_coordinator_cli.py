@@ -196,7 +196,11 @@ def _lines(stream: Any, into: queue.Queue[str]) -> None:
 
 def test_follow_prints_new_events_until_stopped(database: str, tmp_path: Path) -> None:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DIANABOT_")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DIANABOT_") or k == "DIANABOT_AUDIT_KEY_FILE"
+        },
         "DIANABOT_DATABASE_URL": database,
         "DIANABOT_LOG_LEVEL": "WARNING",
     }

@@ -85,12 +85,11 @@ class WorkersProcess:
             DIANABOT_DATABASE_URL=url,
             DIANABOT_WORKERS_PORT=str(self.port),
             DIANABOT_WORKERS_STANDBY_RETRY="0.3",
-            # The audit chain's key where this test's own process finds it (PostgreSQL: the
-            # working directory by default), so both write one chain.
-            DIANABOT_AUDIT_KEY_FILE=str(Path.cwd() / "dianabot-audit.key"),
             DIANABOT_LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1",
         )
+        if "DIANABOT_AUDIT_KEY_FILE" in os.environ:  # PostgreSQL: this test's key (conftest), so
+            env["DIANABOT_AUDIT_KEY_FILE"] = os.environ["DIANABOT_AUDIT_KEY_FILE"]  # one chain
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
                 [str(DIANABOT), "workers"],
