@@ -64,9 +64,9 @@ def bootstrap(
     or schema is created, neither the events' nor the read models'."""
     settings = settings or Settings()
     database = database_from_url(database_url or settings.database_url)
+    prepare(database, read_only=read_only)  # an unreachable store is said first
     if not read_only:  # a writer: no guessed key (`chain.key_file`); a reader fails if it needs it
         require_key_file(database.kind, settings.audit_key_file)
-    prepare(database, read_only=read_only)
     env = dict(database.eventsourcing_env)
     if read_only:
         env["CREATE_TABLE"] = "n"

@@ -7,9 +7,12 @@ except when DIANABOT_REQUIRE_POSTGRES=1 (CI), where a missing server is a failur
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -43,6 +46,25 @@ def _postgres_or_skip() -> None:
         if os.environ.get("DIANABOT_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL required but unreachable at {POSTGRES_URL}: {error}")
         pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}")
+
+
+def audit_key_env(database_url: str) -> dict[str, str]:
+    """The audit key setting a process of this test uses for `database_url` (as the
+    environment of a `dianabot` process it starts): PostgreSQL's only, the one in the
+    environment (`postgres_url`) or else `audit_key_for`; SQLite's key sits beside its file."""
+    if not database_url.startswith("postgresql"):
+        return {}
+    named = os.environ.get("DIANABOT_AUDIT_KEY_FILE") or str(audit_key_for(database_url))
+    return {"DIANABOT_AUDIT_KEY_FILE": named}
+
+
+def audit_key_for(database_url: str) -> Path:
+    """PostgreSQL has no default audit key file: a test store that is not `postgres_url`'s
+    (which names one in the environment) gets one per URL, so every `make_settings` of one
+    store, in this process or another, finds the same key."""
+    directory = Path(tempfile.gettempdir()) / "dianabot-test-audit-keys"
+    directory.mkdir(exist_ok=True)
+    return directory / f"{hashlib.sha256(database_url.encode()).hexdigest()[:24]}.key"
 
 
 @pytest.fixture
@@ -98,6 +120,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "admin_ids": frozenset({ADMIN_ID}),
         "group_commit": False,
     }
+    key = audit_key_env(database_url).get("DIANABOT_AUDIT_KEY_FILE")
+    if key is not None:
+        values["audit_key_file"] = key
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 

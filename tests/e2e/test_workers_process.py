@@ -41,7 +41,7 @@ from dianabot.application.results import Origin
 from dianabot.domain.ids import badge_award_id, player_id
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ADMIN_ID, make_settings
+from tests.conftest import ADMIN_ID, audit_key_env, make_settings
 from tests.faults import ThrowawayPostgres, _free_port, throwaway_postgres
 from tests.samples import DECISIONS_STORY
 
@@ -88,8 +88,7 @@ class WorkersProcess:
             DIANABOT_LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1",
         )
-        if "DIANABOT_AUDIT_KEY_FILE" in os.environ:  # PostgreSQL: this test's key (conftest), so
-            env["DIANABOT_AUDIT_KEY_FILE"] = os.environ["DIANABOT_AUDIT_KEY_FILE"]  # one chain
+        env.update(audit_key_env(url))  # PostgreSQL: the key this test's own process uses
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
                 [str(DIANABOT), "workers"],
