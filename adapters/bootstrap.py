@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dianabot.adapters.coordination import build_coordinator
-from dianabot.adapters.eventstore.chain import KEY_ENV, use_clock
+from dianabot.adapters.eventstore.chain import KEY_ENV, require_key_file, use_clock
 from dianabot.adapters.eventstore.database import Database, database_from_url, prepare
 from dianabot.adapters.eventstore.log import event_log
 from dianabot.adapters.settings import Settings
@@ -64,7 +64,9 @@ def bootstrap(
     or schema is created, neither the events' nor the read models'."""
     settings = settings or Settings()
     database = database_from_url(database_url or settings.database_url)
-    prepare(database, read_only=read_only)
+    prepare(database, read_only=read_only)  # an unreachable store is said first
+    if not read_only:  # a writer: no guessed key (`chain.key_file`); a reader fails if it needs it
+        require_key_file(database.kind, settings.audit_key_file)
     env = dict(database.eventsourcing_env)
     if read_only:
         env["CREATE_TABLE"] = "n"

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     audit_key_file: str | None = Field(
         None,
         description="The audit chain's key file, outside the database (default: beside a "
-        "SQLite file, dianabot-audit.key in the working directory for PostgreSQL)",
+        "SQLite file; required for PostgreSQL, the same file for every process)",
     )
     log_level: str = Field("INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     log_format: str = Field("console", pattern="^(console|json)$")

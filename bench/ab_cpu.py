@@ -13,12 +13,11 @@ It measures whichever checkout comes first on `sys.path`: this one, or an older 
 
 from __future__ import annotations
 
-import asyncio
+import importlib.util
 import json
 import os
-import resource
 import sys
-import time
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,16 @@ except ImportError:
     BUS = True
 
 URL = os.environ.get("DIANABOT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-USERS = range(1, 33)
+# PostgreSQL needs the audit key named (a checkout without the chain ignores it).
+os.environ.setdefault(
+    "DIANABOT_AUDIT_KEY_FILE", str(Path(tempfile.gettempdir()) / "dianabot-bench-audit.key")
+)
+_spec = importlib.util.spec_from_file_location(
+    "cpu_shapes", Path(__file__).with_name("cpu_shapes.py")
+)
+assert _spec is not None and _spec.loader is not None
+shapes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(shapes)
 
 
 def main(shape: str, per_user: int) -> dict[str, Any]:
@@ -61,45 +69,35 @@ def main(shape: str, per_user: int) -> dict[str, Any]:
     try:
         with bootstrap(settings, database_url=app_url, group_commit=group, projections=False) as s:
             app = s.app
-            for user in USERS:
+            for user in shapes.USERS:
                 assert app.register_player(user, f"u{user}", Origin.system("b", str(user))).ok
+
+            def origin(user: int, i: int) -> Any:
+                return Origin.telegram(user * 10**7 + i, user)
+
             if BUS:
                 bus = app.bus
 
                 async def react(user: int, i: int) -> Any:
-                    command = ReactToPost(user, f"p:{i}", "x")
-                    return await bus.handle_async(command, Origin.telegram(user * 10**7 + i, user))
+                    return await bus.handle_async(ReactToPost(user, f"p:{i}", "x"), origin(user, i))
             else:
                 commands = AsyncCommands(app)
 
                 async def react(user: int, i: int) -> Any:
-                    origin = Origin.telegram(user * 10**7 + i, user)
-                    return await commands.react(user, f"p:{i}", "x", origin)
+                    return await commands.react(user, f"p:{i}", "x", origin(user, i))
 
-            async def user_loop(user: int) -> None:
-                for i in range(per_user):
-                    assert (await react(user, i)).ok
-
-            async def concurrently() -> None:
-                await asyncio.gather(*(user_loop(user) for user in USERS))
-
-            def in_turn() -> None:
-                for i in range(per_user):
-                    for user in USERS:
-                        origin = Origin.telegram(user * 10**7 + i, user)
-                        assert app.react(user, f"p:{i}", "x", origin).ok
-
-            before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-            asyncio.run(concurrently()) if group else in_turn()
-            elapsed, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
+            measured = shapes.measure(app, react, origin, shape, per_user)
     finally:
         with psycopg.connect(URL, autocommit=True) as connection:
             connection.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
             )
-    commands = per_user * len(USERS)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return {"bus": BUS, "cpu_us": cpu / commands * 1e6, "per_s": commands / elapsed}
+    commands = measured["commands"]
+    return {
+        "bus": BUS,
+        "cpu_us": measured["cpu_s"] / commands * 1e6,
+        "per_s": commands / measured["seconds"],
+    }
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ except when DIANABOT_REQUIRE_POSTGRES=1 (CI), where a missing server is a failur
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -45,10 +48,35 @@ def _postgres_or_skip() -> None:
         pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}")
 
 
+def audit_key_env(database_url: str) -> dict[str, str]:
+    """The audit key setting a process of this test uses for `database_url` (as the
+    environment of a `dianabot` process it starts): PostgreSQL's only, the one in the
+    environment (`postgres_url`) or else `audit_key_for`; SQLite's key sits beside its file."""
+    if not database_url.startswith("postgresql"):
+        return {}
+    named = os.environ.get("DIANABOT_AUDIT_KEY_FILE") or str(audit_key_for(database_url))
+    return {"DIANABOT_AUDIT_KEY_FILE": named}
+
+
+def audit_key_for(database_url: str) -> Path:
+    """PostgreSQL has no default audit key file: a test store that is not `postgres_url`'s
+    (which names one in the environment) gets one per URL, so every `make_settings` of one
+    store, in this process or another, finds the same key."""
+    directory = Path(tempfile.gettempdir()) / "dianabot-test-audit-keys"
+    directory.mkdir(exist_ok=True)
+    return directory / f"{hashlib.sha256(database_url.encode()).hexdigest()[:24]}.key"
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL URL whose `schema` is private to this test (dropped afterwards)."""
+def postgres_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A PostgreSQL URL whose `schema` is private to this test (dropped afterwards), and its
+    audit key file in DIANABOT_AUDIT_KEY_FILE (PostgreSQL has no default place for it): seen by
+    `make_settings`, `dianabot` in-process and the processes a test starts with its environment."""
     _postgres_or_skip()
+    key = tmp_path_factory.mktemp("audit-key") / "dianabot-audit.key"
+    monkeypatch.setenv("DIANABOT_AUDIT_KEY_FILE", str(key))
     schema = f"t_{uuid.uuid4().hex[:16]}"
     separator = "&" if "?" in POSTGRES_URL else "?"
     base = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
@@ -92,6 +120,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "admin_ids": frozenset({ADMIN_ID}),
         "group_commit": False,
     }
+    key = audit_key_env(database_url).get("DIANABOT_AUDIT_KEY_FILE")
+    if key is not None:
+        values["audit_key_file"] = key
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 

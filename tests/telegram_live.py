@@ -28,7 +28,7 @@ from dianabot.application.results import Origin
 from dianabot.domain.catalogue import INITIAL_BADGES
 from dianabot.projections import queries
 
-from tests.conftest import make_settings
+from tests.conftest import audit_key_env, make_settings
 
 BOT_ID = 7_000_001
 TOKEN = f"{BOT_ID}:E2E-protection-token"
@@ -225,6 +225,7 @@ class BotRun:
     ) -> None:
         self.log = directory / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIANABOT_")}
+        env.update(audit_key_env(url))  # PostgreSQL: the key the test's own process uses
         env.update(
             DIANABOT_DATABASE_URL=url,
             DIANABOT_BOT_TOKEN=token,

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import typer
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.cli import exits
+from dianabot.adapters.eventstore.chain import AuditKeyError
 from dianabot.adapters.eventstore.database import (
     DatabaseMisconfigured,
     DatabaseUnavailable,
@@ -123,6 +124,8 @@ def services(
         wired = bootstrap(resolved, database_url=url, read_only=read_only, **overrides)
     except DatabaseMisconfigured as error:
         fail(exits.USAGE, "invalid setting", str(error), as_json)
+    except AuditKeyError as error:
+        fail(exits.USAGE, "audit key", str(error), as_json)
     except StoreMissing as error:
         fail(exits.UNAVAILABLE, "no store", str(error), as_json)
     except ReadModelsMissing as error:

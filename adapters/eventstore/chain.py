@@ -24,8 +24,8 @@ Rows (`<events table>_chain`: `position`, `prev_position`, `committed_at`, `link
 The key: created on the first chained write when the chain is empty (32 random bytes, hex, mode
 0600, never in the database); when the chain has links and the key is missing, writes fail
 rather than continue a chain nobody can verify. Default place: beside a SQLite file
-(`<file>.audit-key`); `dianabot-audit.key` in the working directory for PostgreSQL; a random
-key per process for `memory://`.
+(`<file>.audit-key`); none for PostgreSQL (`DIANABOT_AUDIT_KEY_FILE` is required: `key_file`);
+a random key per process for `memory://`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ GENESIS = bytes(32)
 """The previous link of the first link."""
 KEY_ENV = "AUDIT_KEY_FILE"
 """The library environment's name for the key file (`DIANABOT_AUDIT_KEY_FILE` from the shell)."""
-POSTGRES_DEFAULT_KEY = "dianabot-audit.key"
 SQLITE_KEY_SUFFIX = ".audit-key"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -81,6 +80,19 @@ class Row(NamedTuple):
     originator_version: int
     topic: str
     state: bytes
+
+
+def stored_bytes(value: object) -> bytes | None:
+    """A stored column as the bytes a link covers: bytes as they are; text as UTF-8 (SQLite
+    turns a BLOB into TEXT when it is rewritten with `replace(state, ...)` in SQL); None for
+    anything else (NULL, a number), which no link can match."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return None
 
 
 def id_bytes(originator_id: UUID | str) -> bytes:
@@ -131,49 +143,43 @@ def keyed(key: bytes) -> Keyed:
     return found
 
 
-def message(
-    prev_digest: bytes,
-    prev_position: int,
-    position: int,
-    committed_at: int,
-    originator_id: bytes,
-    version: int,
-    topic: str,
-    state: bytes,
-) -> bytes:
+class WrongType(ValueError):
+    """A stored field of an event has a type no written event has (NULL state, text version):
+    the row was changed behind the application's back."""
+
+
+def message(prev_digest: bytes, prev_position: int, committed_at: int, row: Row) -> bytes:
     """What a link hashes (see module docstring); lengths are fixed or prefixed, so no two
-    different rows give the same bytes."""
-    topic_bytes = topic.encode()
-    return b"".join(
-        (
-            prev_digest,
-            _FIXED.pack(
-                prev_position, position, committed_at, version, len(originator_id), len(topic_bytes)
-            ),
-            originator_id,
-            topic_bytes,
-            state,
+    different rows give the same bytes. `WrongType` when a field cannot be what was written."""
+    state = row.state if type(row.state) is bytes else stored_bytes(row.state)
+    originator_id = row.originator_id
+    try:
+        topic = row.topic.encode()
+        if state is None or type(originator_id) is not bytes:
+            raise TypeError("state or id not bytes")
+        fixed = _FIXED.pack(
+            prev_position,
+            row.position,
+            committed_at,
+            row.originator_version,
+            len(originator_id),
+            len(topic),
         )
-    )
+    except (TypeError, AttributeError, struct.error):
+        raise WrongType(
+            "a stored field has a type the application never writes ("
+            + ", ".join(
+                f"{name} {type(value).__name__ if value is not None else 'NULL'}"
+                for name, value in zip(Row._fields[1:], row[1:], strict=True)
+            )
+            + ")"
+        ) from None
+    return b"".join((prev_digest, fixed, originator_id, topic, state))
 
 
-def mac(
-    key: bytes,
-    prev_digest: bytes,
-    prev_position: int,
-    position: int,
-    committed_at: int,
-    originator_id: bytes,
-    version: int,
-    topic: str,
-    state: bytes,
-) -> bytes:
+def mac(key: bytes, prev_digest: bytes, prev_position: int, committed_at: int, row: Row) -> bytes:
     """The link of one event."""
-    return keyed(key).digest(
-        message(
-            prev_digest, prev_position, position, committed_at, originator_id, version, topic, state
-        )
-    )
+    return keyed(key).digest(message(prev_digest, prev_position, committed_at, row))
 
 
 # ----- the key ------------------------------------------------------------------------------
@@ -183,18 +189,26 @@ class KeyFile:
     """The audit key, read from (or created in) a file outside the database; `path=None`: a
     random key for this process only (the in-memory store)."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, unnamed: str | None = None) -> None:
+        """`unnamed`: no file was named and none may be guessed; loading raises this message."""
         self.path = path
-        self._key: bytes | None = None if path is not None else secrets.token_bytes(32)
+        self.unnamed = unnamed
+        self._key: bytes | None = (
+            None if path is not None or unnamed is not None else secrets.token_bytes(32)
+        )
         self._lock = threading.Lock()
 
     def describe(self) -> str:
+        if self.unnamed is not None:
+            return "(not set)"
         return str(self.path) if self.path is not None else "(in memory)"
 
     def load(self, *, create: bool = False) -> bytes:
         """The key; `create`: make the file when it does not exist (only for an empty chain)."""
         if self._key is not None:
             return self._key
+        if self.unnamed is not None:
+            raise AuditKeyError(self.unnamed)
         with self._lock:
             if self._key is None:
                 assert self.path is not None
@@ -240,13 +254,33 @@ def _create_key_file(path: Path) -> None:
             temporary.unlink()
 
 
-def default_key_path(kind: str, sqlite_file: str | None = None) -> Path | None:
-    """Where the key lives when `DIANABOT_AUDIT_KEY_FILE` is not set (see module docstring)."""
+POSTGRES_KEY_REQUIRED = (
+    "DIANABOT_AUDIT_KEY_FILE is not set: a PostgreSQL store's audit key file must be named "
+    "(the same file for every process that writes or verifies, outside the database; "
+    "docs/auditing.md)"
+)
+
+
+def key_file(kind: str, named: str | None, sqlite_file: str | None = None) -> KeyFile:
+    """The key of a store: the file named by `DIANABOT_AUDIT_KEY_FILE`, else beside a SQLite
+    file, a random key per process for `memory://`, and none for PostgreSQL: its processes
+    run on several hosts and from any directory, so a guessed place (the working directory)
+    would make a process started elsewhere fail every write, or start a chain with a key
+    nobody else has. Loading it then says `POSTGRES_KEY_REQUIRED`."""
+    if named:
+        return KeyFile(Path(named))
     if kind == "sqlite" and sqlite_file:
-        return Path(sqlite_file + SQLITE_KEY_SUFFIX)
+        return KeyFile(Path(sqlite_file + SQLITE_KEY_SUFFIX))
     if kind == "postgres":
-        return Path(POSTGRES_DEFAULT_KEY)
-    return None
+        return KeyFile(None, unnamed=POSTGRES_KEY_REQUIRED)
+    return KeyFile(None)
+
+
+def require_key_file(kind: str, named: str | None) -> None:
+    """For a process that writes events: fail at start, not at its first write, when a
+    PostgreSQL store's key file is not named (`key_file`)."""
+    if kind == "postgres" and not named:
+        raise AuditKeyError(POSTGRES_KEY_REQUIRED)
 
 
 # ----- writing ------------------------------------------------------------------------------
@@ -258,6 +292,16 @@ class Chainer:
     def __init__(self, key: KeyFile, now: Callable[[], datetime] | None = None) -> None:
         self.key = key
         self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+
+    def links_after(
+        self,
+        head: Sequence[Any] | None,
+        positions: Sequence[int],
+        stored_events: Sequence[StoredEvent],
+    ) -> list[Link]:
+        """`links` after the head as read by `HEAD_QUERY` (a row, or None: an empty chain)."""
+        found = Link(head[0], head[1], head[2], bytes(head[3])) if head is not None else None
+        return self.links(found, positions, stored_events)
 
     def links(
         self,
@@ -274,17 +318,14 @@ class Chainer:
             prev_position, prev_digest = 0, GENESIS
         links = []
         for position, stored in zip(positions, stored_events, strict=True):
-            digest = mac(
-                key,
-                prev_digest,
-                prev_position,
+            row = Row(
                 position,
-                committed,
                 id_bytes(stored.originator_id),
                 stored.originator_version,
                 stored.topic,
                 stored.state,
             )
+            digest = mac(key, prev_digest, prev_position, committed, row)
             links.append(Link(position, prev_position, committed, digest))
             prev_position, prev_digest = position, digest
         return links
@@ -329,6 +370,72 @@ class ChainStore(Protocol):
     def links(self, start: int, stop: int) -> list[Link]: ...
     def last_position_committed_by(self, when: datetime) -> int: ...
     def snapshot_rows(self) -> Iterator[StoredEvent]: ...
+
+
+class SqlChainStore:
+    """What the SQL stores' `ChainStore`s share: the queries of the chain table, the event
+    head and counts. A subclass gives `events_table`, `chain_table`, `position` (the events'
+    position column), `mark` (the driver's parameter) and `_rows`."""
+
+    kind: str
+    events_table: str
+    chain_table: str
+    position: str
+    mark: str
+
+    def _rows(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a query; none when the table does not exist (a store from before)."""
+        raise NotImplementedError
+
+    def _query(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """`_rows` of a statement with `{e}` the events, `{c}` the chain, `{p}` the events'
+        position column and `?` the parameters."""
+        statement = statement.format(e=self.events_table, c=self.chain_table, p=self.position)
+        return self._rows(statement.replace("?", self.mark), params)
+
+    def _links(self, where: str, params: Sequence[Any] = ()) -> list[Link]:
+        rows = self._query(f"SELECT * FROM {{c}} {where}", params)
+        return [Link(p, q, c, bytes(d)) for p, q, c, d in rows]
+
+    def _link(self, where: str, params: Sequence[Any] = ()) -> Link | None:
+        links = self._links(where, params)
+        return links[0] if links else None
+
+    def _number(self, statement: str, params: Sequence[Any] = ()) -> int:
+        rows = self._query(statement, params)
+        return int(rows[0][0] or 0) if rows else 0
+
+    def event_head(self) -> int:
+        return self._number("SELECT MAX({p}) FROM {e}")
+
+    def chain_head(self) -> Link | None:
+        return self._link("ORDER BY position DESC LIMIT 1")
+
+    def chain_first(self) -> Link | None:
+        return self._link("ORDER BY position LIMIT 1")
+
+    def link_at(self, position: int) -> Link | None:
+        return self._link("WHERE position = ?", (position,))
+
+    def link_before(self, position: int) -> Link | None:
+        return self._link("WHERE position < ? ORDER BY position DESC LIMIT 1", (position,))
+
+    def count_events_before(self, position: int) -> int:
+        return self._number("SELECT COUNT(*) FROM {e} WHERE {p} < ?", (position,))
+
+    def links(self, start: int, stop: int) -> list[Link]:
+        return self._links("WHERE position >= ? AND position < ? ORDER BY position", (start, stop))
+
+    def last_position_committed_by(self, when: datetime) -> int:
+        return self._number(
+            "SELECT MAX(position) FROM {c} WHERE committed_at <= ?", (micros(when),)
+        )
+
+
+HEAD_QUERY = (
+    "SELECT position, prev_position, committed_at, link FROM {} ORDER BY position DESC LIMIT 1"
+)
+"""The chain's head, read by a recorder in the events' transaction (`Chainer.links`)."""
 
 
 @dataclass
@@ -491,8 +598,10 @@ class Verifier:
                                 "the chain has a link here but the event is gone",
                             )
                             return None
-                        if link_prev != prev_position or not compare(
-                            digest(prev_digest + rest), link_digest
+                        if (
+                            link_prev != prev_position
+                            or rest is None  # a NULL field: the slow path names it
+                            or not compare(digest(prev_digest + rest), link_digest)
                         ):
                             # The slow path names it (and its kind).
                             self._check_page(
@@ -547,7 +656,6 @@ class Verifier:
     ) -> Link | None:
         """Walk one page of events and links together (both in position order)."""
         digest = keyed(key).digest
-        pack = _FIXED.pack
         compare = hmac.compare_digest
         last: Link | None = None
         i, count = 0, len(links)
@@ -580,25 +688,11 @@ class Verifier:
                         f"the link at {position} follows {link.prev_position}, not {prev_position}",
                     )
                 break
-            originator_id, topic = row.originator_id, row.topic.encode()
-            expected = digest(
-                b"".join(
-                    (
-                        prev_digest,
-                        pack(
-                            prev_position,
-                            position,
-                            link.committed_at,
-                            row.originator_version,
-                            len(originator_id),
-                            len(topic),
-                        ),
-                        originator_id,
-                        topic,
-                        row.state,
-                    )
-                )
-            )
+            try:
+                expected = digest(message(prev_digest, prev_position, link.committed_at, row))
+            except WrongType as error:
+                report.problem = Problem(position, "altered", str(error))
+                break
             if not compare(expected, link.digest):
                 report.problem = self._classify(key, row)
                 break
@@ -627,17 +721,16 @@ class Verifier:
             prev_digest = GENESIS if link.prev_position == 0 else (before and before.digest)
             if prev_digest is None:
                 return False
-            expected = mac(
-                key,
-                prev_digest,
-                link.prev_position,
-                link.position,
-                link.committed_at,
-                event.originator_id,
-                event.originator_version,
-                event.topic,
-                event.state,
-            )
+            try:
+                expected = mac(
+                    key,
+                    prev_digest,
+                    link.prev_position,
+                    link.committed_at,
+                    event._replace(position=link.position),
+                )
+            except WrongType:
+                return False
             return hmac.compare_digest(expected, link.digest)
 
         home = [q for q in links if q != position and matches(row, links[q])]

@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from dianabot.adapters.eventstore import topics  # noqa: F401  (old stored topics resolve)
+from dianabot.adapters.eventstore.chain import KEY_ENV, Chainer, key_file
 from dianabot.adapters.eventstore.notifications import NotificationScanner
 from dianabot.adapters.eventstore.personal import (
     Erasure,
@@ -47,6 +48,13 @@ class DianaFactory(InfrastructureFactory[Any]):
 
     writer_class: type[EventWriter] = EventWriter
     _keyring: Keyring | None = None
+    store_kind = "memory"
+    """`chain.key_file`'s kind: where the audit key lives when it is not named."""
+
+    def chainer(self) -> Chainer:
+        """The audit chain's writer for this store's recorder (`chain.key_file`)."""
+        sqlite_file = self.env.get("SQLITE_DBNAME") if self.store_kind == "sqlite" else None
+        return Chainer(key_file(self.store_kind, self.env.get(KEY_ENV), sqlite_file))
 
     def keyring(self) -> Keyring:
         """The store's personal data keys (one per factory: the transcoder's and the erasure's)."""

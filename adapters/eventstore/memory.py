@@ -6,11 +6,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from dianabot.adapters.eventstore.chain import (
-    KEY_ENV,
     Chainer,
     KeyFile,
     Link,
@@ -100,7 +98,5 @@ class DianaPOPOFactory(DianaFactory, POPOFactory):
 
     def process_recorder(self) -> ProcessRecorder:
         recorder = ChainedPOPORecorder()
-        path = self.env.get(KEY_ENV)
-        if path:
-            recorder.chainer = Chainer(KeyFile(Path(path)))
+        recorder.chainer = self.chainer()
         return recorder

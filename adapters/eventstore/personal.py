@@ -15,6 +15,17 @@ The domain marks personal values as `domain.personal.PersonalText` (a subject, t
   untouched (the stored bytes of events are never changed by anything here). If the events'
   transaction then fails, the key stays, unused (harmless). Two processes creating a key at
   once: one insert wins (`ON CONFLICT DO NOTHING`), both use the winner's.
+
+  Why not in the events' transaction: the key must exist to encrypt, and encrypting happens
+  while the events are encoded (the library's mapper), before the recorder opens its
+  transaction; the recorder gets opaque (possibly compressed) bytes and cannot tell which keys
+  they use. A key chosen there but stored with the events would, when another process stored a
+  different key for the subject first, leave committed ciphertext under a key nobody has.
+  Why the order is safe: the key's commit returns before the events' transaction begins, and
+  both stores make commits durable in commit order (PostgreSQL's and SQLite's write-ahead logs
+  are replayed in order; a commit lost to a crash takes every later one with it), so events
+  that survive a crash always find their key. Tested by failing the events' write right after
+  the key's commit (tests/integration/test_forget.py).
 - `PersonalMapper` masks *legacy* values, the plain text of events stored before encryption
   (read through the domain's upcasters), once their subject is forgotten: those bytes cannot
   be rewritten, only hidden when read (docs/privacy.md says so).

@@ -36,21 +36,18 @@ import contextlib
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from dianabot.adapters.eventstore.chain import (
-    KEY_ENV,
+    HEAD_QUERY,
     Chainer,
     KeyFile,
     Link,
     Row,
-    default_key_path,
+    SqlChainStore,
     id_bytes,
-    micros,
     values_literal,
 )
 from dianabot.adapters.eventstore.factory import DianaFactory
@@ -231,10 +228,7 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
             .format(Identifier(self.datastore.schema), Identifier(self.chain_table))
             .as_string(None)
         )
-        self._chain_head = (
-            f"SELECT position, prev_position, committed_at, link FROM {self._chain} "
-            "ORDER BY position DESC LIMIT 1"
-        )
+        self._chain_head = HEAD_QUERY.format(self._chain)
         self.sql_create_statements.extend(
             [
                 SQL(
@@ -267,17 +261,8 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         """Read the chain's head (the table lock is held), then insert the links and commit
         in one round trip."""
         found = curs.fetchone()
-        head = (
-            Link(
-                found["position"],
-                found["prev_position"],
-                found["committed_at"],
-                bytes(found["link"]),
-            )
-            if found is not None
-            else None
-        )
-        links = self.chainer.links(head, positions, stored_events)
+        head = tuple(found.values()) if found is not None else None
+        links = self.chainer.links_after(head, positions, stored_events)
         curs.execute(f"INSERT INTO {self._chain} VALUES {values_literal(links)}; COMMIT")
         self._chain_cache = links[-1] if links else self._chain_cache
 
@@ -384,11 +369,13 @@ def _paired_position(row: tuple[Any, ...]) -> int:
     return position
 
 
-class PostgresChainStore:
+class PostgresChainStore(SqlChainStore):
     """The chain and the events it covers, read from a PostgreSQL store (`chain.ChainStore`):
     results in binary, rows as tuples."""
 
     kind = "postgres"
+    position = "notification_id"
+    mark = "%s"
 
     def __init__(self, recorder: ArrayInsertPostgresRecorder) -> None:
         self.recorder = recorder
@@ -434,38 +421,6 @@ class PostgresChainStore:
                 return []
             return curs.fetchall()
 
-    def _link(self, statement: str, params: Sequence[Any] = ()) -> Link | None:
-        rows = self._rows(statement, params)
-        if not rows:
-            return None
-        position, prev, committed, digest = rows[0]
-        return Link(position, prev, committed, bytes(digest))
-
-    def event_head(self) -> int:
-        rows = self._rows(f"SELECT MAX(notification_id) FROM {self.events_table}")
-        return int(rows[0][0] or 0) if rows else 0
-
-    def chain_head(self) -> Link | None:
-        return self._link(f"SELECT * FROM {self.chain_table} ORDER BY position DESC LIMIT 1")
-
-    def chain_first(self) -> Link | None:
-        return self._link(f"SELECT * FROM {self.chain_table} ORDER BY position LIMIT 1")
-
-    def link_at(self, position: int) -> Link | None:
-        return self._link(f"SELECT * FROM {self.chain_table} WHERE position = %s", (position,))
-
-    def link_before(self, position: int) -> Link | None:
-        return self._link(
-            f"SELECT * FROM {self.chain_table} WHERE position < %s ORDER BY position DESC LIMIT 1",
-            (position,),
-        )
-
-    def count_events_before(self, position: int) -> int:
-        rows = self._rows(
-            f"SELECT COUNT(*) FROM {self.events_table} WHERE notification_id < %s", (position,)
-        )
-        return int(rows[0][0]) if rows else 0
-
     def events(self, start: int, stop: int) -> list[Row]:
         if self.uuid_ids:  # the id's 16 bytes straight from the server: no UUID objects
             rows = self._rows(self._events_by_bytes, (start, stop))
@@ -487,21 +442,6 @@ class PostgresChainStore:
         rows = self._rows(self._verify_rows, (start, stop, start, stop))
         rows.sort(key=_paired_position)  # already in order from a merge join: linear
         return rows
-
-    def links(self, start: int, stop: int) -> list[Link]:
-        rows = self._rows(
-            f"SELECT * FROM {self.chain_table} WHERE position >= %s AND position < %s "
-            "ORDER BY position",
-            (start, stop),
-        )
-        return [Link(p, q, c, bytes(d)) for p, q, c, d in rows]
-
-    def last_position_committed_by(self, when: datetime) -> int:
-        rows = self._rows(
-            f"SELECT MAX(position) FROM {self.chain_table} WHERE committed_at <= %s",
-            (micros(when),),
-        )
-        return int(rows[0][0] or 0) if rows else 0
 
     def snapshot_rows(self) -> Iterator[StoredEvent]:
         last: tuple[Any, int] | None = None
@@ -617,8 +557,9 @@ class DianaPostgresFactory(DianaFactory, PostgresFactory):
         if isinstance(kwargs, dict):
             kwargs.setdefault("connect_timeout", POOL_CONNECT_TIMEOUT_SECONDS)
 
+    store_kind = "postgres"
+
     def process_recorder(self) -> Any:
         recorder: Any = super().process_recorder()
-        path = self.env.get(KEY_ENV) or default_key_path("postgres")
-        recorder.chainer = Chainer(KeyFile(Path(path) if path else None))
+        recorder.chainer = self.chainer()
         return recorder

@@ -12,19 +12,15 @@ converted once (docs/performance.md, item 17).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from dianabot.adapters.eventstore.chain import (
-    KEY_ENV,
+    HEAD_QUERY,
     Chainer,
     KeyFile,
-    Link,
     Row,
-    default_key_path,
-    micros,
+    SqlChainStore,
 )
 from dianabot.adapters.eventstore.factory import DianaFactory
 from dianabot.adapters.eventstore.selects import select_events_query
@@ -113,13 +109,8 @@ class ChainedProcessRecorder(LeanSelect, SQLiteProcessRecorder):
         positions = super()._insert_events(c, stored_events, **kwargs)
         if stored_events and positions:
             # The INSERT above holds SQLite's write lock: the head read here is the chain's.
-            c.execute(
-                f"SELECT position, prev_position, committed_at, link FROM {self.chain_table} "
-                "ORDER BY position DESC LIMIT 1"
-            )
-            found = c.fetchone()
-            head = Link(*found) if found is not None else None
-            links = self.chainer.links(head, positions, stored_events)
+            c.execute(HEAD_QUERY.format(self.chain_table))
+            links = self.chainer.links_after(c.fetchone(), positions, stored_events)
             c.executemany(f"INSERT INTO {self.chain_table} VALUES (?,?,?,?)", links)
         return positions
 
@@ -127,10 +118,12 @@ class ChainedProcessRecorder(LeanSelect, SQLiteProcessRecorder):
         return SQLiteChainStore(self)
 
 
-class SQLiteChainStore:
+class SQLiteChainStore(SqlChainStore):
     """The chain and the events it covers, read from a SQLite store (`chain.ChainStore`)."""
 
     kind = "sqlite"
+    position = "rowid"
+    mark = "?"
 
     def __init__(self, recorder: ChainedProcessRecorder) -> None:
         self.recorder = recorder
@@ -149,57 +142,14 @@ class SQLiteChainStore:
                 raise
             return list(cursor.fetchall())
 
-    def _link(self, statement: str, params: Sequence[Any] = ()) -> Link | None:
-        rows = self._rows(statement, params)
-        return Link(*rows[0]) if rows else None
-
-    def event_head(self) -> int:
-        rows = self._rows(f"SELECT MAX(rowid) FROM {self.events_table}")
-        return int(rows[0][0] or 0) if rows else 0
-
-    def chain_head(self) -> Link | None:
-        return self._link(f"SELECT * FROM {self.chain_table} ORDER BY position DESC LIMIT 1")
-
-    def chain_first(self) -> Link | None:
-        return self._link(f"SELECT * FROM {self.chain_table} ORDER BY position LIMIT 1")
-
-    def link_at(self, position: int) -> Link | None:
-        return self._link(f"SELECT * FROM {self.chain_table} WHERE position = ?", (position,))
-
-    def link_before(self, position: int) -> Link | None:
-        return self._link(
-            f"SELECT * FROM {self.chain_table} WHERE position < ? ORDER BY position DESC LIMIT 1",
-            (position,),
-        )
-
-    def count_events_before(self, position: int) -> int:
-        rows = self._rows(f"SELECT COUNT(*) FROM {self.events_table} WHERE rowid < ?", (position,))
-        return int(rows[0][0]) if rows else 0
-
     def events(self, start: int, stop: int) -> list[Row]:
         rows = self._rows(
             "SELECT rowid, originator_id, originator_version, topic, state "
             f"FROM {self.events_table} WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
             (start, stop),
         )
-        if self.uuid_ids:
-            return [Row(p, bytes.fromhex(i), v, t, s) for p, i, v, t, s in rows]
-        return [Row(p, str(i).encode(), v, t, s) for p, i, v, t, s in rows]
-
-    def links(self, start: int, stop: int) -> list[Link]:
-        rows = self._rows(
-            f"SELECT * FROM {self.chain_table} WHERE position >= ? AND position < ? "
-            "ORDER BY position",
-            (start, stop),
-        )
-        return [Link(*row) for row in rows]
-
-    def last_position_committed_by(self, when: datetime) -> int:
-        rows = self._rows(
-            f"SELECT MAX(position) FROM {self.chain_table} WHERE committed_at <= ?",
-            (micros(when),),
-        )
-        return int(rows[0][0] or 0) if rows else 0
+        to_bytes = _uuid_bytes if self.uuid_ids else _text_bytes
+        return [Row(p, to_bytes(i), v, t, s) for p, i, v, t, s in rows]
 
     def snapshot_rows(self) -> Iterator[StoredEvent]:
         last: tuple[str, int] = ("", 0)
@@ -217,6 +167,19 @@ class SQLiteChainStore:
             last = (rows[-1][0], rows[-1][1])
 
 
+def _uuid_bytes(stored: Any) -> Any:
+    """A stored UUID id (32 hex digits) as its 16 bytes; anything else (an edited row) as it
+    is, which no link matches (`chain.message`)."""
+    try:
+        return bytes.fromhex(stored)
+    except (TypeError, ValueError):
+        return stored
+
+
+def _text_bytes(stored: Any) -> Any:
+    return stored.encode() if isinstance(stored, str) else stored
+
+
 class LeanSelectProcessRecorder(ChainedProcessRecorder):
     """The application's recorder (kept under its former name)."""
 
@@ -228,8 +191,9 @@ class DianaSQLiteFactory(DianaFactory, SQLiteFactory):
     application_recorder_class = LeanSelectApplicationRecorder
     process_recorder_class = LeanSelectProcessRecorder
 
+    store_kind = "sqlite"
+
     def process_recorder(self) -> Any:
         recorder: Any = super().process_recorder()
-        path = self.env.get(KEY_ENV) or default_key_path("sqlite", self.env.get(self.SQLITE_DBNAME))
-        recorder.chainer = Chainer(KeyFile(Path(path) if path else None))
+        recorder.chainer = self.chainer()
         return recorder

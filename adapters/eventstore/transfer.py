@@ -33,6 +33,7 @@ from dianabot.adapters.eventstore.chain import (
     ChainStore,
     KeyFile,
     Link,
+    Row,
     chain_store_of,
     key_of,
     mac,
@@ -229,12 +230,8 @@ def parse(lines: Iterable[str], key: bytes) -> Iterator[Imported | Tracking]:
                 key,
                 prev_digest,
                 prev_position,
-                position,
                 link.committed_at,
-                originator_id.bytes,
-                version,
-                topic,
-                state,
+                Row(position, originator_id.bytes, version, topic, state),
             )
             if not hmac.compare_digest(expected, link.digest):
                 raise ImportRefused(

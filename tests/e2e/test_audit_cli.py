@@ -152,3 +152,54 @@ def test_audit_reads_create_no_postgres_schema(postgres_url: str) -> None:
             "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", [schema]
         ).fetchone()
     assert found == (0,)
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    ["state = replace(state, '\"amount\":', '\"amount\":9')", "state = NULL", "topic = 7"],
+)
+def test_a_field_rewritten_to_another_type_is_named_not_a_traceback(
+    store: Path, assignment: str
+) -> None:
+    """SQLite keeps whatever type SQL writes (`replace` turns the state's BLOB into TEXT)."""
+    position = edit_amount(store)  # a PointsAwarded event, edited again below
+    with sqlite3.connect(store) as connection:
+        connection.execute(f"UPDATE stored_events SET {assignment} WHERE rowid = ?", (position,))
+    result = runner.invoke(cli, ["audit", "verify", "--json"])
+    assert result.exit_code == 1, result.output
+    problem = json.loads(result.stdout)["problem"]
+    assert (problem["position"], problem["kind"]) == (position, "altered")
+    result = runner.invoke(cli, ["audit", "verify"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"altered at position {position}" in " ".join(result.stdout.split())
+
+
+@pytest.mark.postgres
+def test_postgres_needs_its_key_file_named_and_reads_create_none(
+    postgres_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """PostgreSQL has no default place for the audit key (a guessed one, the working
+    directory, made a process started elsewhere fail every write): a command that writes or
+    verifies without DIANABOT_AUDIT_KEY_FILE is a usage error (exit 2); one that only reads
+    runs and creates nothing."""
+    monkeypatch.chdir(tmp_path)
+    clock = ManualClock()
+    with bootstrap(make_settings(postgres_url), clock=clock) as wired:  # the conftest's key
+        populate(wired.app, clock)
+        assert wired.projections is not None
+        wired.projections.catch_up()
+    monkeypatch.setenv("DIANABOT_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("DIANABOT_ADMIN_IDS", "42")
+    assert runner.invoke(cli, ["audit", "verify"]).exit_code == 0  # with the key
+    monkeypatch.delenv("DIANABOT_AUDIT_KEY_FILE")
+    before = sorted(tmp_path.iterdir())
+    for args in (["admin", "grant", "1003", "5", "-r", "thanks"], ["audit", "verify", "--json"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "DIANABOT_AUDIT_KEY_FILE" in result.output and "Traceback" not in result.output
+    result = runner.invoke(cli, ["audit", "history", "1003", "--json"])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("DIANABOT_AUDIT_KEY_FILE", str(tmp_path / "elsewhere.key"))
+    result = runner.invoke(cli, ["audit", "verify"])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    assert sorted(tmp_path.iterdir()) == before  # no key file made by a read

@@ -27,7 +27,7 @@ from dianabot.projections.registry import ALL_NAMES
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from tests.conftest import make_settings
+from tests.conftest import audit_key_env, make_settings
 from tests.integration.test_projections import ANA, BRUNO, play
 
 runner = CliRunner()
@@ -197,6 +197,7 @@ def _lines(stream: Any, into: queue.Queue[str]) -> None:
 def test_follow_prints_new_events_until_stopped(database: str, tmp_path: Path) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("DIANABOT_")},
+        **audit_key_env(database),
         "DIANABOT_DATABASE_URL": database,
         "DIANABOT_LOG_LEVEL": "WARNING",
     }

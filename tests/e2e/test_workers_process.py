@@ -41,7 +41,7 @@ from dianabot.application.results import Origin
 from dianabot.domain.ids import badge_award_id, player_id
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ADMIN_ID, make_settings
+from tests.conftest import ADMIN_ID, audit_key_env, make_settings
 from tests.faults import ThrowawayPostgres, _free_port, throwaway_postgres
 from tests.samples import DECISIONS_STORY
 
@@ -85,12 +85,10 @@ class WorkersProcess:
             DIANABOT_DATABASE_URL=url,
             DIANABOT_WORKERS_PORT=str(self.port),
             DIANABOT_WORKERS_STANDBY_RETRY="0.3",
-            # The audit chain's key where this test's own process finds it (PostgreSQL: the
-            # working directory by default), so both write one chain.
-            DIANABOT_AUDIT_KEY_FILE=str(Path.cwd() / "dianabot-audit.key"),
             DIANABOT_LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1",
         )
+        env.update(audit_key_env(url))  # PostgreSQL: the key this test's own process uses
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
                 [str(DIANABOT), "workers"],

@@ -367,3 +367,65 @@ def test_forged_rows_under_a_new_uuid_are_detected(store: Any) -> None:
     )
     report = verify(wired)
     assert report.problem is not None and report.problem.kind == "inserted"
+
+
+# Values of another type than the application writes, as SQL can leave them (SQLite keeps any
+# type in any column; `replace(state, ...)` turns the BLOB into TEXT). Each is reported as an
+# altered event at its position, never an exception.
+WRONG_TYPES = {
+    "sqlite": {
+        "state as text, edited": 'state = replace(state, \'"actor":"\', \'"actor":"x\')',
+        "state NULL": "state = NULL",
+        "state a number": "state = 42",
+        "topic NULL": "topic = NULL",
+        "version as text": "originator_version = 'one'",
+        "id NULL": "originator_id = NULL",
+        "id not hex": "originator_id = 'not an id'",
+    },
+    "postgres": {
+        "state NULL": "state = NULL",
+        "topic NULL": "topic = NULL",
+        "state empty": "state = ''::bytea",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "change"),
+    [
+        pytest.param(kind, change, marks=[pytest.mark.postgres] if kind == "postgres" else [])
+        for kind, cases in WRONG_TYPES.items()
+        for change in cases
+    ],
+)
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_a_field_of_another_type_is_an_altered_event(
+    request: pytest.FixtureRequest, tmp_path: Any, kind: str, change: str, where: str
+) -> None:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    clock = ManualClock()
+    with bootstrap(make_settings(url), clock=clock) as wired:
+        populate(wired.app, clock)
+        tables = Tables(url)
+        position = spot(tables, where)
+        tables.run(f"UPDATE {{e}} SET {WRONG_TYPES[kind][change]} WHERE {{p}} = ?", (position,))
+        report = verify(wired)
+    assert report.problem is not None
+    assert (report.problem.position, report.problem.kind) == (position, "altered")
+
+
+def test_a_state_rewritten_as_text_with_the_same_bytes_still_verifies(tmp_path: Any) -> None:
+    """SQLite: what the link covers is the bytes; the storage class (BLOB or TEXT) is not
+    hashed, so a `replace` that changed nothing but the type is no edit."""
+    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    clock = ManualClock()
+    with bootstrap(make_settings(url), clock=clock) as wired:
+        populate(wired.app, clock)
+        tables = Tables(url)
+        tables.run("UPDATE {e} SET state = replace(state, 'actor', 'actor') WHERE {p} = 2")
+        assert tables.run("SELECT typeof(state) FROM {e} WHERE {p} = 2") == [("text",)]
+        report = verify(wired)
+        assert report.ok, report.problem

@@ -268,3 +268,58 @@ def test_the_bot_greets_an_unknown_user_and_a_forgotten_one_who_comes_back(
         player = fresh(wired.app, NEW)
         assert player.display_name.text == f"Usuario{NEW}" and not player.forgotten
         assert len(wired.app.personal_data.key_ids(subject_of(NEW))) == 1
+
+
+def test_a_new_users_key_is_committed_before_the_events_that_use_it(
+    shared_database_url: str, clock: ManualClock, monkeypatch: Any
+) -> None:
+    """The key row is written in its own transaction, committed before the events' transaction
+    begins (docs/privacy.md): a crash between the two leaves a key without events (unused,
+    harmless), never events encrypted under a key that was not stored. Here the events'
+    write fails right after the key's commit, which another connection already sees."""
+    subject = subject_of(NEW)
+    with bootstrap(make_settings(shared_database_url), clock=clock) as wired:
+        app = wired.app
+        assert app.register_player(OLD, "Vieja", Origin.telegram(1, OLD)).ok  # tables exist
+        seen: list[list[str]] = []
+        real_insert = app.recorder.insert_events
+
+        def crash_before_the_events(stored: Any, **kwargs: Any) -> Any:
+            with bootstrap(
+                make_settings(shared_database_url), read_only=True, projections=False
+            ) as other:  # another connection (process): only committed rows are visible
+                seen.append(other.app.personal_data.key_ids(subject))
+            raise OSError("the process died between the key and the events")
+
+        monkeypatch.setattr(app.recorder, "insert_events", crash_before_the_events)
+        with pytest.raises(OSError, match="died"):
+            app.register_player(NEW, "Bruno", Origin.telegram(2, NEW), "ca")
+        assert len(seen) == 1 and len(seen[0]) == 1  # the key was durable before the events
+        monkeypatch.setattr(app.recorder, "insert_events", real_insert)
+        assert app.recorder.select_events(player_id(NEW)) == []  # no event lost its key
+        assert app.register_player(NEW, "Bruno", Origin.telegram(3, NEW), "ca").ok  # retried
+        assert app.personal_data.key_ids(subject) == seen[0]  # the same key, now used
+    with bootstrap(make_settings(shared_database_url), clock=clock) as again:  # a new process
+        player = again.app.get_player(NEW)
+        assert (player.display_name.text, player.language_code.text) == ("Bruno", "ca")
+
+
+def test_a_key_that_cannot_be_stored_writes_no_event(
+    shared_database_url: str, clock: ManualClock, monkeypatch: Any
+) -> None:
+    """The other order's failure: the key's transaction fails, so nothing is encrypted with it
+    and the command writes nothing."""
+    with bootstrap(make_settings(shared_database_url), clock=clock) as wired:
+        app = wired.app
+        table = app.personal_data.keyring.table
+
+        def refuse(*args: Any) -> Any:
+            raise OSError("the key's transaction failed")
+
+        monkeypatch.setattr(table, "add", refuse)
+        with pytest.raises(OSError, match="key's transaction"):
+            app.register_player(NEW, "Bruno", Origin.telegram(2, NEW), "ca")
+        assert app.recorder.select_events(player_id(NEW)) == []
+        monkeypatch.undo()
+        assert app.register_player(NEW, "Bruno", Origin.telegram(3, NEW), "ca").ok
+        assert len(app.personal_data.key_ids(subject_of(NEW))) == 1
