@@ -140,6 +140,7 @@ class Store:
 
     def __init__(self, kind: str, directory: Path) -> None:
         self.kind = kind
+        self.env: dict[str, str] = {}
         if kind == "sqlite":
             self.url = f"sqlite:///{directory / f'bench-{uuid.uuid4().hex[:6]}.sqlite3'}"
             self.schema = None
@@ -147,6 +148,8 @@ class Store:
             self.schema = f"bench_bot_{uuid.uuid4().hex[:8]}"
             base = PG_BASE.replace("postgresql://", "postgresql+psycopg://", 1)
             self.url = f"{base}{'&' if '?' in base else '?'}schema={self.schema}"
+            # PostgreSQL has no default audit key file (docs/operations.md).
+            self.env = {"DIANABOT_AUDIT_KEY_FILE": str(directory / "audit.key")}
 
     def drop(self) -> None:
         if self.schema is None:
@@ -369,6 +372,7 @@ async def one_run(
                     DIANABOT_TELEGRAM_API_SERVER=api_url,
                     DIANABOT_CHANNEL_ID=str(CHANNEL),
                     DIANABOT_WORKERS_PORT="0",
+                    **store.env,
                 )
                 processes.start("workers", [DIANABOT, "workers"], env)
                 command = [PYTHON, DIANABOT, "run", "--no-workers"]
