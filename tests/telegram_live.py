@@ -164,6 +164,7 @@ async def live_bot(
         settings=services.settings,
         clock=services.clock,
         follow=follow,
+        database=services.database,
     )
     if throttle is not None:
         bot_services.throttle = throttle

@@ -1,15 +1,19 @@
-"""Which process holds the workers: a lock that one process at a time can hold, per store.
+"""Which process holds a role: a lock that one process at a time can hold, per store and name.
 
 Several processes may run the workers (two bots, a bot and `dianabot workers`); one of them
 runs the projectors, the policies and the jobs, the others stand by and try again every few
-seconds. (Correctness never depends on it: every effect is recorded with its position, so two
-runners never apply an event twice. It saves the work and the conflicts of running twice.)
+seconds. The bot processes' VIP follower has a lock of its own (`FOLLOWER`): the workers may
+run in another process than the bots, so the two roles are held independently. (Correctness
+never depends on it: every effect is recorded with its position, so two runners never apply
+an event twice. It saves the work and the conflicts of running twice, and the follower's
+Telegram messages sent twice.)
 
 - PostgreSQL: a session advisory lock (`pg_try_advisory_lock`) on a connection of its own, its
-  key derived from the database and schema (so stores in other schemas do not contend). The
-  server releases it when that session ends: the holder's process died, or its connection
-  broke, which the holder notices (`held()` asks over the same connection) and steps down.
-- SQLite: an exclusive `flock` on a file beside the database (`<file>.workers.lock`), which
+  key derived from the name, the database and the schema (so other roles and stores in other
+  schemas do not contend). The server releases it when that session ends: the holder's
+  process died, or its connection broke, which the holder notices (`held()` asks over the
+  same connection) and steps down.
+- SQLite: an exclusive `flock` on a file beside the database (`<file>.<name>.lock`), which
   the operating system releases when the holder's process dies (also on `kill -9`). The file
   holds the holder's pid, for the standby's log line.
 - memory: the store lives in one process, which always holds it.
@@ -32,6 +36,11 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 2
 
+WORKERS = "workers"
+"""The projectors, policies and jobs (`adapters.workers`)."""
+FOLLOWER = "vip-follower"
+"""The bot's VIP follower (`adapters.telegram.followers`)."""
+
 
 class LeaderLock(Protocol):
     description: str
@@ -51,11 +60,12 @@ class LeaderLock(Protocol):
     def release(self) -> None: ...
 
 
-def leader_lock(database: Database) -> LeaderLock:
+def leader_lock(database: Database, name: str = WORKERS) -> LeaderLock:
+    """The lock of the role `name` on this store (one holder per store and name)."""
     if database.kind == "postgres":
-        return PostgresLeaderLock(database)
+        return PostgresLeaderLock(database, name)
     if database.kind == "sqlite":
-        return FileLeaderLock(Path(database.eventsourcing_env["SQLITE_DBNAME"]))
+        return FileLeaderLock(Path(database.eventsourcing_env["SQLITE_DBNAME"]), name)
     return AlwaysLeader()
 
 
@@ -76,8 +86,9 @@ class AlwaysLeader:
 
 
 class FileLeaderLock:
-    def __init__(self, database_file: Path) -> None:
-        self.path = database_file.with_name(database_file.name + ".workers.lock")
+    def __init__(self, database_file: Path, name: str = WORKERS) -> None:
+        self.name = name
+        self.path = database_file.with_name(f"{database_file.name}.{name}.lock")
         self.description = f"file lock {self.path}"
         self._file: IO[str] | None = None
 
@@ -105,7 +116,7 @@ class FileLeaderLock:
         except OSError:
             same = False
         if not same:
-            log.error("the workers lock file %s was removed: no longer holding it", self.path)
+            log.error("the %s lock file %s was removed: no longer holding it", self.name, self.path)
             self.release()
         return same
 
@@ -124,19 +135,20 @@ class FileLeaderLock:
             handle.close()
 
 
-def advisory_key(database: Database) -> int:
-    """A signed 64-bit key naming the workers of this database and schema."""
+def advisory_key(database: Database, name: str = WORKERS) -> int:
+    """A signed 64-bit key naming the role `name` of this database and schema."""
     env = database.eventsourcing_env
-    name = f"dianabot-workers:{env.get('POSTGRES_DBNAME')}:{database.schema or 'public'}"
+    label = f"dianabot-{name}:{env.get('POSTGRES_DBNAME')}:{database.schema or 'public'}"
     return int.from_bytes(
-        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+        hashlib.blake2b(label.encode(), digest_size=8).digest(), "big", signed=True
     )
 
 
 class PostgresLeaderLock:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, name: str = WORKERS) -> None:
         env = database.eventsourcing_env
-        self.key = advisory_key(database)
+        self.name = name
+        self.key = advisory_key(database, name)
         self.description = f"PostgreSQL advisory lock {self.key} ({database.describe()})"
         self._kwargs: dict[str, Any] = {
             "dbname": env["POSTGRES_DBNAME"],
@@ -146,7 +158,7 @@ class PostgresLeaderLock:
             "password": env["POSTGRES_PASSWORD"] or None,
             "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "autocommit": True,
-            "application_name": "dianabot-workers",
+            "application_name": f"dianabot-{name}",
         }
         self._connection: psycopg.Connection[Any] | None = None
         self._held = False
@@ -159,7 +171,7 @@ class PostgresLeaderLock:
                 self._connection = psycopg.connect(**self._kwargs)
             row = self._connection.execute("SELECT pg_try_advisory_lock(%s)", [self.key]).fetchone()
         except psycopg.Error as error:
-            log.warning("cannot ask PostgreSQL for the workers lock: %s", _first_line(error))
+            log.warning("cannot ask PostgreSQL for the %s lock: %s", self.name, _first_line(error))
             self._close()
             return False
         self._held = bool(row and row[0])
@@ -171,7 +183,9 @@ class PostgresLeaderLock:
         try:
             self._connection.execute("SELECT 1")
         except psycopg.Error as error:
-            log.error("lost the workers lock (its connection failed: %s)", _first_line(error))
+            log.error(
+                "lost the %s lock (its connection failed: %s)", self.name, _first_line(error)
+            )
             self._close()
             return False
         return True
