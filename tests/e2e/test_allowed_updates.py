@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.telegram.bot import build_dispatcher, make_bot, routers
-from dianabot.adapters.telegram.context import BotServices
 from dianabot.adapters.telegram.local_api import LocalBotAPI
 from dianabot.adapters.telegram.webhook import WebhookServer
 from dianabot.application.clock import ManualClock
 
 from tests.conftest import make_settings
 from tests.faults import _free_port
-from tests.telegram_live import LUIS, TOKEN, VIP_CHANNEL, Live, run
+from tests.telegram_live import LUIS, TOKEN, VIP_CHANNEL, Live, bot_services_of, run
 
 SECRET = "s3cret-Token_for-tests"
 
@@ -66,15 +65,7 @@ def test_polling_asks_for_exactly_the_handled_types(vip_wired: Services) -> None
 
 def test_the_webhook_asks_for_exactly_the_handled_types(vip_wired: Services) -> None:
     async def scenario() -> None:
-        assert vip_wired.coordinator is not None
-        services = BotServices(
-            coordinator=vip_wired.coordinator,
-            app=vip_wired.app,
-            projections=vip_wired.projections,
-            settings=vip_wired.settings,
-            clock=vip_wired.clock,
-            follow=False,
-        )
+        services = bot_services_of(vip_wired, follow=False)
         async with LocalBotAPI(TOKEN) as api:
             api.add_channel(VIP_CHANNEL, title="El Diván")
             bot = make_bot(TOKEN, api.url)

@@ -20,7 +20,6 @@ THROTTLED = Texts.load()(T.REFUSAL_THROTTLED)
 PEPE = 1003
 
 
-
 def test_token_bucket_and_user_throttle_tell_once_per_exhaustion() -> None:
     now = [0.0]
     bucket = TokenBucket(2.0, 3, clock=lambda: now[0])

@@ -13,7 +13,6 @@ import pytest
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.eventstore.leadership import FOLLOWER, leader_lock
 from dianabot.adapters.telegram.bot import make_bot
-from dianabot.adapters.telegram.context import BotServices
 from dianabot.adapters.telegram.followers import LEADER, STANDBY, STOPPED, BotFollower
 from dianabot.adapters.telegram.local_api import LocalBotAPI
 from dianabot.application.clock import ManualClock
@@ -21,7 +20,7 @@ from dianabot.application.commands import RegisterPlayer
 from dianabot.application.results import Origin
 
 from tests.conftest import make_settings
-from tests.telegram_live import TOKEN, VIP_CHANNEL, until
+from tests.telegram_live import TOKEN, VIP_CHANNEL, bot_services_of, until
 
 ANA, LUIS = 1101, 1102
 
@@ -35,16 +34,7 @@ def processes(shared_database_url: str, clock: ManualClock) -> Iterator[list[Ser
 
 
 def follower(services: Services, bot: Any) -> BotFollower:
-    assert services.coordinator is not None
-    bot_services = BotServices(
-        coordinator=services.coordinator,
-        app=services.app,
-        projections=services.projections,
-        settings=services.settings,
-        clock=services.clock,
-        database=services.database,
-    )
-    return BotFollower(bot_services, bot, interval=0.05, standby_retry=0.1)
+    return BotFollower(bot_services_of(services), bot, interval=0.05, standby_retry=0.1)
 
 
 def make_vip(services: Services, user: int) -> None:
