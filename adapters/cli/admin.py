@@ -20,6 +20,7 @@ from dianabot.adapters.telegram.refunds import (
 )
 from dianabot.adapters.telegram.runner import InvalidToken, check_token
 from dianabot.adapters.telegram.texts import T, Texts
+from dianabot.application.authority import admit
 from dianabot.application.commands import RefundStarsPayment
 from dianabot.application.results import CONSOLE_ADMIN_ID, CommandResult, Origin
 from dianabot.application.service import DianaApplication
@@ -198,8 +199,15 @@ def refund(
             fail(exits.USAGE, "no usable bot token", f"{error} (a refund goes through the bot)")
         if wired.app.get_player(user) is None:
             fail(exits.REFUSED, "unknown_user", f"no user {user} is registered", as_json)
+        origin = admin_origin(admin)
+        command = RefundStarsPayment(user, charge_id=charge_id, admin_id=admin, reason=reason)
+        refused = admit(command, origin, wired.app.admin_ids)  # before Telegram refunds anything
+        if refused is not None:
+            fail(exits.REFUSED, refused.code, str(refused), as_json)
         api_server = resolved.telegram_api_server
-        done = asyncio.run(_refund(wired.app, token, api_server, user, charge_id, reason, admin))
+        done = asyncio.run(
+            _refund(wired.app, token, api_server, user, charge_id, reason, admin, origin)
+        )
         if done.result is not None:  # Telegram refunded: recorded, or why not
             until = wired.app.vip_until(user)
             result = done.result.with_details(amount=done.payment.amount if done.payment else None,
@@ -218,9 +226,8 @@ async def _refund(
     charge: str,
     reason: str,
     admin: int,
+    origin: Origin,
 ) -> Refund:
-    origin = admin_origin(admin)
-
     async def record(command: RefundStarsPayment) -> CommandResult:
         return await asyncio.to_thread(app.bus.handle, command, origin)
 

@@ -183,9 +183,7 @@ class PostgresLeaderLock:
         try:
             self._connection.execute("SELECT 1")
         except psycopg.Error as error:
-            log.error(
-                "lost the %s lock (its connection failed: %s)", self.name, _first_line(error)
-            )
+            log.error("lost the %s lock (its connection failed: %s)", self.name, _first_line(error))
             self._close()
             return False
         return True

@@ -227,7 +227,8 @@ class BotFollower:
             return False
 
     async def _follow(self) -> None:
-        """Run the policy until stopping or the lock is lost."""
+        """Run the policy (page after page while there is work, else every `interval`) until
+        stopping or the lock is lost."""
         loop = asyncio.get_running_loop()
         checked = loop.time()
         while not self._stopping.is_set():
@@ -237,12 +238,12 @@ class BotFollower:
                     log.error("VIP follower: lost its lock; standing by")
                     return
             try:
-                while not self._stopping.is_set():
-                    if await asyncio.to_thread(self.runner.step) is None:
-                        break
+                read = await asyncio.to_thread(self.runner.step)
             except Exception:
                 log.exception("the VIP follower failed a step; trying again")
-            await self._wait(self.interval)
+                read = None
+            if read is None:
+                await self._wait(self.interval)
 
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -112,6 +112,7 @@ def test_refusals_are_one_line_with_their_exit_code(store: tuple[str, LocalBotAP
         ((str(ANA), "stxNOPE"), exits.REFUSED, "unknown_charge"),
         ((str(LUIS), "stxA1"), exits.REFUSED, "unknown_charge"),  # someone else's payment
         ((str(ANA), "stxGHOST"), exits.REFUSED, "telegram_refused"),  # Telegram knows no such
+        ((str(ANA), "stxA1", "--admin", "555"), exits.REFUSED, "not_admin"),  # asked nobody
     ]
     for args, code, error in cases:
         result = refund(*args)
