@@ -26,6 +26,8 @@ import fcntl
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -146,20 +148,10 @@ def advisory_key(database: Database, name: str = WORKERS) -> int:
 
 class PostgresLeaderLock:
     def __init__(self, database: Database, name: str = WORKERS) -> None:
-        env = database.eventsourcing_env
         self.name = name
         self.key = advisory_key(database, name)
         self.description = f"PostgreSQL advisory lock {self.key} ({database.describe()})"
-        self._kwargs: dict[str, Any] = {
-            "dbname": env["POSTGRES_DBNAME"],
-            "host": env["POSTGRES_HOST"],
-            "port": int(env["POSTGRES_PORT"]),
-            "user": env["POSTGRES_USER"],
-            "password": env["POSTGRES_PASSWORD"] or None,
-            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-            "autocommit": True,
-            "application_name": f"dianabot-{name}",
-        }
+        self._kwargs = _connect_kwargs(database, name)
         self._connection: psycopg.Connection[Any] | None = None
         self._held = False
 
@@ -219,6 +211,51 @@ class PostgresLeaderLock:
         if connection is not None:
             with contextlib.suppress(Exception):
                 connection.close()
+
+
+def _connect_kwargs(database: Database, name: str) -> dict[str, Any]:
+    env = database.eventsourcing_env
+    return {
+        "dbname": env["POSTGRES_DBNAME"],
+        "host": env["POSTGRES_HOST"],
+        "port": int(env["POSTGRES_PORT"]),
+        "user": env["POSTGRES_USER"],
+        "password": env["POSTGRES_PASSWORD"] or None,
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "autocommit": True,
+        "application_name": f"dianabot-{name}",
+    }
+
+
+TABLES = "tables"
+TABLES_WAIT = "60s"
+
+
+@contextmanager
+def creating_tables(database: Database) -> Iterator[None]:
+    """One process at a time per PostgreSQL database and schema creates (or finds) the store's
+    tables: two processes starting together on a new schema would both run `CREATE TABLE IF
+    NOT EXISTS`, and PostgreSQL refuses the later one (a unique violation in its catalogue).
+    A blocking advisory lock, waited for at most `TABLES_WAIT`; without it (unreachable, or
+    still held then) the creation goes on unguarded and fails or not as it would have."""
+    if database.kind != "postgres":
+        yield
+        return
+    try:
+        connection = psycopg.connect(**_connect_kwargs(database, TABLES))
+    except psycopg.Error:
+        yield
+        return
+    try:
+        try:
+            connection.execute(f"SET lock_timeout = '{TABLES_WAIT}'")
+            connection.execute("SELECT pg_advisory_lock(%s)", [advisory_key(database, TABLES)])
+        except psycopg.Error as error:
+            log.warning("creating the tables without their lock: %s", _first_line(error))
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()  # the session's lock goes with it
 
 
 def _first_line(error: BaseException) -> str:
