@@ -6,11 +6,13 @@ bootstrap takes injected dependencies.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from dianabot.adapters.coordination import build_coordinator
 from dianabot.adapters.eventstore.chain import KEY_ENV, require_key_file, use_clock
 from dianabot.adapters.eventstore.database import Database, database_from_url, prepare
+from dianabot.adapters.eventstore.leadership import creating_tables
 from dianabot.adapters.eventstore.log import event_log
 from dianabot.adapters.settings import Settings
 from dianabot.application.clock import Clock, SystemClock
@@ -75,28 +77,30 @@ def bootstrap(
     if settings.audit_key_file:
         env[KEY_ENV] = settings.audit_key_file
     clock = clock or SystemClock()
-    app = DianaApplication(
-        env,
-        clock=clock,
-        admin_ids=settings.admin_ids,
-        group_commit=settings.group_commit if group_commit is None else group_commit,
-        max_batch=settings.group_commit_max_batch,
-    )
-    use_clock(app, clock.now)  # the chain's commit times
-    read_side = None
-    if projections:
-        try:
-            read_side = Projections.open(
-                app,
-                event_log(app),
-                database.kind,
-                database.sqlalchemy_url,
-                database.schema,
-                read_only=read_only,
-            )
-        except BaseException:
-            app.close()
-            raise
+    # Tables are created (or found) one process at a time (leadership.creating_tables).
+    with nullcontext() if read_only else creating_tables(database):
+        app = DianaApplication(
+            env,
+            clock=clock,
+            admin_ids=settings.admin_ids,
+            group_commit=settings.group_commit if group_commit is None else group_commit,
+            max_batch=settings.group_commit_max_batch,
+        )
+        use_clock(app, clock.now)  # the chain's commit times
+        read_side = None
+        if projections:
+            try:
+                read_side = Projections.open(
+                    app,
+                    event_log(app),
+                    database.kind,
+                    database.sqlalchemy_url,
+                    database.schema,
+                    read_only=read_only,
+                )
+            except BaseException:
+                app.close()
+                raise
     log = event_log(app)
     # Error recovery checks users through the read side's per-user reconciliation.
     checker = ReplayConsistency(read_side) if read_side is not None else None

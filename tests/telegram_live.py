@@ -145,6 +145,20 @@ class Live:
         return projections.reconcile().consistent
 
 
+def bot_services_of(services: Services, **options: Any) -> BotServices:
+    """The bot's services on these (`options`: `follow`, `throttle`, ...)."""
+    assert services.coordinator is not None
+    return BotServices(
+        coordinator=services.coordinator,
+        app=services.app,
+        projections=services.projections,
+        settings=services.settings,
+        clock=services.clock,
+        database=services.database,
+        **options,
+    )
+
+
 @asynccontextmanager
 async def live_bot(
     services: Services,
@@ -156,15 +170,7 @@ async def live_bot(
     """The bot polling a fresh local Bot API (with the default throttle unless given one;
     the VIP follower only when `follow`: it writes positions of its own); one update after the
     other, or (`handle_as_tasks`) different senders' concurrently."""
-    assert services.coordinator is not None
-    bot_services = BotServices(
-        coordinator=services.coordinator,
-        app=services.app,
-        projections=services.projections,
-        settings=services.settings,
-        clock=services.clock,
-        follow=follow,
-    )
+    bot_services = bot_services_of(services, follow=follow)
     if throttle is not None:
         bot_services.throttle = throttle
     dispatcher = build_dispatcher(bot_services)

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated
 
 import typer
-from dianabot.adapters.cli.common import confirm, report, services
-from dianabot.application.results import CONSOLE_ADMIN_ID, Origin
+from dianabot.adapters.cli import exits
+from dianabot.adapters.cli.common import confirm, fail, report, services
+from dianabot.adapters.telegram.bot import make_bot
+from dianabot.adapters.telegram.refunds import (
+    ALREADY_REFUNDED,
+    TELEGRAM_REFUSED,
+    TELEGRAM_UNREACHABLE,
+    UNKNOWN_CHARGE,
+    Refund,
+    refund_stars_payment,
+)
+from dianabot.adapters.telegram.runner import InvalidToken, check_token
+from dianabot.adapters.telegram.texts import T, Texts
+from dianabot.application.authority import admit
+from dianabot.application.commands import RefundStarsPayment
+from dianabot.application.results import CONSOLE_ADMIN_ID, CommandResult, Origin
+from dianabot.application.service import DianaApplication
 from dianabot.domain.badge import BadgeSpec
 
 admin_app = typer.Typer(
-    help="Administrative commands (grant, deduct, badges, forget).", no_args_is_help=True
+    help="Administrative commands (grant, deduct, badges, VIP, refunds, forget).",
+    no_args_is_help=True,
 )
 
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -150,6 +167,84 @@ def grant_vip(
     with services() as wired:
         result = wired.app.grant_vip(user, days, "admin", reason, admin_origin(admin))
     report(result, as_json, f"VIP for {user} until {result.details.get('vip_until')}")
+
+
+REFUND_EXITS = {
+    UNKNOWN_CHARGE: exits.REFUSED,
+    ALREADY_REFUNDED: exits.REFUSED,
+    TELEGRAM_REFUSED: exits.REFUSED,
+    TELEGRAM_UNREACHABLE: exits.UNAVAILABLE,
+}
+
+
+@admin_app.command()
+def refund(
+    user: Annotated[int, typer.Argument(help="Telegram user id of the payer.")],
+    charge_id: Annotated[
+        str, typer.Argument(help="The payment's telegram_payment_charge_id.", show_default=False)
+    ],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (recorded).")] = "refund",
+    admin: AdminId = CONSOLE_ADMIN_ID,
+    as_json: AsJson = False,
+) -> None:
+    """Refund a Telegram Stars payment: Telegram's refundStarPayment through the bot
+    (DIANABOT_BOT_TOKEN, DIANABOT_TELEGRAM_API_SERVER), then the refund recorded (its VIP days
+    taken back), as the bot's /refund does; the user is told."""
+    with services(as_json=as_json) as wired:
+        resolved = wired.settings
+        secret = resolved.bot_token.get_secret_value() if resolved.bot_token else None
+        try:
+            token = check_token(secret)
+        except InvalidToken as error:
+            fail(exits.USAGE, "no usable bot token", f"{error} (a refund goes through the bot)")
+        if wired.app.get_player(user) is None:
+            fail(exits.REFUSED, "unknown_user", f"no user {user} is registered", as_json)
+        origin = admin_origin(admin)
+        command = RefundStarsPayment(user, charge_id=charge_id, admin_id=admin, reason=reason)
+        refused = admit(command, origin, wired.app.admin_ids)  # before Telegram refunds anything
+        if refused is not None:
+            fail(exits.REFUSED, refused.code, str(refused), as_json)
+        api_server = resolved.telegram_api_server
+        done = asyncio.run(
+            _refund(wired.app, token, api_server, user, charge_id, reason, admin, origin)
+        )
+        if done.result is not None:  # Telegram refunded: recorded, or why not
+            until = wired.app.vip_until(user)
+            result = done.result.with_details(amount=done.payment.amount if done.payment else None,
+                                              vip_until=until)  # fmt: skip
+            left = f"VIP until {until:%Y-%m-%d %H:%M} UTC" if until else "no VIP left"
+            report(result, as_json, f"refunded payment {charge_id} of user {user}; {left}")
+            return
+    fail(REFUND_EXITS.get(done.outcome, exits.REFUSED), done.outcome, done.message, as_json)
+
+
+async def _refund(
+    app: DianaApplication,
+    token: str,
+    api_server: str,
+    user: int,
+    charge: str,
+    reason: str,
+    admin: int,
+    origin: Origin,
+) -> Refund:
+    async def record(command: RefundStarsPayment) -> CommandResult:
+        return await asyncio.to_thread(app.bus.handle, command, origin)
+
+    bot = make_bot(token, api_server)
+    try:
+        return await refund_stars_payment(
+            bot,
+            app,
+            charge,
+            admin_id=admin,
+            reason=reason,
+            record=record,
+            user=user,
+            notice=Texts.load()(T.VIP_REFUNDED),
+        )
+    finally:
+        await bot.session.close()
 
 
 @admin_app.command()

@@ -101,6 +101,7 @@ def run(
             settings=wired.settings,
             clock=wired.clock,
             throttle=throttle_of(wired.settings),
+            database=wired.database,
         )
         api_server = wired.settings.telegram_api_server
         try:

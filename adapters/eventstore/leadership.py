@@ -1,15 +1,19 @@
-"""Which process holds the workers: a lock that one process at a time can hold, per store.
+"""Which process holds a role: a lock that one process at a time can hold, per store and name.
 
 Several processes may run the workers (two bots, a bot and `dianabot workers`); one of them
 runs the projectors, the policies and the jobs, the others stand by and try again every few
-seconds. (Correctness never depends on it: every effect is recorded with its position, so two
-runners never apply an event twice. It saves the work and the conflicts of running twice.)
+seconds. The bot processes' VIP follower has a lock of its own (`FOLLOWER`): the workers may
+run in another process than the bots, so the two roles are held independently. (Correctness
+never depends on it: every effect is recorded with its position, so two runners never apply
+an event twice. It saves the work and the conflicts of running twice, and the follower's
+Telegram messages sent twice.)
 
 - PostgreSQL: a session advisory lock (`pg_try_advisory_lock`) on a connection of its own, its
-  key derived from the database and schema (so stores in other schemas do not contend). The
-  server releases it when that session ends: the holder's process died, or its connection
-  broke, which the holder notices (`held()` asks over the same connection) and steps down.
-- SQLite: an exclusive `flock` on a file beside the database (`<file>.workers.lock`), which
+  key derived from the name, the database and the schema (so other roles and stores in other
+  schemas do not contend). The server releases it when that session ends: the holder's
+  process died, or its connection broke, which the holder notices (`held()` asks over the
+  same connection) and steps down.
+- SQLite: an exclusive `flock` on a file beside the database (`<file>.<name>.lock`), which
   the operating system releases when the holder's process dies (also on `kill -9`). The file
   holds the holder's pid, for the standby's log line.
 - memory: the store lives in one process, which always holds it.
@@ -22,6 +26,8 @@ import fcntl
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -31,6 +37,11 @@ from dianabot.adapters.eventstore.database import Database
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 2
+
+WORKERS = "workers"
+"""The projectors, policies and jobs (`adapters.workers`)."""
+FOLLOWER = "vip-follower"
+"""The bot's VIP follower (`adapters.telegram.followers`)."""
 
 
 class LeaderLock(Protocol):
@@ -51,11 +62,12 @@ class LeaderLock(Protocol):
     def release(self) -> None: ...
 
 
-def leader_lock(database: Database) -> LeaderLock:
+def leader_lock(database: Database, name: str = WORKERS) -> LeaderLock:
+    """The lock of the role `name` on this store (one holder per store and name)."""
     if database.kind == "postgres":
-        return PostgresLeaderLock(database)
+        return PostgresLeaderLock(database, name)
     if database.kind == "sqlite":
-        return FileLeaderLock(Path(database.eventsourcing_env["SQLITE_DBNAME"]))
+        return FileLeaderLock(Path(database.eventsourcing_env["SQLITE_DBNAME"]), name)
     return AlwaysLeader()
 
 
@@ -76,8 +88,9 @@ class AlwaysLeader:
 
 
 class FileLeaderLock:
-    def __init__(self, database_file: Path) -> None:
-        self.path = database_file.with_name(database_file.name + ".workers.lock")
+    def __init__(self, database_file: Path, name: str = WORKERS) -> None:
+        self.name = name
+        self.path = database_file.with_name(f"{database_file.name}.{name}.lock")
         self.description = f"file lock {self.path}"
         self._file: IO[str] | None = None
 
@@ -105,7 +118,7 @@ class FileLeaderLock:
         except OSError:
             same = False
         if not same:
-            log.error("the workers lock file %s was removed: no longer holding it", self.path)
+            log.error("the %s lock file %s was removed: no longer holding it", self.name, self.path)
             self.release()
         return same
 
@@ -124,30 +137,21 @@ class FileLeaderLock:
             handle.close()
 
 
-def advisory_key(database: Database) -> int:
-    """A signed 64-bit key naming the workers of this database and schema."""
+def advisory_key(database: Database, name: str = WORKERS) -> int:
+    """A signed 64-bit key naming the role `name` of this database and schema."""
     env = database.eventsourcing_env
-    name = f"dianabot-workers:{env.get('POSTGRES_DBNAME')}:{database.schema or 'public'}"
+    label = f"dianabot-{name}:{env.get('POSTGRES_DBNAME')}:{database.schema or 'public'}"
     return int.from_bytes(
-        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+        hashlib.blake2b(label.encode(), digest_size=8).digest(), "big", signed=True
     )
 
 
 class PostgresLeaderLock:
-    def __init__(self, database: Database) -> None:
-        env = database.eventsourcing_env
-        self.key = advisory_key(database)
+    def __init__(self, database: Database, name: str = WORKERS) -> None:
+        self.name = name
+        self.key = advisory_key(database, name)
         self.description = f"PostgreSQL advisory lock {self.key} ({database.describe()})"
-        self._kwargs: dict[str, Any] = {
-            "dbname": env["POSTGRES_DBNAME"],
-            "host": env["POSTGRES_HOST"],
-            "port": int(env["POSTGRES_PORT"]),
-            "user": env["POSTGRES_USER"],
-            "password": env["POSTGRES_PASSWORD"] or None,
-            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-            "autocommit": True,
-            "application_name": "dianabot-workers",
-        }
+        self._kwargs = _connect_kwargs(database, name)
         self._connection: psycopg.Connection[Any] | None = None
         self._held = False
 
@@ -159,7 +163,7 @@ class PostgresLeaderLock:
                 self._connection = psycopg.connect(**self._kwargs)
             row = self._connection.execute("SELECT pg_try_advisory_lock(%s)", [self.key]).fetchone()
         except psycopg.Error as error:
-            log.warning("cannot ask PostgreSQL for the workers lock: %s", _first_line(error))
+            log.warning("cannot ask PostgreSQL for the %s lock: %s", self.name, _first_line(error))
             self._close()
             return False
         self._held = bool(row and row[0])
@@ -171,7 +175,7 @@ class PostgresLeaderLock:
         try:
             self._connection.execute("SELECT 1")
         except psycopg.Error as error:
-            log.error("lost the workers lock (its connection failed: %s)", _first_line(error))
+            log.error("lost the %s lock (its connection failed: %s)", self.name, _first_line(error))
             self._close()
             return False
         return True
@@ -207,6 +211,51 @@ class PostgresLeaderLock:
         if connection is not None:
             with contextlib.suppress(Exception):
                 connection.close()
+
+
+def _connect_kwargs(database: Database, name: str) -> dict[str, Any]:
+    env = database.eventsourcing_env
+    return {
+        "dbname": env["POSTGRES_DBNAME"],
+        "host": env["POSTGRES_HOST"],
+        "port": int(env["POSTGRES_PORT"]),
+        "user": env["POSTGRES_USER"],
+        "password": env["POSTGRES_PASSWORD"] or None,
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "autocommit": True,
+        "application_name": f"dianabot-{name}",
+    }
+
+
+TABLES = "tables"
+TABLES_WAIT = "60s"
+
+
+@contextmanager
+def creating_tables(database: Database) -> Iterator[None]:
+    """One process at a time per PostgreSQL database and schema creates (or finds) the store's
+    tables: two processes starting together on a new schema would both run `CREATE TABLE IF
+    NOT EXISTS`, and PostgreSQL refuses the later one (a unique violation in its catalogue).
+    A blocking advisory lock, waited for at most `TABLES_WAIT`; without it (unreachable, or
+    still held then) the creation goes on unguarded and fails or not as it would have."""
+    if database.kind != "postgres":
+        yield
+        return
+    try:
+        connection = psycopg.connect(**_connect_kwargs(database, TABLES))
+    except psycopg.Error:
+        yield
+        return
+    try:
+        try:
+            connection.execute(f"SET lock_timeout = '{TABLES_WAIT}'")
+            connection.execute("SELECT pg_advisory_lock(%s)", [advisory_key(database, TABLES)])
+        except psycopg.Error as error:
+            log.warning("creating the tables without their lock: %s", _first_line(error))
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()  # the session's lock goes with it
 
 
 def _first_line(error: BaseException) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from dianabot.adapters.eventstore.database import Database
 from dianabot.adapters.settings import Settings
 from dianabot.adapters.telegram.limits import UserThrottle
 from dianabot.adapters.telegram.texts import Texts
@@ -81,8 +82,10 @@ class BotServices:
     throttle: UserThrottle | None = field(default_factory=UserThrottle)
     """Per-user flood limit (`limits.ThrottleMiddleware`); None: no limit."""
     follow: bool = True
-    """Run the VIP follower (`followers`: the VIP channel and VIP messages) while the bot runs;
-    False in all but one of several bot processes on one store."""
+    """Run the VIP follower (`followers`: the VIP channel and VIP messages) while the bot runs.
+    Several bot processes on one store may all follow: one at a time holds its lock."""
+    database: Database | None = None
+    """The store, for the follower's lock (None: the one `settings.database_url` names)."""
     follower: Any = field(default=None, repr=False)
     """The running `followers.BotFollower`, between startup and shutdown."""
     _known: OrderedDict[int, None] = field(default_factory=OrderedDict, repr=False)

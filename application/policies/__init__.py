@@ -1,7 +1,10 @@
 """The policies: reactions to events, run by the subscription runner with exactly-once effects.
 
 `POLICIES` lists them in the order the workers run them; `build(app)` makes them for one
-application. See `base` for what a policy is, and docs/rules.md ("Policies") for each one.
+application. `BOT_POLICIES` are run by the bot process instead (their effects are Telegram
+calls, through a port the bot implements): not built here, but their positions and parked
+events are kept the same way. See `base` for what a policy is, and docs/rules.md ("Policies")
+for each one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dianabot.application.policies.error_recovery import ErrorRecovery
 from dianabot.application.policies.story_decisions import StoryDecisions
 from dianabot.application.policies.streaks import StreakBadges
 from dianabot.application.policies.vip_badge import VipBadge
+from dianabot.application.policies.vip_channel import VipChannel
 from dianabot.application.policies.vip_conversion import VipConversion
 from dianabot.application.ports import ConsistencyChecker
 
@@ -27,6 +31,9 @@ POLICIES: list[type[Policy]] = [
     VipBadge,
     ErrorRecovery,
 ]
+
+BOT_POLICIES: list[type[Policy]] = [VipChannel]
+"""Run by the bot (`adapters.telegram.followers`), not the workers."""
 
 
 def build(

@@ -241,6 +241,7 @@ def test_two_webhook_processes_behind_a_proxy_share_one_postgres_and_lose_or_dou
                     assert time.monotonic() < deadline, api.pending_updates
                     time.sleep(0.1)
                 leaders = [bot for bot in bots if "holding the workers" in bot.output()]
+                followers = [bot for bot in bots if "VIP follower: running" in bot.output()]
             finally:
                 codes = [bot.stop() for bot in bots]
             outputs = "\n".join(bot.output() for bot in bots)
@@ -249,6 +250,8 @@ def test_two_webhook_processes_behind_a_proxy_share_one_postgres_and_lose_or_dou
                 assert len(proxy.by_user[user]) == 2, proxy.by_user
             assert set(proxy.statuses) <= {200, 503}, proxy.statuses
     assert len(leaders) == 1, outputs  # while both served, one of them ran the workers
+    assert len(followers) == 1, outputs  # and one of them (its own lock) the VIP follower
+    assert sum("VIP follower: standing by" in bot.output() for bot in bots) == 1, outputs
     with bootstrap(make_settings(postgres_url)) as services:
         awards = Counter(
             (event.originator_id, event.source) for event in logged(services, "PointsAwarded")

@@ -7,6 +7,7 @@ from aiogram.types import TelegramObject, User
 from dianabot.adapters.telegram.context import Gateway
 from dianabot.adapters.telegram.texts import T
 from dianabot.application.coordinator import ActionResult
+from dianabot.application.results import CommandResult
 
 REFUSALS: dict[str, T] = {
     "duplicate": T.REFUSAL_DUPLICATE,
@@ -24,7 +25,7 @@ class FromUser(Filter):
         return getattr(event, "from_user", None) is not None
 
 
-def refusal(gw: Gateway, result: ActionResult) -> str:
+def refusal(gw: Gateway, result: ActionResult | CommandResult) -> str:
     """The polite text of a refusal no handler answers more precisely."""
     return gw.texts(REFUSALS.get(result.outcome, T.REFUSAL_OTHER))
 

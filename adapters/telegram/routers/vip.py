@@ -41,6 +41,13 @@ from aiogram.types import (
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from dianabot.adapters.telegram.callbacks import VipBesitosButton
 from dianabot.adapters.telegram.context import Gateway
+from dianabot.adapters.telegram.refunds import (
+    ALREADY_REFUNDED,
+    TELEGRAM_REFUSED,
+    TELEGRAM_UNREACHABLE,
+    UNKNOWN_CHARGE,
+    refund_stars_payment,
+)
 from dianabot.adapters.telegram.routers.common import refusal, registered
 from dianabot.adapters.telegram.texts import T
 from dianabot.application.commands import (
@@ -51,7 +58,7 @@ from dianabot.application.commands import (
     RefundStarsPayment,
 )
 from dianabot.application.coordinator import Issue
-from dianabot.application.results import Origin
+from dianabot.application.results import CommandResult, Origin
 from dianabot.domain.vip import (
     STARS_SUBSCRIPTION_DAYS,
     STARS_SUBSCRIPTION_PERIOD,
@@ -264,44 +271,45 @@ async def refund_refused(message: Message, gw: Gateway) -> None:
 
 async def refund(message: Message, command: CommandObject, bot: Bot, gw: Gateway) -> None:
     """`/refund CHARGE_ID`: Telegram's `refundStarPayment` first, then the refund recorded
-    (its VIP days taken back). A charge Telegram already refunded is recorded all the same."""
+    (its VIP days taken back): `refunds.refund_stars_payment`, as `dianabot admin refund`."""
     admin = message.from_user
     assert admin is not None  # IsAdmin
     charge = (command.args or "").strip()
     if not charge or " " in charge:
         await message.answer(gw.texts(T.ADMIN_REFUND_USAGE))
         return
-    payment = await asyncio.to_thread(gw.services.app.stars_payment, charge)
-    if payment is None:
+
+    async def record(refund_command: RefundStarsPayment) -> CommandResult:
+        return (await gw.issue(refund_command, admin.id)).result
+
+    done = await refund_stars_payment(
+        bot,
+        gw.services.app,
+        charge,
+        admin_id=admin.id,
+        reason="/refund",
+        record=record,
+        notice=gw.texts(T.VIP_REFUNDED),
+    )
+    if done.outcome == UNKNOWN_CHARGE:
         await message.answer(gw.texts(T.ADMIN_REFUND_UNKNOWN))
         return
-    if payment.refunded_at is not None:
+    if done.outcome == ALREADY_REFUNDED:
         await message.answer(gw.texts(T.ADMIN_REFUND_ALREADY))
         return
-    try:
-        await bot.refund_star_payment(
-            user_id=payment.telegram_id, telegram_payment_charge_id=charge
-        )
-    except TelegramBadRequest as error:
-        if "ALREADY_REFUNDED" not in error.message:
-            await message.answer(gw.texts(T.ADMIN_REFUND_FAILED, error=error.message))
-            return
-    command_ = RefundStarsPayment(
-        payment.telegram_id, charge_id=charge, admin_id=admin.id, reason="/refund"
-    )
-    result = await gw.issue(command_, admin.id)
-    if not result.ok:
-        await message.answer(refusal(gw, result))
+    if done.outcome in (TELEGRAM_REFUSED, TELEGRAM_UNREACHABLE):
+        await message.answer(gw.texts(T.ADMIN_REFUND_FAILED, error=done.message))
+        return
+    payment = done.payment
+    if not done.ok or payment is None:
+        assert done.result is not None  # recorded, or refused by the rules
+        await message.answer(refusal(gw, done.result))
         return
     player = await gw.player(payment.telegram_id)
     until = day(player.vip_until if player is not None else None)
     await message.answer(
         gw.texts(T.ADMIN_REFUND_OK, amount=payment.amount, user=payment.telegram_id, until=until)
     )
-    try:
-        await bot.send_message(payment.telegram_id, gw.texts(T.VIP_REFUNDED))
-    except (TelegramForbiddenError, TelegramBadRequest) as error:
-        log.info("refund notice to %s not delivered: %s", payment.telegram_id, error)
 
 
 # ----- the VIP channel's members -------------------------------------------------------------
