@@ -26,9 +26,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -52,6 +54,11 @@ from dianabot.adapters.eventstore.chain import AuditChain, moment  # noqa: E402
 from dianabot.adapters.eventstore.log import event_log  # noqa: E402
 from dianabot.projections.auditing.asof import leaderboard_as_of, position_as_of  # noqa: E402
 from psycopg import sql  # noqa: E402
+
+# PostgreSQL has no default audit key file (docs/operations.md): a benchmark names one.
+os.environ.setdefault(
+    "DIANABOT_AUDIT_KEY_FILE", str(Path(tempfile.gettempdir()) / "dianabot-bench-audit.key")
+)
 
 
 def phase_rebuild(schema: str) -> dict[str, Any]:

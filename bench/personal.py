@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -27,6 +28,11 @@ from dianabot.application.results import Origin  # noqa: E402
 from dianabot.domain.ids import player_id  # noqa: E402
 from dianabot.domain.personal import PersonalText  # noqa: E402
 from eventsourcing.persistence import StoredEvent  # noqa: E402
+
+# PostgreSQL has no default audit key file (docs/operations.md): a benchmark names one.
+os.environ.setdefault(
+    "DIANABOT_AUDIT_KEY_FILE", str(Path(tempfile.gettempdir()) / "dianabot-bench-audit.key")
+)
 
 
 def per_call(fn, n: int) -> float:  # type: ignore[no-untyped-def]

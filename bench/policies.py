@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -55,6 +56,12 @@ _spec.loader.exec_module(seeding)
 
 ADMIN = 42
 PACE = 0.05
+
+
+# PostgreSQL has no default audit key file (docs/operations.md): a benchmark names one.
+os.environ.setdefault(
+    "DIANABOT_AUDIT_KEY_FILE", str(Path(tempfile.gettempdir()) / "dianabot-bench-audit.key")
+)
 
 
 def phase_seed(schema: str, players: int, events: int) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import random
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -76,6 +77,12 @@ FOLD_PAGE = 5_000
 
 
 # ----- seeding --------------------------------------------------------------------------------
+
+
+# PostgreSQL has no default audit key file (docs/operations.md): a benchmark names one.
+os.environ.setdefault(
+    "DIANABOT_AUDIT_KEY_FILE", str(Path(tempfile.gettempdir()) / "dianabot-bench-audit.key")
+)
 
 
 @dataclass

@@ -98,6 +98,12 @@ LIBRARY_CONNECTION_KEYS = frozenset(
 LOAD_REPEAT = 300
 
 
+# PostgreSQL has no default audit key file (docs/operations.md): a benchmark names one.
+os.environ.setdefault(
+    "DIANABOT_AUDIT_KEY_FILE", str(Path(tempfile.gettempdir()) / "dianabot-bench-audit.key")
+)
+
+
 @dataclass
 class Row:
     store: str
