@@ -170,7 +170,6 @@ class Workers:
                 self.role = STANDBY
                 return False
             self._told_standby = False
-            self.role = LEADER
             log.info("workers: holding the workers (%s); running %s", self.lock.description,
                      ", ".join(self._parts()))  # fmt: skip
             if self.services.projections is not None:
@@ -178,6 +177,7 @@ class Workers:
             if self.services.policies is not None:
                 self.services.policies.start()
             self.jobs.start()
+            self.role = LEADER  # once its runners run: /healthz never says leader without them
             return True
 
     def _step_down(self, timeout: float, why: str) -> bool:
