@@ -1,0 +1,109 @@
+"""Regressions of the bugs the bot fuzz (`tests/property/test_bot_fuzz.py`) found: input that
+made the bot log a traceback, or stop taking updates, instead of refusing it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiogram.types import Chat as TgChat
+from aiogram.types import ChatInviteLink, ChatMemberMember, ChatMemberUpdated, User
+from dianabot.adapters.bootstrap import Services
+from dianabot.adapters.telegram.routers.vip import intended_for, payload_valid
+from dianabot.application.clock import ManualClock
+
+from tests.conftest import ADMIN_ID
+from tests.kit import strategies as kst
+from tests.kit.bot_driver import BotDriver, ErrorLog, run, wired_bot_services
+from tests.telegram_live import ANA, Live, until
+from tests.telegram_live import run as run_live
+
+HUGE = "9" * 5000
+
+
+@pytest.fixture
+def driven() -> Iterator[tuple[Services, BotDriver, asyncio.AbstractEventLoop]]:
+    url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'events.sqlite3'}"
+    services = wired_bot_services(url, ManualClock())
+    loop = asyncio.new_event_loop()
+    try:
+        yield services, BotDriver(services), loop
+    finally:
+        loop.close()
+        services.close()
+
+
+@pytest.mark.parametrize(
+    "args", [f"{HUGE} 10 kit", f"1 {HUGE} kit", "٣ 10 kit", "1 ١٠ kit", "-1 10 kit"]
+)
+def test_a_grant_with_a_huge_or_foreign_number_gets_the_usage_not_a_traceback(
+    driven: tuple[Services, BotDriver, asyncio.AbstractEventLoop], args: str
+) -> None:
+    """It was `int()` of a 5000-digit string: ValueError, logged with its traceback."""
+    services, driver, loop = driven
+    raw = {"update_id": 1, "message": kst.message_in(ADMIN_ID, ADMIN_ID, f"/grant {args}")}
+    with ErrorLog() as errors:
+        delivery = run(loop, driver, raw)
+    assert errors.records == []
+    texts = [str(p.get("text")) for name, p in delivery.calls if name == "sendMessage"]
+    assert len(texts) == 1 and "/grant" in texts[0], texts
+    assert services.app.get_player(1) is None
+
+
+def test_payload_and_link_numbers_out_of_bounds_are_not_ours() -> None:
+    assert not payload_valid(f"vip-stars:{ANA}:{HUGE}", ANA, "XTR", 250)
+    assert not payload_valid(f"vip-stars:{ANA}:٢٥٠", ANA, "XTR", 250)
+    assert payload_valid(f"vip-stars:{ANA}:250", ANA, "XTR", 250)
+    chat = TgChat(id=kst.VIP_CHANNEL, type="channel")
+    user = User(id=ANA, is_bot=False, first_name="Ana")
+
+    def joined(name: str) -> ChatMemberUpdated:
+        link = ChatInviteLink(
+            invite_link="https://t.me/+x",
+            creator=user,
+            creates_join_request=False,
+            is_primary=False,
+            is_revoked=False,
+            name=name,
+        )
+        member = ChatMemberMember(user=user)
+        return ChatMemberUpdated(
+            chat=chat,
+            from_user=user,
+            date=kst.DATE,
+            old_chat_member=member,
+            new_chat_member=member,
+            invite_link=link,
+        )
+
+    assert intended_for(joined(f"vip:{HUGE}")) is None
+    assert intended_for(joined("vip:١٢")) is None
+    assert intended_for(joined(f"vip:{ANA}")) == ANA
+
+
+def test_an_update_that_does_not_parse_does_not_stop_the_polling_loop(
+    wired: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiogram parses a `getUpdates` answer whole: one update it cannot read failed the whole
+    batch, logged at ERROR, again and again, and no one was answered any more. Now it is
+    skipped (a warning) and confirmed; the rest of its batch is handled."""
+
+    async def scenario(live: Live) -> None:
+        bad = live.api.inject_update({"message": {"text": "no chat, no date"}})
+        assert "/checkin" in await live.ask(ANA, "/help")
+        assert live.poller.stats.unparsed == 1
+        await live.settle()
+        assert bad not in live.api.pending_updates  # confirmed: not delivered again
+        worse = live.api.inject_update({"callback_query": 7})  # a batch of only unreadable ones
+        await until(lambda: live.poller.stats.unparsed == 2, 10)
+        assert "/checkin" in await live.ask(ANA, "/help")
+        assert worse not in live.api.pending_updates
+
+    with caplog.at_level(logging.WARNING):
+        run_live(wired, scenario)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert sum("does not parse" in r.getMessage() for r in caplog.records) == 2
