@@ -20,6 +20,7 @@ from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.story_file import load_bundled_story
 from dianabot.adapters.telegram.bot import RetryAfterMiddleware, build_dispatcher
 from dianabot.adapters.telegram.context import BotServices
+from dianabot.adapters.telegram.limits import UserThrottle
 from dianabot.adapters.telegram.polling import InTurn, parse_update
 from dianabot.application.clock import ManualClock
 from dianabot.application.results import Origin
@@ -69,7 +70,9 @@ class BotDriver:
     """A bot process's dispatcher over `services` (a new one is a restarted bot: it knows no
     user yet, its throttle and caches are empty)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, throttle: UserThrottle | None = None) -> None:
+        """`throttle`: the per-user flood limit as `dianabot run` has it (off by default: its
+        wall-clock buckets would make a stateful example depend on timing)."""
         assert services.coordinator is not None
         self.services = services
         self.bot_services = BotServices(
@@ -79,7 +82,7 @@ class BotDriver:
             settings=services.settings,
             clock=services.clock,
             read_timeout=0.0,  # the read models catch up when the test says so
-            throttle=None,  # wall-clock buckets would make examples depend on timing
+            throttle=throttle,
             follow=False,
         )
         self.dispatcher = build_dispatcher(self.bot_services)
