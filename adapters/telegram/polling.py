@@ -71,9 +71,7 @@ def parse_update(raw: Any, bot: Bot) -> Update | None:
         return Update.model_validate(raw, context={"bot": bot})
     except (ValidationError, ValueError, TypeError, RecursionError) as error:
         update_id = update_id_of(raw)
-        log.warning(
-            "update %s does not parse; skipped: %s", update_id, str(error).splitlines()[0]
-        )
+        log.warning("update %s does not parse; skipped: %s", update_id, str(error).splitlines()[0])
         return None
 
 

@@ -106,7 +106,9 @@ class DispatcherMachine(RuleBasedStateMachine):
     def redeliver(self, data: st.DataObject) -> None:
         """An update delivered again (a lost offset, a restart before the confirmation): no
         kind of effect it had happens again, and its answer claims no new one."""
-        raw = data.draw(st.sampled_from(self.delivered))
+        self.deliver_again(data.draw(st.sampled_from(self.delivered)))
+
+    def deliver_again(self, raw: dict[str, Any]) -> None:
         before = caused(self.services, raw["update_id"])
         delivery = self._deliver(raw)
         after = caused(self.services, raw["update_id"])
@@ -189,6 +191,10 @@ class DispatcherMachine(RuleBasedStateMachine):
             self.policies.catch_up()
             inv.check_all(self.services)
         finally:
-            self.loop.close()
-            self.services.close()
-            type(self).cleanup(self.url)
+            self.close()
+
+    def close(self) -> None:
+        self.errors.__exit__()
+        self.loop.close()
+        self.services.close()
+        type(self).cleanup(self.url)
