@@ -451,6 +451,12 @@ def raw_updates() -> st.SearchStrategy[Any]:
             lambda t: {"message": message_in(1, 1, t)}, huge_texts.map(lambda s: f"/grant {s}")
         ),
         st.builds(
+            lambda u, c, t: {"message": message_in(u, u, f"{c} {t}")},
+            bot_users,
+            st.sampled_from(["/start", "/start vip-", "/poll", "/refund", "/grant", "/story"]),
+            st.one_of(huge_texts, st.text(max_size=30)),
+        ),
+        st.builds(
             lambda t: {"message": message_in(ADMIN_ID, ADMIN_ID, t)},
             st.sampled_from(
                 ["/grant " + "9" * 5000 + " 1 x", "/grant 1 " + "9" * 5000 + " x", "/grant ٣ ١ x"]
