@@ -320,19 +320,25 @@ class UpdatePoller:
         if self.monitor is not None:
             self.monitor.connected, self.monitor.detail = True, ""
         self._confirmed = self.offset
-        return self._parse(updates)
+        parsed = self._parse(updates)
+        if updates and not parsed and self._batch_end is None:  # nothing to move the offset by
+            self._fetch_failed(ValueError("no update of the answer has an update_id"))
+            await self._sleep(self._fetch_pause)
+        return parsed
 
     def _parse(self, raw: list[Any]) -> list[Update]:
         """The batch's updates that parse; past the ones that do not, the offset moves with
         the batch (at once when none of it parses)."""
         updates: list[Update] = []
+        ids: list[int] = []
         for item in raw:
             update = parse_update(item, self.bot)
             if update is None:
                 self.stats.unparsed += 1
+                ids.extend(i for i in [update_id_of(item)] if i is not None)
             else:
                 updates.append(update)
-        ids = [i for i in (update_id_of(item) for item in raw) if i is not None]
+                ids.append(update.update_id)
         self._batch_end = max(ids, default=None)
         if not updates and self._batch_end is not None:
             self.offset = self._batch_end + 1

@@ -10,15 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiogram import Bot, Dispatcher
 from aiogram.types import Chat as TgChat
 from aiogram.types import ChatInviteLink, ChatMemberMember, ChatMemberUpdated, User
 from dianabot.adapters.bootstrap import Services
+from dianabot.adapters.telegram.polling import UpdatePoller
 from dianabot.adapters.telegram.routers.vip import intended_for, payload_valid
 from dianabot.application.clock import ManualClock
 
 from tests.conftest import ADMIN_ID
 from tests.kit import strategies as kst
-from tests.kit.bot_driver import BotDriver, ErrorLog, run, wired_bot_services
+from tests.kit.bot_driver import TOKEN, BotDriver, ErrorLog, run, wired_bot_services
+from tests.telegram_fake import FakeSession
 from tests.telegram_live import ANA, Live, until
 from tests.telegram_live import run as run_live
 
@@ -107,3 +110,15 @@ def test_an_update_that_does_not_parse_does_not_stop_the_polling_loop(
         run_live(wired, scenario)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert sum("does not parse" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_getupdates_answer_is_parsed_update_by_update_and_the_offset_moves_past_the_bad() -> None:
+    poller = UpdatePoller(Dispatcher(), Bot(TOKEN, session=FakeSession()))
+    good = {"update_id": 5, "message": kst.message_in(1, 1, "/help")}
+    parsed = poller._parse([{"update_id": 4, "message": 1}, good, {"update_id": 7, "message": {}}])
+    assert [u.update_id for u in parsed] == [5]
+    assert (poller.stats.unparsed, poller._batch_end, poller.offset) == (2, 7, None)
+    assert poller._parse([{"update_id": 9, "message": 2}]) == []
+    assert poller.offset == 10  # nothing to handle: past it at once
+    assert poller._parse(["junk", {"update_id": "x"}]) == []
+    assert (poller._batch_end, poller.offset) == (None, 10)  # no id to move by
