@@ -122,7 +122,10 @@ class DispatcherMachine(RuleBasedStateMachine):
 
     @rule(jump=kst.clock_jumps)
     def advance_clock(self, jump: Any) -> None:
+        """Time passes, and the expiry job (`dianabot workers` runs it every few minutes) with
+        it: a VIP period is never left running past the reconciliation's grace."""
         self.clock.advance(jump)
+        self.expire_vips()
 
     @rule(
         chore=st.sampled_from(
