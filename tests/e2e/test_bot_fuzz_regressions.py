@@ -14,6 +14,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import Chat as TgChat
 from aiogram.types import ChatInviteLink, ChatMemberMember, ChatMemberUpdated, User
 from dianabot.adapters.bootstrap import Services
+from dianabot.adapters.telegram.local_api import LocalBotAPI
 from dianabot.adapters.telegram.polling import UpdatePoller
 from dianabot.adapters.telegram.routers.vip import intended_for, payload_valid
 from dianabot.application.clock import ManualClock
@@ -122,3 +123,16 @@ def test_a_getupdates_answer_is_parsed_update_by_update_and_the_offset_moves_pas
     assert poller.offset == 10  # nothing to handle: past it at once
     assert poller._parse(["junk", {"update_id": "x"}]) == []
     assert (poller._batch_end, poller.offset) == (None, 10)  # no id to move by
+
+
+def test_the_local_bot_api_refuses_an_update_it_could_not_send_and_goes_on() -> None:
+    """An integer beyond 64 bits was queued, and every later `getUpdates` answered 500 (orjson
+    cannot write it): the polling bot never heard of anything again."""
+    api = LocalBotAPI(TOKEN)
+    huge = {"message": kst.message_in(2**64, 2**64, "/start")}
+    with pytest.raises(ValueError, match="Bot API could send"):
+        api.inject_update(huge)
+    assert api.pending_updates == []
+    assert api.inject_message(ANA, "/help")["update_id"] in [
+        u["update_id"] for u in api.pending_updates
+    ]
