@@ -827,7 +827,13 @@ class LocalBotAPI:
 
     def inject_update(self, update: JSON) -> JSON:
         """Queue a raw update (a fresh `update_id` unless it carries one: an update injected
-        again with its old id is delivered again, as after a lost offset)."""
+        again with its old id is delivered again, as after a lost offset). One the Bot API
+        could not send (an integer beyond 64 bits) is refused here (ValueError), not queued to
+        make every later `getUpdates` fail."""
+        try:
+            orjson.dumps(update)
+        except orjson.JSONEncodeError as error:
+            raise ValueError(f"not an update the Bot API could send: {error}") from error
         with self._lock:
             update = dict(update)
             if "update_id" in update and isinstance(update["update_id"], int):

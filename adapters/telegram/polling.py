@@ -14,6 +14,10 @@ only then moves the offset:
   skipped (they would be answered twice; recording them again would change nothing, by update
   id). An update that is still not recorded after `max_attempts` deliveries, with the store
   answering, is given up (logged with its id) so that one update cannot stop the bot.
+- an update that does not parse (a kind or a shape this aiogram does not read) is logged (a
+  warning, with its id) and confirmed with its batch: the other updates of the batch are
+  handled, and one update cannot stop the bot (each update of a `getUpdates` answer is parsed
+  on its own, `parse_update`; aiogram's would refuse the whole answer, again and again).
 - on `stop()` (SIGINT/SIGTERM in `dianabot run`), the fetch in flight is abandoned (what it
   would have returned is not confirmed, so Telegram keeps it), the batch in hand is finished
   (within `stop_timeout`; if not, none of it is confirmed and it all comes again after the
@@ -33,9 +37,10 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramUnauthorizedError
-from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from dianabot.adapters.telegram.context import CURRENT_RECEIPT, BotMonitor, Receipt
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,36 @@ STORE_BACKOFF = (0.5, 10.0)
 """Pauses (first, longest) between asking a store that is down whether it answers again."""
 
 
+class GetRawUpdates(TelegramMethod[list[Any]]):
+    """`getUpdates`, its answer left as JSON: each update is parsed on its own
+    (`parse_update`), so one that does not parse is not the whole batch's failure."""
+
+    __returning__ = list[Any]
+    __api_method__ = "getUpdates"
+
+    offset: int | None = None
+    limit: int | None = None
+    timeout: int | None = None
+    allowed_updates: list[str] | None = None
+
+
+def parse_update(raw: Any, bot: Bot) -> Update | None:
+    """An update as aiogram reads it; None (logged as a warning, no traceback) if it does not
+    parse: it is not handled, only confirmed."""
+    try:
+        return Update.model_validate(raw, context={"bot": bot})
+    except (ValidationError, ValueError, TypeError, RecursionError) as error:
+        update_id = update_id_of(raw)
+        log.warning("update %s does not parse; skipped: %s", update_id, str(error).splitlines()[0])
+        return None
+
+
+def update_id_of(raw: Any) -> int | None:
+    """The `update_id` of a raw update, if it has a usable one."""
+    update_id = raw.get("update_id") if isinstance(raw, dict) else None
+    return update_id if type(update_id) is int else None
+
+
 @dataclass
 class PollerStats:
     batches: int = 0
@@ -54,6 +89,8 @@ class PollerStats:
     """Updates delivered again after a pause that had been handled already."""
     unrecorded: int = 0
     given_up: int = 0
+    unparsed: int = 0
+    """Updates that did not parse (skipped and confirmed)."""
 
 
 def sender_of(update: Update) -> Hashable:
@@ -198,6 +235,8 @@ class UpdatePoller:
         self.max_attempts = max_attempts
         self.monitor = monitor
         self.offset: int | None = None
+        self._batch_end: int | None = None
+        """The highest update id of the batch in hand, parsed or not."""
         self._confirmed: int | None = None
         self._handled: set[int] = set()
         self._attempts: dict[int, int] = {}
@@ -255,7 +294,7 @@ class UpdatePoller:
     async def _fetch(self) -> list[Update]:
         """One `getUpdates` (long polling), abandoned if the poller is stopped meanwhile; [] on
         a failure (after a pause)."""
-        method = GetUpdates(
+        method = GetRawUpdates(
             offset=self.offset,
             limit=self.limit,
             timeout=self.timeout,
@@ -281,7 +320,29 @@ class UpdatePoller:
         if self.monitor is not None:
             self.monitor.connected, self.monitor.detail = True, ""
         self._confirmed = self.offset
-        return list(updates)
+        parsed = self._parse(updates)
+        if updates and not parsed and self._batch_end is None:  # nothing to move the offset by
+            self._fetch_failed(ValueError("no update of the answer has an update_id"))
+            await self._sleep(self._fetch_pause)
+        return parsed
+
+    def _parse(self, raw: list[Any]) -> list[Update]:
+        """The batch's updates that parse; past the ones that do not, the offset moves with
+        the batch (at once when none of it parses)."""
+        updates: list[Update] = []
+        ids: list[int] = []
+        for item in raw:
+            update = parse_update(item, self.bot)
+            if update is None:
+                self.stats.unparsed += 1
+                ids.extend(i for i in [update_id_of(item)] if i is not None)
+            else:
+                updates.append(update)
+                ids.append(update.update_id)
+        self._batch_end = max(ids, default=None)
+        if not updates and self._batch_end is not None:
+            self.offset = self._batch_end + 1
+        return updates
 
     def _fetch_failed(self, error: Exception) -> None:
         log.error(
@@ -322,7 +383,7 @@ class UpdatePoller:
     def _move_offset(self, updates: list[Update], unrecorded: list[int]) -> None:
         again = [u for u in unrecorded if self._attempt(u)]
         if not again:
-            self.offset = updates[-1].update_id + 1
+            self.offset = max(updates[-1].update_id, self._batch_end or 0) + 1
             self._handled.clear()
             self._attempts.clear()
             return
@@ -358,7 +419,7 @@ class UpdatePoller:
         offset; what it returns is not confirmed and comes again)."""
         if self.offset is None or self.offset == self._confirmed:
             return
-        method = GetUpdates(offset=self.offset, limit=1, timeout=0)
+        method = GetRawUpdates(offset=self.offset, limit=1, timeout=0)
         try:
             await asyncio.wait_for(self.bot(method, request_timeout=5), 6)
             self._confirmed = self.offset

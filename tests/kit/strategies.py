@@ -5,6 +5,7 @@ Test-only (hypothesis is a dev dependency): import as `tests.kit.strategies`."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -207,3 +208,264 @@ def redelivered(draw: Any, strategy: st.SearchStrategy[dict[str, Any]] = valid_u
     """An update with an id, then the same update again (as after a lost offset)."""
     update = {"update_id": draw(st.integers(1, 10**6)), **draw(strategy)}
     return [update, dict(update)]
+
+
+# ----- updates as the bot receives them (the dispatcher machine and the fuzz test) ----------
+
+CHANNEL = -100_1001
+"""The configured channel (its posts get reaction buttons)."""
+GROUP = -100_1002
+VIP_CHANNEL = -100_1003
+STRANGER_CHAT = -100_9999
+"""A chat the bot is not configured for (another channel, another group)."""
+DATE = 1_700_000_000
+
+bot_users = st.one_of(users, st.just(ADMIN_ID))
+"""The players, and now and then the admin."""
+message_ids = st.integers(1, 30)
+BOT_TEXTS = [
+    "/start",
+    "/start vip-NOTATOKEN",
+    "/help",
+    "/profile",
+    "/badges",
+    "/top",
+    "/checkin",
+    "/story",
+    "/vip",
+    "/paysupport",
+    "/poll ¿Qué prefieres? | Té | Café",
+    "/grant 1 10 kit",
+    "/grant 2 300 kit",
+    "/health",
+    "/reconcile",
+    "/refund nocharge",
+    "hola Diana",
+]
+
+
+def _chat_json(chat_id: int) -> dict[str, Any]:
+    if chat_id > 0:
+        return {"id": chat_id, "type": "private", "first_name": f"U{chat_id}"}
+    if chat_id in (CHANNEL, VIP_CHANNEL):
+        return {"id": chat_id, "type": "channel", "title": "Diana"}
+    return {"id": chat_id, "type": "supergroup", "title": "Círculo"}
+
+
+def message_in(chat_id: int, user: int | None, text: str, message_id: int = 1) -> dict[str, Any]:
+    """A message as the Bot API gives it (a command gets its `bot_command` entity)."""
+    message: dict[str, Any] = {
+        "message_id": message_id,
+        "date": DATE,
+        "chat": _chat_json(chat_id),
+        "text": text,
+    }
+    if user is not None:
+        message["from"] = _user_json(user)
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return message
+
+
+def press(user: int, data: str, chat_id: int | None = None, message_id: int = 1) -> dict[str, Any]:
+    """A button pressed on a message of `chat_id` (the user's private chat by default)."""
+    where = message_in(user if chat_id is None else chat_id, None, "…", message_id)
+    return {
+        "callback_query": {
+            "id": f"q{user}:{message_id}:{data}"[:64],
+            "from": _user_json(user),
+            "chat_instance": "ci",
+            "message": where,
+            "data": data,
+        }
+    }
+
+
+def story_press(user: int, choice: str, message_id: int) -> dict[str, Any]:
+    return press(user, f"s:{STORY.fragment_of_choice(choice)}:{choice}", None, message_id)
+
+
+def _payment(user: int, price: int, charge: str, ours: bool) -> dict[str, Any]:
+    payload = f"vip-stars:{user}:{price}" if ours else "someone-else"
+    message = message_in(user, user, "", 1)
+    del message["text"]
+    message["successful_payment"] = {
+        "currency": "XTR",
+        "total_amount": price,
+        "invoice_payload": payload,
+        "telegram_payment_charge_id": charge,
+        "provider_payment_charge_id": "",
+    }
+    return {"message": message}
+
+
+def bot_updates() -> st.SearchStrategy[dict[str, Any]]:
+    """Valid updates of every flow of the bot (without `update_id`): commands in private,
+    story choices and reaction presses by button, channel posts (ours and another channel's),
+    group chatter, poll answers, the VIP buttons, pre-checkout queries and payments."""
+    return st.one_of(
+        st.builds(
+            lambda u, t, m: {"message": message_in(u, u, t, m)},
+            bot_users,
+            st.sampled_from(BOT_TEXTS),
+            message_ids,
+        ),
+        st.builds(story_press, users, st.sampled_from(CHOICES), message_ids),
+        st.builds(
+            lambda u, e, c, m: press(u, f"r:{e}", c, m),
+            users,
+            st.integers(0, 3),
+            st.sampled_from([CHANNEL, CHANNEL, STRANGER_CHAT]),
+            message_ids,
+        ),
+        st.builds(
+            lambda c, m: {"channel_post": message_in(c, None, "Un post", m)},
+            st.sampled_from([CHANNEL, STRANGER_CHAT]),
+            message_ids,
+        ),
+        st.builds(
+            lambda c, u, m: {"message": message_in(c, u, "¡hola a todas!", m)},
+            st.sampled_from([GROUP, GROUP, STRANGER_CHAT]),
+            users,
+            message_ids,
+        ),
+        st.builds(
+            lambda u, p: {"poll_answer": {"poll_id": p, "user": _user_json(u), "option_ids": [0]}},
+            users,
+            st.sampled_from(["p1", "p2"]),
+        ),
+        st.builds(lambda u, d: press(u, d), users, st.sampled_from(["vb", "ac"])),
+        st.builds(
+            lambda u, price: {
+                "pre_checkout_query": {
+                    "id": f"pc{u}",
+                    "from": _user_json(u),
+                    "currency": "XTR",
+                    "total_amount": price,
+                    "invoice_payload": f"vip-stars:{u}:{price}",
+                }
+            },
+            users,
+            st.sampled_from([1, 250]),
+        ),
+        st.builds(
+            _payment,
+            users,
+            st.just(250),
+            st.sampled_from(["ch1", "ch2", "ch3"]),
+            st.booleans(),
+        ),
+    )
+
+
+json_values: st.SearchStrategy[Any] = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+"""Any JSON value (ints beyond 64 bits included)."""
+
+UPDATE_KINDS = [
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "callback_query",
+    "poll_answer",
+    "pre_checkout_query",
+    "chat_member",
+    "my_chat_member",
+    "message_reaction",
+    "inline_query",
+    "business_message",
+    "a_kind_from_the_future",
+]
+odd_ids = st.sampled_from([0, -1, -(2**63), 2**53 + 1, 2**63 - 1, 2**64])
+huge_texts = st.sampled_from([100, 4097, 70_000]).map(lambda n: "ñ" * n)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found: list[tuple[Any, ...]] = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found.append((*prefix, key))
+            found.extend(_paths(inner, (*prefix, key)))
+    return found
+
+
+_DELETE = object()
+
+
+@st.composite
+def _mutated(draw: Any) -> dict[str, Any]:
+    """A valid update with one field (anywhere in it) replaced by any JSON, an odd id or a
+    huge string, or removed."""
+    update = json.loads(json.dumps(draw(bot_updates())))
+    path = draw(st.sampled_from(_paths(update)))
+    parent = update
+    for key in path[:-1]:
+        parent = parent[key]
+    replacement = draw(st.one_of(st.just(_DELETE), json_values, odd_ids, huge_texts))
+    if replacement is _DELETE:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = replacement
+    return update
+
+
+def _edited(update: dict[str, Any]) -> dict[str, Any]:
+    kind, body = next(iter(update.items()))
+    if kind in ("message", "channel_post"):
+        return {f"edited_{kind}": body | {"edit_date": DATE + 1}}
+    return update
+
+
+def raw_updates() -> st.SearchStrategy[Any]:
+    """What a Bot API could hand the bot, at the JSON level (`update_id` included or broken):
+    valid updates, edited ones, one field mangled, any JSON under a known or unknown kind,
+    forged or huge callback data, odd ids, a sender missing, and not an object at all."""
+    body = st.one_of(
+        bot_updates(),
+        bot_updates(),
+        bot_updates().map(_edited),
+        _mutated(),
+        st.builds(lambda k, v: {k: v}, st.sampled_from(UPDATE_KINDS), json_values),
+        st.builds(
+            lambda u, d, c: press(u, d, c),
+            users,
+            st.one_of(st.text(max_size=80), huge_texts, st.sampled_from(["r:9", "s::", "vb:x"])),
+            st.sampled_from([None, CHANNEL, STRANGER_CHAT]),
+        ),
+        st.builds(
+            lambda u, t: {"message": message_in(u, u, t)},
+            odd_ids,
+            st.sampled_from(BOT_TEXTS),
+        ),
+        st.builds(
+            lambda t: {"message": message_in(1, 1, t)}, huge_texts.map(lambda s: f"/grant {s}")
+        ),
+        st.builds(
+            lambda u, c, t: {"message": message_in(u, u, f"{c} {t}")},
+            bot_users,
+            st.sampled_from(["/start", "/start vip-", "/poll", "/refund", "/grant", "/story"]),
+            st.one_of(huge_texts, st.text(max_size=30)),
+        ),
+        st.builds(
+            lambda t: {"message": message_in(ADMIN_ID, ADMIN_ID, t)},
+            st.sampled_from(
+                ["/grant " + "9" * 5000 + " 1 x", "/grant 1 " + "9" * 5000 + " x", "/grant ٣ ١ x"]
+            ),
+        ),
+    )
+    numbered = st.builds(lambda b, i: {"update_id": i, **b}, body, st.integers(1, 10**9))
+    broken_id = st.builds(
+        lambda b, i: {**b, "update_id": i}, body, st.one_of(st.text(max_size=3), st.none(), odd_ids)
+    )
+    not_an_object = st.one_of(st.lists(json_values, max_size=2), st.integers(), st.text(max_size=5))
+    return st.one_of(numbered, numbered, numbered, broken_id, not_an_object)

@@ -7,7 +7,7 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import Message
 from dianabot.adapters.telegram.context import Gateway
-from dianabot.adapters.telegram.routers.common import refusal
+from dianabot.adapters.telegram.routers.common import number, refusal
 from dianabot.adapters.telegram.texts import T
 from dianabot.application.commands import GrantPoints
 
@@ -48,10 +48,11 @@ async def grant(message: Message, command: CommandObject, gw: Gateway) -> None:
     admin = message.from_user
     assert admin is not None  # IsAdmin
     parts = (command.args or "").split(maxsplit=2)
-    if len(parts) != 3 or not parts[0].isdecimal() or not parts[1].isdecimal():
+    user, amount = (number(p) for p in parts[:2]) if len(parts) == 3 else (None, None)
+    if user is None or amount is None:
         await message.answer(gw.texts(T.ADMIN_GRANT_USAGE))
         return
-    user, amount, reason = int(parts[0]), int(parts[1]), parts[2]
+    reason = parts[2]
     command_ = GrantPoints(user, admin_id=admin.id, amount=amount, reason=reason)
     result = await gw.issue(command_, admin.id)
     if not result.ok:

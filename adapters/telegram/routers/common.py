@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from aiogram.filters import Filter
 from aiogram.types import TelegramObject, User
 from dianabot.adapters.telegram.context import Gateway
 from dianabot.adapters.telegram.texts import T
 from dianabot.application.coordinator import ActionResult
 from dianabot.application.results import CommandResult
+
+NUMBER = re.compile(r"[0-9]{1,18}")
+"""A number the bot reads from text a user controls (a command's argument, a payload, a link's
+name): ASCII digits, short enough for `int` (`str.isdecimal` takes other scripts' digits, and a
+5000-digit string is beyond Python's conversion limit: a traceback, not a refusal)."""
 
 REFUSALS: dict[str, T] = {
     "duplicate": T.REFUSAL_DUPLICATE,
@@ -49,3 +56,8 @@ def points_awarded(result: ActionResult, *sources: str) -> int:
         for event in result.events
         if event.name == "PointsAwarded" and (not sources or str(event.fields["source"]) in sources)
     )
+
+
+def number(text: str) -> int | None:
+    """`text` as a `NUMBER`, or None."""
+    return int(text) if NUMBER.fullmatch(text) else None

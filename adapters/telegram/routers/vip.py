@@ -48,7 +48,7 @@ from dianabot.adapters.telegram.refunds import (
     UNKNOWN_CHARGE,
     refund_stars_payment,
 )
-from dianabot.adapters.telegram.routers.common import refusal, registered
+from dianabot.adapters.telegram.routers.common import number, refusal, registered
 from dianabot.adapters.telegram.texts import T
 from dianabot.application.commands import (
     BuyVipWithBesitos,
@@ -114,9 +114,8 @@ def payload_valid(payload: str, user_id: int, currency: str, amount: int) -> boo
         len(parts) == 3
         and parts[0] == PAYLOAD_PREFIX
         and parts[1] == str(user_id)
-        and parts[2].isdecimal()
         and currency == "XTR"
-        and amount == int(parts[2])
+        and amount == number(parts[2])
     )
 
 
@@ -326,7 +325,7 @@ def intended_for(update: ChatMemberUpdated) -> int | None:
     link = update.invite_link
     name = (link.name or "") if link is not None else ""
     rest = name.removeprefix(LINK_PREFIX)
-    return int(rest) if name.startswith(LINK_PREFIX) and rest.isdecimal() else None
+    return number(rest) if name.startswith(LINK_PREFIX) else None
 
 
 async def remove(bot: Bot, chat_id: int, user_id: int) -> None:
