@@ -397,7 +397,9 @@ updates = st.one_of(valid_updates, forged_callbacks, malformed_updates)
 
 
 @st.composite
-def redelivered(draw: Any, strategy: st.SearchStrategy[dict[str, Any]] = valid_updates) -> list:
+def redelivered(
+    draw: Any, strategy: st.SearchStrategy[dict[str, Any]] = valid_updates
+) -> list[dict[str, Any]]:
     """An update with an id, then the same update again (as after a lost offset)."""
     update = {"update_id": draw(st.integers(1, 10**6)), **draw(strategy)}
     return [update, dict(update)]

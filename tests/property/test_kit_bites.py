@@ -47,9 +47,9 @@ class CountingMachine(InvariantMachine):
         super().check_invariants(settings, output, runtimes)
 
 
-def run(machine: type[CountingMachine]) -> BaseException | None:
+def run(machine: type[CountingMachine], steps: int = 12) -> BaseException | None:
     machine.runs = 0
-    machine.TestCase.settings = BITE
+    machine.TestCase.settings = settings(BITE, stateful_step_count=steps)
     try:
         machine.TestCase().runTest()
     except BaseException as error:  # noqa: BLE001 - hypothesis re-raises the test's failure
@@ -66,7 +66,7 @@ def test_the_machine_finds_the_broken_variant(variant: str) -> None:
         read_models = broken.read_models
 
     with broken.broken():
-        failure = run(Machine)
+        failure = run(Machine, broken.steps)
     assert failure is not None, f"{variant}: {Machine.runs} examples found nothing"
     assert isinstance(failure, AssertionError), repr(failure)
     assert words in str(failure), f"{variant}: caught by another invariant: {failure}"
