@@ -21,12 +21,30 @@ from dianabot.adapters.settings import Settings
 from dianabot.application.clock import ManualClock
 from dianabot.application.results import Origin
 from dianabot.application.service import DianaApplication
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 
 POSTGRES_URL = os.environ.get(
     "DIANABOT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 ADMIN_ID = 42
+
+# Hypothesis profiles (docs/invariant-testing.md): `ci` bounds the property tests that take their
+# example counts from the profile (the invariant kit's machines); `deep` runs them much longer:
+# `pytest --hypothesis-profile=deep tests/property/test_kit_machine.py`.
+hypothesis_settings.register_profile(
+    "ci", max_examples=25, stateful_step_count=20, deadline=None, print_blob=True
+)
+hypothesis_settings.register_profile(
+    "deep", max_examples=500, stateful_step_count=50, deadline=None, print_blob=True
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`ci` unless `--hypothesis-profile` names another (hypothesis's own plugin reads the option
+    before this file registers the profiles)."""
+    chosen = config.getoption("--hypothesis-profile", None)
+    hypothesis_settings.load_profile(chosen or os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def by_system(job: str = "test") -> Origin:

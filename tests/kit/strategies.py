@@ -12,26 +12,58 @@ from typing import Any
 
 from dianabot.adapters.story_file import load_bundled_story
 from dianabot.application.commands import (
+    AnswerPoll,
+    AwardBadge,
+    AwardEarnedBadges,
     AwardPoints,
+    BuyVipWithBesitos,
+    ChangeBadge,
     CheckIn,
     Command,
+    ConfirmAdult,
     CountMessage,
     DeductPoints,
+    DefineBadge,
+    ExpireVip,
+    FailParkedRetry,
+    ForgetPlayer,
     GrantPoints,
     GrantVip,
+    InviteToVip,
+    IssueVipToken,
     MakeChoice,
+    ParkEvent,
+    PublishStory,
     ReactToPost,
+    RecordCommandFailure,
+    RecordConsistencyCheck,
+    RecordReconciliation,
+    RecordStarsPayment,
+    RecordVipChannel,
+    RecordVipNotice,
+    RedeemVipToken,
+    RefundStarsPayment,
     RegisterPlayer,
+    RelocateProgress,
+    RetireBadge,
+    RetryParkedEvent,
+    RevokeBadge,
+    RevokeLapsedBadges,
+    RewardDecision,
     SpendPoints,
     StartStory,
 )
 from dianabot.application.results import Origin
 from dianabot.domain import rules
+from dianabot.domain.badge import BadgeSpec
+from dianabot.domain.catalogue import INITIAL_BADGES
+from dianabot.domain.player import VIP_CHANNEL_CHANGES
 from dianabot.domain.story import Story
 from hypothesis import strategies as st
 
 ADMIN_ID = 42
-STORY: Story = load_bundled_story().story
+LOADED_STORY = load_bundled_story()
+STORY: Story = LOADED_STORY.story
 CHOICES = sorted(c.id for f in STORY.fragments for c in f.choices)
 
 users = st.integers(min_value=1, max_value=4)
@@ -39,6 +71,27 @@ users = st.integers(min_value=1, max_value=4)
 edge_telegram_ids = st.sampled_from([0, -1, rules.MAX_TELEGRAM_ID, rules.MAX_TELEGRAM_ID + 1])
 amounts = st.one_of(st.integers(1, 300), st.sampled_from([1, rules.MAX_AMOUNT]))
 edge_amounts = st.sampled_from([0, -1, rules.MAX_AMOUNT + 1])
+KIT_POLICY = "kit-policy"
+"""A policy name no runner has: parked and retried events of the strategies go there."""
+BADGE_SLUGS = [b.slug for b in INITIAL_BADGES] + ["kit-badge", "no-such-badge"]
+badge_specs = st.builds(
+    BadgeSpec,
+    st.sampled_from(["kit-badge", "besitos-100", "Bad Slug!"]),
+    st.text(min_size=1, max_size=10),
+    st.text(max_size=20),
+    st.sampled_from(["*", "🏅"]),
+    st.sampled_from(
+        [
+            {"kind": "manual"},
+            {"kind": "lifetime_besitos", "threshold": 50},
+            {"kind": "checkin_streak", "days": 2},
+            {"kind": "no-such-kind"},
+        ]
+    ),
+)
+"""Badge definitions: new, changing a catalogue badge, and invalid ones."""
+forged_tokens = st.builds(lambda s: f"vip-{s}", st.text("abcXYZ019-_", min_size=32, max_size=32))
+"""Well-formed VIP tokens nobody issued."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +102,7 @@ class Issued:
     origin: Origin
 
 
-def _update_ids() -> st.SearchStrategy[int]:
+def update_ids() -> st.SearchStrategy[int]:
     return st.integers(1, 10**9)
 
 
@@ -59,7 +112,7 @@ def player_origin(user: int, update: int) -> Origin:
 
 def _as_player(strategy: st.SearchStrategy[Command]) -> st.SearchStrategy[Issued]:
     return st.builds(
-        lambda c, u: Issued(c, player_origin(c.telegram_ids()[0], u)), strategy, _update_ids()
+        lambda c, u: Issued(c, player_origin(c.telegram_ids()[0], u)), strategy, update_ids()
     )
 
 
@@ -68,55 +121,196 @@ def _as(origin: Origin, strategy: st.SearchStrategy[Command]) -> st.SearchStrate
 
 
 def commands(user: st.SearchStrategy[int] = users) -> st.SearchStrategy[Issued]:
-    """Every player-facing, admin and system command of the points, story and VIP flows."""
+    """Every command of `application/commands.py` (`command_strategies`), each issued by whom
+    the bot, an admin or a job would issue it, plus commands under a forged caller (a player
+    issuing an admin's command), which the bus must refuse."""
+    per_type = command_strategies(user)
+    return st.one_of(*per_type.values(), forged_callers(user))
+
+
+def command_strategies(
+    user: st.SearchStrategy[int] = users,
+) -> dict[type[Command], st.SearchStrategy[Issued]]:
+    """One strategy per concrete command type (a test checks none is missing)."""
     admin = Origin.admin(ADMIN_ID)
-    system = Origin.system("kit", "award")
-    return st.one_of(
-        _as_player(st.builds(RegisterPlayer, user, st.text(max_size=20))),
-        _as_player(st.builds(ReactToPost, user, st.sampled_from(["c:1", "c:2"]), st.just("🔥"))),
-        _as_player(st.builds(CountMessage, user, st.text(max_size=8))),
-        _as_player(st.builds(CheckIn, user)),
-        _as_player(
+    system = st.builds(Origin.system, st.just("kit"), st.text(min_size=1, max_size=8))
+    policy = st.builds(Origin.policy, st.just("kit"), st.uuids(), st.integers(1, 20))
+
+    def by_admin(strategy: st.SearchStrategy[Command]) -> st.SearchStrategy[Issued]:
+        return _as(admin, strategy)
+
+    def by_system(strategy: st.SearchStrategy[Command]) -> st.SearchStrategy[Issued]:
+        return st.builds(Issued, strategy, st.one_of(system, policy))
+
+    slugs = st.sampled_from(BADGE_SLUGS)
+    evidence = st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=2).map(tuple)
+    reason = st.text(min_size=1, max_size=8)
+    charge = st.sampled_from(["ch-1", "ch-2", "ch-3"])
+    return {
+        RegisterPlayer: _as_player(st.builds(RegisterPlayer, user, st.text(max_size=20))),
+        ForgetPlayer: by_admin(st.builds(ForgetPlayer, user)),
+        ReactToPost: _as_player(
+            st.builds(ReactToPost, user, st.sampled_from(["c:1", "c:2"]), st.just("🔥"))
+        ),
+        CountMessage: _as_player(st.builds(CountMessage, user, st.text(max_size=8))),
+        AnswerPoll: _as_player(st.builds(AnswerPoll, user, st.sampled_from(["p:1", "p:2"]))),
+        CheckIn: _as_player(st.builds(CheckIn, user)),
+        AwardPoints: by_system(
+            st.builds(AwardPoints, user, st.sampled_from(list(rules.PointSource)), amounts, reason)
+        ),
+        SpendPoints: _as_player(
             st.builds(SpendPoints, user, amounts, st.sampled_from(["shop", "vip"]), st.just("r"))
         ),
-        _as_player(st.builds(StartStory, user)),
-        _as_player(st.builds(MakeChoice, user, st.sampled_from(CHOICES))),
-        _as(
-            admin,
-            st.builds(
-                GrantPoints, user, admin_id=st.just(ADMIN_ID), amount=amounts, reason=st.just("kit")
-            ),
+        GrantPoints: by_admin(
+            st.builds(GrantPoints, user, admin_id=st.just(ADMIN_ID), amount=amounts, reason=reason)
         ),
-        _as(
-            admin,
+        DeductPoints: by_admin(
+            st.builds(DeductPoints, user, admin_id=st.just(ADMIN_ID), amount=amounts, reason=reason)
+        ),
+        DefineBadge: by_admin(st.builds(DefineBadge, badge_specs)),
+        ChangeBadge: by_admin(st.builds(ChangeBadge, badge_specs)),
+        RetireBadge: by_admin(st.builds(RetireBadge, slugs, reason)),
+        AwardBadge: by_admin(st.builds(AwardBadge, slugs, user, evidence)),
+        AwardEarnedBadges: by_system(
+            st.builds(AwardEarnedBadges, user, st.lists(slugs, max_size=3).map(tuple), evidence)
+        ),
+        RevokeLapsedBadges: by_system(
+            st.builds(RevokeLapsedBadges, user, st.lists(slugs, max_size=3).map(tuple), evidence)
+        ),
+        RevokeBadge: by_admin(st.builds(RevokeBadge, slugs, user, reason)),
+        PublishStory: by_admin(st.just(PublishStory(LOADED_STORY))),
+        StartStory: _as_player(st.builds(StartStory, user)),
+        MakeChoice: _as_player(st.builds(MakeChoice, user, st.sampled_from(CHOICES))),
+        RelocateProgress: by_admin(st.builds(RelocateProgress, user)),
+        RewardDecision: by_system(
             st.builds(
-                DeductPoints,
+                RewardDecision,
                 user,
-                admin_id=st.just(ADMIN_ID),
-                amount=amounts,
-                reason=st.just("kit"),
-            ),
+                st.just("diana"),
+                st.integers(0, 6),
+                st.just(("primera-decision",)),
+                evidence,
+            )
         ),
-        _as(
-            system,
+        IssueVipToken: by_admin(
+            st.builds(IssueVipToken, st.just(ADMIN_ID), st.integers(1, 40), st.integers(1, 40))
+        ),
+        RedeemVipToken: _as_player(
+            st.builds(RedeemVipToken, user, st.one_of(st.text(max_size=40), forged_tokens))
+        ),
+        GrantVip: by_admin(st.builds(GrantVip, user, st.integers(1, 40), st.just("admin"), reason)),
+        ExpireVip: by_system(st.builds(ExpireVip, user)),
+        InviteToVip: by_system(
             st.builds(
-                AwardPoints,
+                InviteToVip,
                 user,
-                st.just(rules.PointSource.STORY),
-                amounts,
-                st.text(min_size=1, max_size=8),
-            ),
+                st.just("diana"),
+                st.sampled_from(sorted(f.id for f in STORY.fragments)),
+                st.one_of(st.none(), st.sampled_from(CHOICES)),
+                evidence,
+            )
         ),
-        _as(
-            admin,
+        BuyVipWithBesitos: _as_player(st.builds(BuyVipWithBesitos, user)),
+        RecordStarsPayment: by_system(
             st.builds(
-                GrantVip,
+                RecordStarsPayment,
                 user,
-                st.integers(1, 40),
-                st.just("admin"),
-                st.text(min_size=1, max_size=8),
-            ),
+                charge_id=charge,
+                amount=st.integers(1, 500),
+                currency=st.just("XTR"),
+                payload=st.just("vip"),
+                days=st.integers(1, 40),
+            )
         ),
+        RefundStarsPayment: by_admin(
+            st.builds(RefundStarsPayment, user, charge_id=charge, admin_id=st.just(ADMIN_ID))
+        ),
+        ConfirmAdult: _as_player(st.builds(ConfirmAdult, user)),
+        RecordVipChannel: by_system(
+            st.builds(
+                RecordVipChannel,
+                user,
+                change=st.sampled_from(VIP_CHANNEL_CHANGES),
+                invite_link=st.sampled_from(["", "https://t.me/+kit1", "https://t.me/+kit2"]),
+            )
+        ),
+        RecordVipNotice: by_system(
+            st.builds(
+                RecordVipNotice,
+                user,
+                kind=st.sampled_from(["invitation", "expiry"]),
+                reference=reason,
+            )
+        ),
+        # Coordination and journal commands, under a policy name no worker runs (a parked
+        # position moves that policy on: a real name would make the machine's policies skip).
+        ParkEvent: by_system(
+            st.builds(
+                ParkEvent,
+                st.just(KIT_POLICY),
+                st.integers(1, 50),
+                st.uuids().map(str),
+                st.integers(1, 5),
+                st.just("PointsAwarded"),
+                reason,
+                st.integers(1, 5),
+            )
+        ),
+        RetryParkedEvent: by_system(
+            st.builds(
+                RetryParkedEvent,
+                st.just(KIT_POLICY),
+                st.integers(1, 50),
+                st.one_of(
+                    st.none(),
+                    st.builds(AwardPoints, user, st.just(rules.PointSource.STORY), amounts, reason),
+                ),
+            )
+        ),
+        FailParkedRetry: by_system(
+            st.builds(FailParkedRetry, st.just(KIT_POLICY), st.integers(1, 50), reason)
+        ),
+        RecordCommandFailure: by_system(
+            st.builds(
+                RecordCommandFailure,
+                st.just("SpendPoints"),
+                st.integers(1, 4).map(str),
+                st.one_of(st.none(), user),
+                st.sampled_from(["conflict", "corrupt_history"]),
+                reason,
+                st.just("tg:user:1"),
+            )
+        ),
+        RecordConsistencyCheck: by_system(
+            st.builds(
+                RecordConsistencyCheck,
+                user,
+                st.booleans(),
+                st.integers(0, 3),
+                st.integers(0, 100),
+            )
+        ),
+        RecordReconciliation: by_system(
+            st.builds(
+                RecordReconciliation,
+                st.integers(0, 100),
+                st.booleans(),
+                st.integers(0, 3),
+                st.just((("balance", 0),)),
+            )
+        ),
+    }
+
+
+def forged_callers(user: st.SearchStrategy[int] = users) -> st.SearchStrategy[Issued]:
+    """Admin and system commands issued by a player for themself: refused `not_admin`."""
+    return _as_player(
+        st.one_of(
+            st.builds(GrantPoints, user, admin_id=user, amount=amounts, reason=st.just("me")),
+            st.builds(AwardPoints, user, st.just(rules.PointSource.STORY), amounts, st.just("me")),
+            st.builds(GrantVip, user, st.integers(1, 40), st.just("admin"), st.just("me")),
+            st.builds(ForgetPlayer, user),
+        )
     )
 
 
@@ -204,7 +398,9 @@ updates = st.one_of(valid_updates, forged_callbacks, malformed_updates)
 
 
 @st.composite
-def redelivered(draw: Any, strategy: st.SearchStrategy[dict[str, Any]] = valid_updates) -> list:
+def redelivered(
+    draw: Any, strategy: st.SearchStrategy[dict[str, Any]] = valid_updates
+) -> list[dict[str, Any]]:
     """An update with an id, then the same update again (as after a lost offset)."""
     update = {"update_id": draw(st.integers(1, 10**6)), **draw(strategy)}
     return [update, dict(update)]

@@ -14,12 +14,18 @@ from psycopg import sql
 from tests.conftest import POSTGRES_URL, _postgres_or_skip
 from tests.kit.machine import InvariantMachine
 
-CI = settings(
-    max_examples=10,
-    stateful_step_count=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+
+def machine_settings(share: int = 1) -> settings:
+    """The active profile's budget (tests/conftest.py: `ci` 25 examples of at most 20 steps,
+    `deep` 500 of 50), a `share` of its examples: read when the test runs, after pytest loaded
+    the profile `--hypothesis-profile` names."""
+    profile = settings()
+    return settings(
+        profile,
+        max_examples=max(1, profile.max_examples // share),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
 
 
 def _sqlite_url() -> str:
@@ -50,12 +56,12 @@ class PostgresMachine(InvariantMachine):
 
 
 def test_invariants_hold_on_sqlite() -> None:
-    SqliteMachine.TestCase.settings = CI
+    SqliteMachine.TestCase.settings = machine_settings()
     SqliteMachine.TestCase().runTest()
 
 
 @pytest.mark.postgres
 def test_invariants_hold_on_postgres() -> None:
     _postgres_or_skip()
-    PostgresMachine.TestCase.settings = settings(CI, max_examples=5)
+    PostgresMachine.TestCase.settings = machine_settings(share=5)
     PostgresMachine.TestCase().runTest()
