@@ -112,7 +112,9 @@ def check_badge_definitions(side: Side) -> list[Issue]:
         definition = definitions.get(row["badge_slug"])
         if definition is None:
             detail = f"user {row['telegram_id']} holds badge {row['badge_slug']!r}: never defined"
-        elif definition["retired_at"] is not None and definition["retired_at"] <= row["awarded_at"]:
+        # Strictly after: an award at the retirement's own instant was recorded before it (the
+        # domain refuses awards once a badge is retired).
+        elif definition["retired_at"] is not None and definition["retired_at"] < row["awarded_at"]:
             detail = (
                 f"user {row['telegram_id']} was awarded {row['badge_slug']!r} at "
                 f"{row['awarded_at'].isoformat()}, after it was retired"

@@ -121,6 +121,7 @@ def test_badge_definitions_flag_unknown_and_awarded_after_retirement() -> None:
             held(1, "ghost"),
             held(2, "old", at=NOW),  # after the retirement
             held(3, "old", at=retired - timedelta(days=1)),  # before: still valid
+            held(6, "old", at=retired),  # the same instant, recorded before it: valid
             held(4, "ok"),
             held(5, "ghost", is_held=False),  # revoked rows are not checked
         ],
