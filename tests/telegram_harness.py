@@ -11,9 +11,9 @@ from aiogram import Bot
 from aiogram.types import CallbackQuery, Chat, Message, PollAnswer, Update, User
 from dianabot.adapters.bootstrap import Services
 from dianabot.adapters.telegram.bot import RetryAfterMiddleware, build_dispatcher
-from dianabot.adapters.telegram.context import BotServices
 
 from tests.telegram_fake import FakeSession
+from tests.telegram_live import bot_services_of
 
 BOT_ID = 123456
 TOKEN = f"{BOT_ID}:TEST-token"
@@ -25,14 +25,7 @@ class Harness:
     def __init__(self, services: Services) -> None:
         assert services.coordinator is not None
         self.services = services
-        self.bot_services = BotServices(
-            coordinator=services.coordinator,
-            app=services.app,
-            projections=services.projections,
-            settings=services.settings,
-            clock=services.clock,
-            follow=False,
-        )
+        self.bot_services = bot_services_of(services, follow=False)
         self.dispatcher = build_dispatcher(self.bot_services)
         self.session = FakeSession()
         self.session.middleware(RetryAfterMiddleware())

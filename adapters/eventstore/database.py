@@ -16,7 +16,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from dianabot.application.service import DianaApplication
@@ -81,6 +81,21 @@ class Database:
         if self.kind == "postgres":
             return make_url(str(self.sqlalchemy_url)).render_as_string(hide_password=True)
         return self.url
+
+    def psycopg_kwargs(self, connect_timeout: int, **extra: Any) -> dict[str, Any]:
+        """`psycopg.connect` arguments for a PostgreSQL store's own short connections (probes,
+        locks), in autocommit."""
+        env = self.eventsourcing_env
+        return {
+            "dbname": env["POSTGRES_DBNAME"],
+            "host": env["POSTGRES_HOST"],
+            "port": int(env["POSTGRES_PORT"]),
+            "user": env["POSTGRES_USER"],
+            "password": env["POSTGRES_PASSWORD"] or None,
+            "connect_timeout": connect_timeout,
+            "autocommit": True,
+            **extra,
+        }
 
 
 def database_from_url(url: str) -> Database:

@@ -214,17 +214,7 @@ class PostgresLeaderLock:
 
 
 def _connect_kwargs(database: Database, name: str) -> dict[str, Any]:
-    env = database.eventsourcing_env
-    return {
-        "dbname": env["POSTGRES_DBNAME"],
-        "host": env["POSTGRES_HOST"],
-        "port": int(env["POSTGRES_PORT"]),
-        "user": env["POSTGRES_USER"],
-        "password": env["POSTGRES_PASSWORD"] or None,
-        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-        "autocommit": True,
-        "application_name": f"dianabot-{name}",
-    }
+    return database.psycopg_kwargs(CONNECT_TIMEOUT_SECONDS, application_name=f"dianabot-{name}")
 
 
 TABLES = "tables"

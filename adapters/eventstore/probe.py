@@ -53,21 +53,12 @@ def _sqlite_probe(path: Path) -> Probe:
 
 
 def _postgres_probe(database: Database) -> Probe:
-    env = database.eventsourcing_env
-    kwargs = {
-        "dbname": env["POSTGRES_DBNAME"],
-        "host": env["POSTGRES_HOST"],
-        "port": int(env["POSTGRES_PORT"]),
-        "user": env["POSTGRES_USER"],
-        "password": env["POSTGRES_PASSWORD"] or None,
-        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-        "autocommit": True,
-    }
+    kwargs = database.psycopg_kwargs(CONNECT_TIMEOUT_SECONDS)
 
     def probe() -> float:
         started = time.perf_counter()
         try:
-            with psycopg.connect(**kwargs) as connection:  # type: ignore[arg-type]
+            with psycopg.connect(**kwargs) as connection:
                 connection.execute("SELECT 1").fetchone()
         except psycopg.Error as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)

@@ -19,7 +19,6 @@ from aiogram.types import Update
 from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.story_file import load_bundled_story
 from dianabot.adapters.telegram.bot import RetryAfterMiddleware, build_dispatcher
-from dianabot.adapters.telegram.context import BotServices
 from dianabot.adapters.telegram.limits import UserThrottle
 from dianabot.adapters.telegram.polling import InTurn, parse_update
 from dianabot.application.clock import ManualClock
@@ -29,6 +28,7 @@ from dianabot.domain.catalogue import INITIAL_BADGES
 from tests.conftest import make_settings
 from tests.kit import strategies as kst
 from tests.telegram_fake import FakeSession
+from tests.telegram_live import bot_services_of
 
 BOT_ID = 7_000_016
 TOKEN = f"{BOT_ID}:KIT-dispatcher-token"
@@ -75,12 +75,8 @@ class BotDriver:
         wall-clock buckets would make a stateful example depend on timing)."""
         assert services.coordinator is not None
         self.services = services
-        self.bot_services = BotServices(
-            coordinator=services.coordinator,
-            app=services.app,
-            projections=services.projections,
-            settings=services.settings,
-            clock=services.clock,
+        self.bot_services = bot_services_of(
+            services,
             read_timeout=0.0,  # the read models catch up when the test says so
             throttle=throttle,
             follow=False,
