@@ -149,22 +149,41 @@ class WrongType(ValueError):
     the row was changed behind the application's back."""
 
 
+def layout(
+    prev_digest: bytes,
+    prev_position: int,
+    position: int,
+    committed_at: int,
+    originator_id: bytes,
+    version: int,
+    topic: bytes,
+    state: bytes,
+) -> bytes:
+    """The bytes a link hashes, from fields of the right types (see module docstring); lengths
+    are fixed or prefixed, so no two different rows give the same bytes."""
+    fixed = _FIXED.pack(
+        prev_position, position, committed_at, version, len(originator_id), len(topic)
+    )
+    return b"".join((prev_digest, fixed, originator_id, topic, state))
+
+
 def message(prev_digest: bytes, prev_position: int, committed_at: int, row: Row) -> bytes:
-    """What a link hashes (see module docstring); lengths are fixed or prefixed, so no two
-    different rows give the same bytes. `WrongType` when a field cannot be what was written."""
+    """`layout` of a row as read back. `WrongType` when a field cannot be what was written."""
     state = row.state if type(row.state) is bytes else stored_bytes(row.state)
     originator_id = row.originator_id
     try:
         topic = row.topic.encode()
         if state is None or type(originator_id) is not bytes:
             raise TypeError("state or id not bytes")
-        fixed = _FIXED.pack(
+        return layout(
+            prev_digest,
             prev_position,
             row.position,
             committed_at,
+            originator_id,
             row.originator_version,
-            len(originator_id),
-            len(topic),
+            topic,
+            state,
         )
     except (TypeError, AttributeError, struct.error):
         raise WrongType(
@@ -175,7 +194,6 @@ def message(prev_digest: bytes, prev_position: int, committed_at: int, row: Row)
             )
             + ")"
         ) from None
-    return b"".join((prev_digest, fixed, originator_id, topic, state))
 
 
 def mac(key: bytes, prev_digest: bytes, prev_position: int, committed_at: int, row: Row) -> bytes:
@@ -322,22 +340,21 @@ class Chainer:
         else:
             prev_position, prev_digest = 0, GENESIS
         links = []
-        pack, join = _FIXED.pack, b"".join
         for position, stored in zip(positions, stored_events, strict=True):
-            # `message` inlined for the fields a writer always has (the write path's hot loop:
-            # per-event cost is most of the chain's share of a command, docs/performance.md).
             originator_id, state = stored.originator_id, stored.state
             if type(originator_id) is UUID and type(state) is bytes:
-                id_raw, topic = originator_id.bytes, stored.topic.encode()
-                fixed = pack(
+                # What a writer always has: `layout` directly, without `message`'s checks
+                # (the write path's hot loop; docs/performance.md, "Audit chain").
+                text = layout(
+                    prev_digest,
                     prev_position,
                     position,
                     committed,
+                    originator_id.bytes,
                     stored.originator_version,
-                    16,
-                    len(topic),
+                    stored.topic.encode(),
+                    state,
                 )
-                text = join((prev_digest, fixed, id_raw, topic, state))
             else:
                 row = Row(
                     position,
