@@ -160,7 +160,11 @@ def lapsed_badges(
 def definition(app: CoreApplication, slug: str) -> tuple[Badge | None, dict[str, Any] | None]:
     """The badge (None for a catalogue badge not defined yet) and its criteria (None when it
     awards nothing: unknown, or retired)."""
-    badge = app.get_badge(slug)
+    return described(slug, app.get_badge(slug))
+
+
+def described(slug: str, badge: Badge | None) -> tuple[Badge | None, dict[str, Any] | None]:
+    """`definition` of a badge already in hand (None: not defined)."""
     if badge is not None:
         return badge, None if badge.retired else badge.criteria
     spec = CATALOGUE.get(slug)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from dianabot.application.handlers.badges import described
 from dianabot.domain.badge import Badge
 from dianabot.domain.catalogue import INITIAL_BADGES
 
 DIRECTORY_EVENTS = frozenset({"BadgeDefined", "BadgeChanged", "BadgeRetired"})
-CATALOGUE = {spec.slug: spec for spec in INITIAL_BADGES}
 
 
 class BadgeDirectory:
@@ -80,8 +80,4 @@ class BadgeDirectory:
         criteria (None when it awards nothing: unknown, or retired); `handlers.badges`'
         `definition` without a query."""
         self.refresh()
-        badge = self._badges.get(slug)
-        if badge is not None:
-            return badge, None if badge.retired else dict(badge.criteria)
-        spec = CATALOGUE.get(slug)
-        return None, dict(spec.criteria) if spec is not None else None
+        return described(slug, self._badges.get(slug))
