@@ -148,8 +148,26 @@ class Store:
             self.schema = f"bench_bot_{uuid.uuid4().hex[:8]}"
             base = PG_BASE.replace("postgresql://", "postgresql+psycopg://", 1)
             self.url = f"{base}{'&' if '?' in base else '?'}schema={self.schema}"
-            # PostgreSQL has no default audit key file (docs/operations.md).
-            self.env = {"DIANABOT_AUDIT_KEY_FILE": str(directory / "audit.key")}
+            # PostgreSQL has no default audit key file (docs/operations.md); libpq names the
+            # run's connections, so their server processes' CPU can be told apart.
+            self.env = {
+                "DIANABOT_AUDIT_KEY_FILE": str(directory / "audit.key"),
+                "PGAPPNAME": self.schema,
+            }
+
+    def server_cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each PostgreSQL server process serving this run's
+        connections, by pid (none on SQLite)."""
+        if self.schema is None:
+            return {}
+        import psycopg
+
+        with psycopg.connect(PG_BASE, autocommit=True) as conn:
+            pids = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (self.schema,)
+            ).fetchall()
+        found = {pid: cpu_of_pid(pid) for (pid,) in pids}
+        return {pid: seconds for pid, seconds in found.items() if seconds is not None}
 
     def drop(self) -> None:
         if self.schema is None:
@@ -269,26 +287,48 @@ async def inject_planned(
     return "sendMessage", item.user, at
 
 
-def cpu_seconds(process: subprocess.Popen[bytes]) -> float | None:
+def sample(args: argparse.Namespace, processes: Processes, stamp: str) -> None:
+    """py-spy the bot and the workers (all threads) for 30 s from now, into `--py-spy DIR`."""
+    spy = str(Path(PYTHON).parent / "py-spy")
+    roles = [("bot", processes.started[-1])]
+    if len(processes.started) > 2:
+        roles.append(("workers", processes.started[-2]))
+    for role, process in roles:
+        subprocess.Popen(
+            [spy, "record", "--pid", str(process.pid), "--threads", "--format", "raw"]
+            + ["--rate", "100", "--duration", "30", "--nonblocking"]
+            + ["--output", f"{args.py_spy}/{role}-{stamp}.txt"],
+            stdout=subprocess.DEVNULL,
+        )
+
+
+def cpu_of_pid(pid: int) -> float | None:
     """User + system CPU seconds of a running process (Linux's /proc; None elsewhere)."""
     try:
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_of(processes: Processes, bot: str) -> dict[str, float]:
-    """CPU seconds so far of the bot (the last process started) and Diana's workers."""
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float | None:
+    return cpu_of_pid(process.pid)
+
+
+def cpu_of(processes: Processes, bot: str, store: Store | None = None) -> dict[str, float]:
+    """CPU seconds so far of the bot (the last process started), Diana's workers and the
+    PostgreSQL server processes serving them."""
     roles = {"bot": processes.started[-1]}
     if bot == "diana":
         roles["workers"] = processes.started[-2]
     found = {role: cpu_seconds(process) for role, process in roles.items()}
+    if store is not None:  # one entry a server process: one opened later counts from zero
+        found.update({f"server:{pid}": s for pid, s in store.server_cpu().items()})
     return {role: seconds for role, seconds in found.items() if seconds is not None}
 
 
 async def cpu_once_polling(
-    client: Client, processes: Processes, since: float, bot: str
+    client: Client, processes: Processes, since: float, bot: str, store: Store | None
 ) -> dict[str, float]:
     """The CPU figures once the restarted bot asks for updates (its start-up left out)."""
     for _ in range(1200):
@@ -296,7 +336,7 @@ async def cpu_once_polling(
         if any(c["at"] >= since for c in polls[-5:]):
             break
         await asyncio.sleep(0.05)
-    return cpu_of(processes, bot)
+    return cpu_of(processes, bot, store)
 
 
 def latencies(
@@ -361,7 +401,7 @@ async def one_run(
             client = Client(session, api_url)
             await client.wait_up()
 
-            def start_bot(sample: bool = False) -> None:
+            def start_bot() -> None:
                 if bot == "bare":
                     processes.start("bot", [PYTHON, __file__, "--serve-bare", api_url], base_env())
                     return
@@ -380,17 +420,8 @@ async def one_run(
                 if args.profile:
                     command[1:1] = ["-m", "cProfile", "-o", f"{args.profile}/bot-{stamp}.prof"]
                 processes.start("bot", command, env)
-                if args.py_spy and sample:
-                    spy = str(Path(PYTHON).parent / "py-spy")
-                    pid = str(processes.started[-1].pid)
-                    output = f"{args.py_spy}/bot-{stamp}.txt"
-                    subprocess.Popen(
-                        [spy, "record", "--pid", pid, "--threads", "--format", "raw", "--rate"]
-                        + ["200", "--duration", "20", "--nonblocking", "--output", output],
-                        stdout=subprocess.DEVNULL,
-                    )
 
-            start_bot(sample=mode == "latency")
+            start_bot()
             posts = await make_posts(client)
             before = len(await client.calls())
             injected: list[tuple[str, Any, float]] = []
@@ -406,8 +437,10 @@ async def one_run(
                 for item in planned:
                     injected.append(await inject_planned(client, item, posts))
                 restarted = time.time()
-                start_bot(sample=True)
-                cpu_at_start = await cpu_once_polling(client, processes, restarted, bot)
+                start_bot()
+                cpu_at_start = await cpu_once_polling(client, processes, restarted, bot, store)
+                if args.py_spy and bot == "diana":
+                    sample(args, processes, f"{store_kind}-{workload}-{time.time():.0f}")
             else:
                 t0 = time.monotonic()
                 for index, item in enumerate(planned):
@@ -423,7 +456,7 @@ async def one_run(
                 if len(found) >= expected or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)
-            cpu_at_end = cpu_of(processes, bot)
+            cpu_at_end = cpu_of(processes, bot, store)
             if mode == "saturation":
                 polls = [
                     c["at"] for c in calls if c["method"] == "getUpdates" and c["at"] >= restarted
@@ -444,9 +477,13 @@ async def one_run(
     }
     if mode == "saturation":
         for role, seconds in cpu_at_end.items():
-            if role in cpu_at_start and found:
+            if role in cpu_at_start and found and not role.startswith("server:"):
                 used = seconds - cpu_at_start[role]
                 result[f"{role}_cpu_us"] = round(1e6 * used / len(found))
+        servers = [k for k in cpu_at_end if k.startswith("server:")]
+        if servers and found:  # the run's PostgreSQL server processes (a closed one is lost)
+            used = sum(cpu_at_end[k] - cpu_at_start.get(k, 0.0) for k in servers)
+            result["server_cpu_us"] = round(1e6 * used / len(found))
         span = max(1e-9, last - first_poll)
         result["seconds"] = round(span, 2)
         result["updates_per_s"] = round(len(found) / span, 1)
@@ -474,6 +511,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "vs_ceiling",
         "bot_cpu_us",
         "workers_cpu_us",
+        "server_cpu_us",
     ]
     lines = [" | ".join(columns), " | ".join("---" for _ in columns)]
     for row in rows:
@@ -496,7 +534,9 @@ def main() -> None:
     parser.add_argument("--save", metavar="FILE")
     parser.add_argument("--profile", metavar="DIR", help="cProfile the Diana bot into DIR")
     parser.add_argument(
-        "--py-spy", metavar="DIR", help="sample the Diana bot (all threads) with py-spy into DIR"
+        "--py-spy",
+        metavar="DIR",
+        help="sample the Diana bot and workers (all threads) with py-spy into DIR",
     )
     parser.add_argument("--modes", default="saturation,latency")
     parser.add_argument(
