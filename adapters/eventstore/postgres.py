@@ -209,6 +209,9 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         **kwargs: Any,
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name, **kwargs)
+        # NOTIFY channels are per database, not per schema: the library's (the table's name)
+        # would wake every application of the database on each other's inserts.
+        self.channel_name = f"{datastore.schema or 'public'}_{self.channel_name}"
         self.insert_events_statement = _insert_statement(self, " RETURNING notification_id")
         # Rendered to text once: psycopg would otherwise compose them on every insert.
         self._insert_sql = self.insert_events_statement.as_string(None)
