@@ -25,7 +25,7 @@ from typing import Any
 from dianabot.projections.ports import EventLog
 from dianabot.projections.positions import MAX_RETRY_DELAY, Slot, lock_positions, outcome
 from dianabot.projections.store import ReadStore
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, bindparam, update
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +217,17 @@ def flush(
                     store.insert(wconn, table, new)
                     key = slot.projector.rows[base].key_columns
                     store.upsert(wconn, table, key, changed)
-            wconn.execute(update(positions).where(positions.c.name == slot.key).values(**values))
             committed.append((slot, values))
+        if committed:  # every projector's position in one statement (one round trip)
+            wconn.execute(
+                update(positions)
+                .where(positions.c.name == bindparam("row_name"))
+                .values({name: bindparam(f"row_{name}") for name in committed[0][1]}),
+                [
+                    {"row_name": slot.key, **{f"row_{k}": v for k, v in values.items()}}
+                    for slot, values in committed
+                ],
+            )
         if on_flush is not None:
             on_flush(wconn, batch)
     for slot, values in committed:
