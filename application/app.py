@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from copy import deepcopy
 from typing import Any
 from uuid import UUID
 
@@ -242,11 +243,16 @@ class CoreApplication(Application[UUID]):
             return
         self._snapshot_sink.add(snapshots)
 
-    def refresh_cached(self, aggregate_id: UUID, version: int) -> None:
-        """Drop the cached copy of an aggregate if it is older than `version` (another process
-        wrote to it since), so that the next load reads the store. A policy reacting to an
-        event thus reads its stream at least as new as that event: a stale copy would not
-        fail a save (the policy's command saves other aggregates), it would decide wrongly."""
+    def advance_cached(self, aggregate_id: UUID, version: int, event: Callable[[], Any]) -> None:
+        """Bring the cached copy of an aggregate to `version`, the version of an event a reader
+        of the log has just met (`event` decodes it, called only when needed): applied to a
+        copy when the cached copy is the version just before, dropped when it is older still
+        (loaded from the store next), left when it is as new or newer.
+
+        The policies follow the log this way, so what they read of another process's streams
+        stays cached and is never older than the event they react to, without a load per
+        event. (A stale copy would not fail a save, since a policy's command saves other
+        aggregates: it would decide wrongly.)"""
         cache = self.repository.cache
         if cache is None:
             return
@@ -254,9 +260,16 @@ class CoreApplication(Application[UUID]):
             cached = cache.get(aggregate_id)
         except KeyError:
             return
-        if cached.version < version:
-            with contextlib.suppress(KeyError):
-                cache.get(aggregate_id, evict=True)
+        if cached.version >= version:
+            return
+        if cached.version == version - 1:
+            try:  # a copy: the cached object may be in a snapshot still to be written
+                cache.put(aggregate_id, event().mutate(deepcopy(cached)))
+                return
+            except Exception:  # noqa: BLE001 - loading it from the store decides instead
+                log.debug("could not advance cached %s to v%s", aggregate_id, version)
+        with contextlib.suppress(KeyError):
+            cache.get(aggregate_id, evict=True)
 
     def evict_cached(self, aggregate_id: UUID) -> None:
         """Drop the cached copy of one aggregate, if any (it is loaded from the store next)."""

@@ -63,7 +63,7 @@ class PolicyHost(Protocol):
 
     def advance_subscriber(self, name: str, position: int) -> bool: ...
 
-    def refresh_cached(self, aggregate_id: Any, version: int) -> None: ...
+    def advance_cached(self, aggregate_id: Any, version: int, event: Callable[[], Any]) -> None: ...
 
 
 @dataclass
@@ -224,13 +224,16 @@ class PolicyRunner:
                 known = names.get(row.topic)
                 name = known if known is not None else self.events.name_of(row.topic)
                 names[row.topic] = name
+                decoded = _Decoded(self.events, row)
+                # Every event, wanted or not, keeps the streams the policies read current.
+                self.host.advance_cached(row.originator_id, row.originator_version, decoded)
                 wanting = [
                     s for s in interest.get(name, ()) if not s.stopped and s.position < row.id
                 ]
                 if not wanting:
                     continue
                 try:
-                    event = self.events.decode(row)
+                    event = decoded()
                 except Exception as error:
                     for slot in wanting:
                         self._failed(slot, row, name, f"undecodable: {_describe(error)}")
@@ -246,8 +249,6 @@ class PolicyRunner:
     def _react(self, slot: PolicySlot, row: LoggedRow, name: str, event: Any) -> None:
         policy = slot.policy
         try:
-            # Another process may have written this stream since it was cached here.
-            self.host.refresh_cached(event.originator_id, event.originator_version)
             command = policy.react(event)
         except Exception as error:
             log.debug("policy %s raised on %s", policy.name, row.id, exc_info=error)
@@ -337,6 +338,21 @@ class PolicyRunner:
             slot.position = max(slot.position, slot.recorded)
             return
         slot.recorded = slot.position
+
+
+class _Decoded:
+    """A row's event, decoded on first use and then kept (for the cache and the policies)."""
+
+    __slots__ = ("_events", "_row", "_event")
+
+    def __init__(self, events: EventLog, row: LoggedRow) -> None:
+        self._events, self._row = events, row
+        self._event: Any = None
+
+    def __call__(self) -> Any:
+        if self._event is None:
+            self._event = self._events.decode(self._row)
+        return self._event
 
 
 def _describe(error: BaseException) -> str:
