@@ -108,11 +108,13 @@ def due_badges(
     at: datetime,
     streak: int = 0,
     definitions: Definitions | None = None,
+    held: set[str] | None = None,
 ) -> list[tuple[str, Badge | None, BadgeAward | None]]:
     """The badges of `slugs` the player has earned and does not hold, with their definition
     (None for a catalogue badge not defined yet) and their award stream (None before any).
     `streak`: the check-in streak the evidence recorded (see `AwardEarnedBadges`);
-    `definitions`: where the badges are looked up (by default loaded from the store).
+    `definitions`: where the badges are looked up (by default loaded from the store);
+    `held`: if given, the slugs found earned and held are added to it.
     The badge policies ask it before issuing a command (most events earn nothing, and a
     command with a position costs a transaction); the command's handler asks it again."""
     player = app._player(telegram_id)
@@ -130,6 +132,8 @@ def due_badges(
         award = app.get_award(slug, telegram_id)
         if award is None or not award.held:
             due.append((slug, badge, award))
+        elif held is not None:
+            held.add(slug)
     return due
 
 

@@ -25,6 +25,7 @@ from dianabot.application.app import CoreApplication
 from dianabot.application.commands import AwardEarnedBadges, Command
 from dianabot.application.handlers.badges import due_badges
 from dianabot.application.policies.catalogue import DIRECTORY_EVENTS, BadgeDirectory
+from dianabot.domain.ids import badge_award_id
 
 TRACKING_PREFIX = "policy:"
 
@@ -66,25 +67,39 @@ class Policy:
         return owner
 
 
+REVOKED = "BadgeRevoked"
+MAX_HELD = 100_000
+
+
 class BadgePolicy(Policy):
     """A policy whose effect is awarding badges: it issues `AwardEarnedBadges` only when some
     badge is due now (most events earn none, and each command costs a transaction).
 
     It knows which badges exist from a `BadgeDirectory`, kept current by the badge definitions'
     own events, which every badge policy therefore handles too (added to `handles` here);
-    subclasses write `earn(event)` for the events they name."""
+    subclasses write `earn(event)` for the events they name.
+
+    It also remembers the awards it found held, so an event whose badges are all held already
+    (most events, once a player has them) costs no load at all. Only a revocation takes a
+    badge away, and every badge policy handles `BadgeRevoked` to forget that award: what it
+    remembers is never staler than the event it reacts to."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "handles" in cls.__dict__:
-            cls.handles = cls.handles | DIRECTORY_EVENTS
+            cls.handles = cls.handles | DIRECTORY_EVENTS | {REVOKED}
 
     def __init__(self, app: CoreApplication) -> None:
         super().__init__(app)
         self.directory = BadgeDirectory(app)
+        self._held: set[UUID] = set()
+        """Award streams found held (`badge_award_id`), until a revocation on them passes."""
 
     def react(self, event: Any) -> Command | None:
         if self.directory.noted(event):
+            return None
+        if type(event).__name__ == REVOKED:
+            self._held.discard(event.originator_id)
             return None
         return self.earn(event)
 
@@ -100,15 +115,29 @@ class BadgePolicy(Policy):
         story_slug: str = "",
         streak: int = 0,
     ) -> Command | None:
-        if not slugs:
+        streams = {slug: badge_award_id(slug, telegram_id) for slug in slugs}
+        open_slugs = [slug for slug in slugs if streams[slug] not in self._held]
+        if not open_slugs:
             return None
         now = self.app.clock.now()
+        held: set[str] = set()
         due = due_badges(
-            self.app, telegram_id, slugs, story_slug, now, streak, self.directory.definition
+            self.app,
+            telegram_id,
+            open_slugs,
+            story_slug,
+            now,
+            streak,
+            self.directory.definition,
+            held,
         )
+        if len(self._held) + len(held) > MAX_HELD:
+            self._held.clear()
+        self._held.update(streams[slug] for slug in held)
         if not due:
             return None
-        return AwardEarnedBadges(telegram_id, tuple(slugs), evidence(event), story_slug, streak)
+        slugs = tuple(slug for slug, _, _ in due)
+        return AwardEarnedBadges(telegram_id, slugs, evidence(event), story_slug, streak)
 
 
 def evidence(event: Any) -> tuple[str, ...]:
