@@ -339,7 +339,8 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
 class ArrayInsertProcessRecorder(ArrayInsertPostgresRecorder, PostgresProcessRecorder):
     """The application's recorder (see `factory`): the events as above and, when a transaction
     carries one, a tracking record in the same transaction (the parameterised path: BEGIN, lock
-    and NOTIFY, the tracking record, the events, COMMIT)."""
+    and NOTIFY, the tracking record, the events, COMMIT); a tracking record alone is one
+    INSERT."""
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -347,19 +348,22 @@ class ArrayInsertProcessRecorder(ArrayInsertPostgresRecorder, PostgresProcessRec
         tracking: Tracking | None = kwargs.get("tracking")
         if tracking is None:
             return super().insert_events(stored_events)
+        if not stored_events:
+            # A position alone orders no events (no table lock, which would hold up every
+            # writer) and gives readers nothing to read (no NOTIFY, which would wake them all):
+            # one statement, its own transaction (the connection is in autocommit).
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                self._insert_tracking(curs, tracking)
+            return []
         with self.datastore.get_connection() as conn:
             try:
                 with conn.cursor() as curs:
                     curs.execute(self._begin_and_lock)
                     self._insert_tracking(curs, tracking)
-                    notification_ids: list[int] = []
-                    if stored_events:
-                        curs.execute(self._insert_sql, _columns(stored_events), prepare=True)
-                        notification_ids = [row["notification_id"] for row in curs.fetchall()]
-                        curs.execute(self._chain_head)
-                        self._chain_and_commit(curs, notification_ids, stored_events)
-                if not stored_events:
-                    conn.execute("COMMIT")
+                    curs.execute(self._insert_sql, _columns(stored_events), prepare=True)
+                    notification_ids = [row["notification_id"] for row in curs.fetchall()]
+                    curs.execute(self._chain_head)
+                    self._chain_and_commit(curs, notification_ids, stored_events)
             except BaseException:
                 with contextlib.suppress(Exception):
                     conn.execute("ROLLBACK")
