@@ -94,6 +94,7 @@ class CoreApplication(Application[UUID]):
         events = self._store.event_writer(self.recorder, self.mapper, self._committed)
         self._event_writer: EventWriter = events
         self._notifications: NotificationScanner = self._store.notification_scanner(self.recorder)
+        self._tracking_reader = self._store.tracking_reader(self.recorder)
         # While the store is down, commands fail fast; its probe repairs the pool (`breaker`).
         self._breaker = StoreBreaker(events.replace_broken_connections)
         self._writer: DirectWriter | GroupCommitWriter = (
@@ -190,6 +191,11 @@ class CoreApplication(Application[UUID]):
             raise TypeError(f"{type(recorder).__name__} keeps no tracking records")
         with self._breaker.guard():
             return recorder.max_tracking_id(name) or 0
+
+    def subscriber_positions(self, names: Sequence[str]) -> dict[str, int]:
+        """Several subscribers' positions (`subscriber_position`), read together."""
+        with self._breaker.guard():
+            return self._tracking_reader(names)
 
     def advance_subscriber(self, name: str, position: int) -> bool:
         """Move a subscriber past notifications it had nothing to do for (a transaction with

@@ -80,6 +80,10 @@ class NotificationScanner(Protocol):
         ...
 
 
+TrackingReader = Callable[[Sequence[str]], dict[str, int]]
+"""The positions of these subscribers (their tracking records; 0 before any), read together."""
+
+
 @runtime_checkable
 class StoreFactory(Protocol):
     """What the persistence factory named by `PERSISTENCE_MODULE` provides besides the
@@ -97,6 +101,10 @@ class StoreFactory(Protocol):
 
     def notification_scanner(self, recorder: ApplicationRecorder) -> NotificationScanner:
         """The reader of `recorder`'s notification log by event class."""
+        ...
+
+    def tracking_reader(self, recorder: ApplicationRecorder) -> TrackingReader:
+        """The reader of several subscribers' positions (tracking records) at once."""
         ...
 
     def personal_data(self, snapshots: AggregateRecorder | None) -> PersonalDataStore:

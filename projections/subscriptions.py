@@ -61,6 +61,8 @@ class PolicyHost(Protocol):
 
     def subscriber_position(self, name: str) -> int: ...
 
+    def subscriber_positions(self, names: Sequence[str]) -> dict[str, int]: ...
+
     def advance_subscriber(self, name: str, position: int) -> bool: ...
 
     def advance_cached(self, aggregate_id: Any, version: int, event: Callable[[], Any]) -> None: ...
@@ -150,8 +152,10 @@ class PolicyRunner:
 
     def sync(self) -> None:
         """Adopt the recorded positions (another process may have moved them)."""
-        for slot in self.slots:
-            recorded = self.host.subscriber_position(slot.policy.tracking_name)
+        names = [slot.policy.tracking_name for slot in self.slots]
+        positions = self.host.subscriber_positions(names)  # one query, at every step
+        for slot, name in zip(self.slots, names, strict=True):
+            recorded = positions[name]
             if recorded != slot.recorded or not self._synced:
                 slot.position = slot.recorded = recorded
         self._synced = True

@@ -15,6 +15,7 @@ also build the application's ports (`application.ports.StoreFactory`) and decide
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -31,7 +32,7 @@ from dianabot.adapters.eventstore.personal import (
 from dianabot.adapters.eventstore.repository import lean
 from dianabot.adapters.eventstore.transcoding import FlatJSONTranscoder, register_transcodings
 from dianabot.adapters.eventstore.writer import EventWriter
-from dianabot.application.ports import AfterCommit
+from dianabot.application.ports import AfterCommit, TrackingReader
 from eventsourcing.application import Repository
 from eventsourcing.persistence import (
     AggregateRecorder,
@@ -39,6 +40,7 @@ from eventsourcing.persistence import (
     InfrastructureFactory,
     JSONTranscoder,
     Mapper,
+    TrackingRecorder,
     Transcoder,
 )
 
@@ -103,3 +105,13 @@ class DianaFactory(InfrastructureFactory[Any]):
 
     def notification_scanner(self, recorder: ApplicationRecorder) -> NotificationScanner:
         return NotificationScanner(recorder)
+
+    def tracking_reader(self, recorder: ApplicationRecorder) -> TrackingReader:
+        """One query a subscriber: enough where a query costs no round trip (see PostgreSQL's)."""
+        if not isinstance(recorder, TrackingRecorder):
+            raise TypeError(f"{type(recorder).__name__} keeps no tracking records")
+
+        def read(names: Sequence[str]) -> dict[str, int]:
+            return {name: recorder.max_tracking_id(name) or 0 for name in names}
+
+        return read

@@ -53,7 +53,13 @@ from dianabot.adapters.eventstore.chain import (
 from dianabot.adapters.eventstore.factory import DianaFactory
 from dianabot.adapters.eventstore.selects import select_events_query
 from dianabot.adapters.eventstore.writer import EventWriter
-from eventsourcing.persistence import OperationalError, StoredEvent, Tracking
+from dianabot.application.ports import TrackingReader
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    OperationalError,
+    StoredEvent,
+    Tracking,
+)
 from eventsourcing.postgres import (
     ConnectionPool,
     PostgresAggregateRecorder,
@@ -61,6 +67,7 @@ from eventsourcing.postgres import (
     PostgresDatastore,
     PostgresFactory,
     PostgresProcessRecorder,
+    PostgresTrackingRecorder,
 )
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
@@ -565,6 +572,27 @@ class DianaPostgresFactory(DianaFactory, PostgresFactory):
             kwargs.setdefault("connect_timeout", POOL_CONNECT_TIMEOUT_SECONDS)
 
     store_kind = "postgres"
+
+    def tracking_reader(self, recorder: ApplicationRecorder) -> TrackingReader:
+        """Every subscriber's position in one query (the policies read theirs at every step)."""
+        if not isinstance(recorder, PostgresTrackingRecorder):
+            return super().tracking_reader(recorder)
+        statement = (
+            SQL(
+                "SELECT application_name, MAX(notification_id) AS position FROM {}.{} "
+                "WHERE application_name = ANY(%s) GROUP BY application_name"
+            )
+            .format(Identifier(recorder.datastore.schema), Identifier(recorder.tracking_table_name))
+            .as_string(None)
+        )
+
+        def read(names: Sequence[str]) -> dict[str, int]:
+            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(statement, (list(names),), prepare=True)
+                found = {row["application_name"]: row["position"] for row in curs.fetchall()}
+            return {name: found.get(name) or 0 for name in names}
+
+        return read
 
     def process_recorder(self) -> Any:
         recorder: Any = super().process_recorder()

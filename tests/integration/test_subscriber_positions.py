@@ -57,3 +57,16 @@ def test_a_position_alone_takes_no_table_lock_and_wakes_no_reader(
             assert not app.advance_subscriber("policy:test", 1)  # already there
         finally:
             waker.close()
+
+
+def test_positions_are_read_together_as_each_alone(database_url: str, clock: ManualClock) -> None:
+    with bootstrap(make_settings(database_url), clock=clock, projections=False) as services:
+        app = services.app
+        assert app.bus.handle(RegisterPlayer(5, "Ana"), Origin.telegram(1, 5)).ok
+        assert app.advance_subscriber("policy:a", 1)
+        assert app.advance_subscriber("policy:b", 1)
+        assert app.advance_subscriber("policy:b", 2)
+        names = ["policy:a", "policy:b", "policy:never"]
+        together = app.subscriber_positions(names)
+        assert together == {name: app.subscriber_position(name) for name in names}
+        assert together == {"policy:a": 1, "policy:b": 2, "policy:never": 0}
