@@ -94,7 +94,7 @@ class CoreApplication(Application[UUID]):
         events = self._store.event_writer(self.recorder, self.mapper, self._committed)
         self._event_writer: EventWriter = events
         self._notifications: NotificationScanner = self._store.notification_scanner(self.recorder)
-        self._tracking_reader = self._store.tracking_reader(self.recorder)
+        self._positions = self._store.subscriber_positions(self.recorder)
         # While the store is down, commands fail fast; its probe repairs the pool (`breaker`).
         self._breaker = StoreBreaker(events.replace_broken_connections)
         self._writer: DirectWriter | GroupCommitWriter = (
@@ -195,7 +195,13 @@ class CoreApplication(Application[UUID]):
     def subscriber_positions(self, names: Sequence[str]) -> dict[str, int]:
         """Several subscribers' positions (`subscriber_position`), read together."""
         with self._breaker.guard():
-            return self._tracking_reader(names)
+            return self._positions.read(names)
+
+    def advance_subscribers(self, positions: Mapping[str, int]) -> set[str]:
+        """Several subscribers moved past notifications they had nothing to do for, each on its
+        own (`advance_subscriber`), together; the names that moved."""
+        with self._breaker.guard():
+            return self._positions.advance(positions)
 
     def advance_subscriber(self, name: str, position: int) -> bool:
         """Move a subscriber past notifications it had nothing to do for (a transaction with

@@ -17,7 +17,7 @@ library's own `eventsourcing.popo`, say) is refused with a message naming the ri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
@@ -80,8 +80,18 @@ class NotificationScanner(Protocol):
         ...
 
 
-TrackingReader = Callable[[Sequence[str]], dict[str, int]]
-"""The positions of these subscribers (their tracking records; 0 before any), read together."""
+class SubscriberPositions(Protocol):
+    """Several subscribers' positions (their tracking records) at once: the policies read and
+    move all of theirs at every step."""
+
+    def read(self, names: Sequence[str]) -> dict[str, int]:
+        """Their positions (0 before any)."""
+        ...
+
+    def advance(self, positions: Mapping[str, int]) -> set[str]:
+        """Move each to its position, each on its own (a position can only grow); the names
+        that moved (the others were there or past it already)."""
+        ...
 
 
 @runtime_checkable
@@ -103,8 +113,9 @@ class StoreFactory(Protocol):
         """The reader of `recorder`'s notification log by event class."""
         ...
 
-    def tracking_reader(self, recorder: ApplicationRecorder) -> TrackingReader:
-        """The reader of several subscribers' positions (tracking records) at once."""
+    def subscriber_positions(self, recorder: ApplicationRecorder) -> SubscriberPositions:
+        """Several subscribers' positions (tracking records in `recorder`), read and moved at
+        once."""
         ...
 
     def personal_data(self, snapshots: AggregateRecorder | None) -> PersonalDataStore:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -62,6 +62,8 @@ class PolicyHost(Protocol):
     def subscriber_position(self, name: str) -> int: ...
 
     def subscriber_positions(self, names: Sequence[str]) -> dict[str, int]: ...
+
+    def advance_subscribers(self, positions: Mapping[str, int]) -> set[str]: ...
 
     def advance_subscriber(self, name: str, position: int) -> bool: ...
 
@@ -147,6 +149,10 @@ class PolicyRunner:
         self.clock = clock
         self._synced = False
         self._lock = threading.Lock()
+        self.halt: threading.Event | None = None
+        """Once set, a step ends after the event in hand (its page may hold hundreds of events,
+        each a command): the positions reached are recorded and the rest waits for the next
+        step. The live loop's `stopping`, so that a stop does not wait for a whole page."""
 
     # ----- positions ------------------------------------------------------------------------
 
@@ -222,9 +228,14 @@ class PolicyRunner:
                 interest.setdefault(name, []).append(slot)
         read = 0
         names: dict[str, str] = {}
+        halt = self.halt
+        halted = False
         for page in self.events.pages(start, end, self.page_size):
             read += len(page)
             for row in page:
+                if halt is not None and halt.is_set():
+                    end, halted = min(end, row.id - 1), True
+                    break
                 known = names.get(row.topic)
                 name = known if known is not None else self.events.name_of(row.topic)
                 names[row.topic] = name
@@ -244,10 +255,12 @@ class PolicyRunner:
                     continue
                 for slot in wanting:
                     self._react(slot, row, name, event)
+            if halted:
+                break
         for slot in runnable:
             if not slot.stopped:
                 slot.position = max(slot.position, end)
-            self._record(slot)
+        self._record([slot for slot in runnable if slot.position > slot.recorded])
         return read
 
     def _react(self, slot: PolicySlot, row: LoggedRow, name: str, event: Any) -> None:
@@ -332,16 +345,20 @@ class PolicyRunner:
         slot.position = max(slot.position, row.id)
         slot.retry_at = 0.0
 
-    def _record(self, slot: PolicySlot) -> None:
-        """Write the position reached past events that needed nothing (one transaction)."""
-        if slot.position <= slot.recorded:
+    def _record(self, slots: Sequence[PolicySlot]) -> None:
+        """Write the positions reached past events that needed nothing (one statement)."""
+        if not slots:
             return
-        name = slot.policy.tracking_name
-        if not self.host.advance_subscriber(name, slot.position):
+        moved = self.host.advance_subscribers(
+            {slot.policy.tracking_name: slot.position for slot in slots}
+        )
+        for slot in slots:
+            name = slot.policy.tracking_name
+            if name in moved:
+                slot.recorded = slot.position
+                continue
             slot.recorded = self.host.subscriber_position(name)  # someone else got there
             slot.position = max(slot.position, slot.recorded)
-            return
-        slot.recorded = slot.position
 
 
 class _Decoded:
@@ -378,6 +395,7 @@ class Policies:
     ) -> None:
         self.runner = PolicyRunner(host, events, policies, **runner_options)
         self.live = LiveRunner(self.runner, poll_interval=poll_interval, name="policies")
+        self.runner.halt = self.live.stopping
 
     @property
     def names(self) -> tuple[str, ...]:

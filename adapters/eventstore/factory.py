@@ -15,7 +15,7 @@ also build the application's ports (`application.ports.StoreFactory`) and decide
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -32,14 +32,16 @@ from dianabot.adapters.eventstore.personal import (
 from dianabot.adapters.eventstore.repository import lean
 from dianabot.adapters.eventstore.transcoding import FlatJSONTranscoder, register_transcodings
 from dianabot.adapters.eventstore.writer import EventWriter
-from dianabot.application.ports import AfterCommit, TrackingReader
+from dianabot.application.ports import AfterCommit, SubscriberPositions
 from eventsourcing.application import Repository
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
     InfrastructureFactory,
+    IntegrityError,
     JSONTranscoder,
     Mapper,
+    Tracking,
     TrackingRecorder,
     Transcoder,
 )
@@ -106,12 +108,29 @@ class DianaFactory(InfrastructureFactory[Any]):
     def notification_scanner(self, recorder: ApplicationRecorder) -> NotificationScanner:
         return NotificationScanner(recorder)
 
-    def tracking_reader(self, recorder: ApplicationRecorder) -> TrackingReader:
-        """One query a subscriber: enough where a query costs no round trip (see PostgreSQL's)."""
+    def subscriber_positions(self, recorder: ApplicationRecorder) -> SubscriberPositions:
+        return TrackingPositions(recorder)
+
+
+class TrackingPositions:
+    """`application.ports.SubscriberPositions` through the library's recorder, one statement a
+    subscriber: enough where a statement costs no round trip (PostgreSQL's is `postgres`')."""
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
         if not isinstance(recorder, TrackingRecorder):
             raise TypeError(f"{type(recorder).__name__} keeps no tracking records")
+        self.recorder = recorder
 
-        def read(names: Sequence[str]) -> dict[str, int]:
-            return {name: recorder.max_tracking_id(name) or 0 for name in names}
+    def read(self, names: Sequence[str]) -> dict[str, int]:
+        assert isinstance(self.recorder, TrackingRecorder)
+        return {name: self.recorder.max_tracking_id(name) or 0 for name in names}
 
-        return read
+    def advance(self, positions: Mapping[str, int]) -> set[str]:
+        moved: set[str] = set()
+        for name, position in positions.items():
+            try:  # alone, as a command's own transaction with no events would be
+                self.recorder.insert_events([], tracking=Tracking(name, position))
+            except IntegrityError:
+                continue
+            moved.add(name)
+        return moved

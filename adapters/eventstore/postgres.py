@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -50,10 +50,10 @@ from dianabot.adapters.eventstore.chain import (
     id_bytes,
     values_literal,
 )
-from dianabot.adapters.eventstore.factory import DianaFactory
+from dianabot.adapters.eventstore.factory import DianaFactory, TrackingPositions
 from dianabot.adapters.eventstore.selects import select_events_query
 from dianabot.adapters.eventstore.writer import EventWriter
-from dianabot.application.ports import TrackingReader
+from dianabot.application.ports import SubscriberPositions
 from eventsourcing.persistence import (
     ApplicationRecorder,
     OperationalError,
@@ -549,6 +549,54 @@ def fresh_pool(old: ConnectionPool[Any]) -> ConnectionPool[Any]:
     return new
 
 
+class PostgresPositions(TrackingPositions):
+    """Every subscriber's position read in one query and moved in one statement (the policies
+    do both at every step: one round trip each instead of one a policy)."""
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        super().__init__(recorder)
+        assert isinstance(recorder, PostgresTrackingRecorder)
+        self.datastore = recorder.datastore
+        table = SQL("{}.{}").format(
+            Identifier(recorder.datastore.schema), Identifier(recorder.tracking_table_name)
+        )
+        self._read = (
+            SQL(
+                "SELECT application_name, MAX(notification_id) AS position FROM {} "
+                "WHERE application_name = ANY(%s) GROUP BY application_name"
+            )
+            .format(table)
+            .as_string(None)
+        )
+        # One row a subscriber (the library's single-row tracking): a position only grows.
+        self._advance = (
+            SQL(
+                "INSERT INTO {0} AS t SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+                "ON CONFLICT (application_name) DO UPDATE SET notification_id = "
+                "EXCLUDED.notification_id WHERE t.notification_id < EXCLUDED.notification_id "
+                "RETURNING application_name"
+            )
+            .format(table)
+            .as_string(None)
+            if recorder.datastore.single_row_tracking
+            else None
+        )
+
+    def read(self, names: Sequence[str]) -> dict[str, int]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._read, (list(names),), prepare=True)
+            found = {row["application_name"]: row["position"] for row in curs.fetchall()}
+        return {name: found.get(name) or 0 for name in names}
+
+    def advance(self, positions: Mapping[str, int]) -> set[str]:
+        if self._advance is None or len(positions) < 2:
+            return super().advance(positions)
+        names, values = list(positions), list(positions.values())
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._advance, (names, values), prepare=True)
+            return {row["application_name"] for row in curs.fetchall()}
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -573,26 +621,10 @@ class DianaPostgresFactory(DianaFactory, PostgresFactory):
 
     store_kind = "postgres"
 
-    def tracking_reader(self, recorder: ApplicationRecorder) -> TrackingReader:
-        """Every subscriber's position in one query (the policies read theirs at every step)."""
-        if not isinstance(recorder, PostgresTrackingRecorder):
-            return super().tracking_reader(recorder)
-        statement = (
-            SQL(
-                "SELECT application_name, MAX(notification_id) AS position FROM {}.{} "
-                "WHERE application_name = ANY(%s) GROUP BY application_name"
-            )
-            .format(Identifier(recorder.datastore.schema), Identifier(recorder.tracking_table_name))
-            .as_string(None)
-        )
-
-        def read(names: Sequence[str]) -> dict[str, int]:
-            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(statement, (list(names),), prepare=True)
-                found = {row["application_name"]: row["position"] for row in curs.fetchall()}
-            return {name: found.get(name) or 0 for name in names}
-
-        return read
+    def subscriber_positions(self, recorder: ApplicationRecorder) -> SubscriberPositions:
+        if isinstance(recorder, PostgresTrackingRecorder):
+            return PostgresPositions(recorder)
+        return super().subscriber_positions(recorder)
 
     def process_recorder(self) -> Any:
         recorder: Any = super().process_recorder()

@@ -70,3 +70,23 @@ def test_positions_are_read_together_as_each_alone(database_url: str, clock: Man
         together = app.subscriber_positions(names)
         assert together == {name: app.subscriber_position(name) for name in names}
         assert together == {"policy:a": 1, "policy:b": 2, "policy:never": 0}
+
+
+def test_positions_moved_together_move_each_only_forward(
+    database_url: str, clock: ManualClock
+) -> None:
+    with bootstrap(make_settings(database_url), clock=clock, projections=False) as services:
+        app = services.app
+        assert app.bus.handle(RegisterPlayer(5, "Ana"), Origin.telegram(1, 5)).ok
+        assert app.advance_subscriber("policy:ahead", 3)
+        assert app.advance_subscriber("policy:level", 2)
+        moved = app.advance_subscribers({"policy:ahead": 2, "policy:level": 2, "policy:new": 2})
+        assert moved == {"policy:new"}
+        moved = app.advance_subscribers({"policy:ahead": 4, "policy:level": 4, "policy:new": 3})
+        assert moved == {"policy:ahead", "policy:level", "policy:new"}
+        names = ["policy:ahead", "policy:level", "policy:new"]
+        assert app.subscriber_positions(names) == {
+            "policy:ahead": 4,
+            "policy:level": 4,
+            "policy:new": 3,
+        }
