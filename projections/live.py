@@ -85,6 +85,12 @@ class LiveRunner:
         return True
 
     @property
+    def stopping(self) -> threading.Event:
+        """Set from `stop()` until the next `start()`: a runner whose batch is long may look at
+        it between events and end its batch early (`subscriptions.PolicyRunner.halt`)."""
+        return self._stopping
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

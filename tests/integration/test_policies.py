@@ -155,3 +155,37 @@ def test_a_failing_policy_is_held_back_then_parks_the_event_while_others_go_on(
     assert "boom" in parked.error and parked.event_name == "PointsAdjusted"
     # Parked once: a new runner does not see the event again.
     assert runner(services, [Exploding(app)]).catch_up() == event_log(app).head()
+
+
+def test_a_halted_step_ends_after_the_event_in_hand_and_records_how_far_it_got(
+    services: Services,
+) -> None:
+    """A stop does not wait for a whole page: the step ends after the event in hand, its
+    position is recorded, and the next step goes on from there (nothing skipped or doubled)."""
+    register(services, ANA)
+    for update in range(6):
+        grant(services, ANA, 1, 10 + update)
+    seen: list[int] = []
+    halt = threading.Event()
+
+    class Counting(Policy):
+        name = "counting"
+        handles = frozenset({"PointsAdjusted"})
+
+        def react(self, event: Any) -> Command | None:
+            seen.append(event.originator_version)
+            if len(seen) == 2:
+                halt.set()  # a stop asked while this event is in hand
+            return None
+
+    app = services.app
+    policies = runner(services, [Counting(app)], page_size=500)
+    policies.halt = halt
+    assert policies.step() is not None
+    assert seen == sorted(seen) and len(seen) == 2
+    reached = app.subscriber_position("policy:counting")
+    assert 0 < reached < event_log(app).head()
+    halt.clear()
+    policies.catch_up()
+    assert len(seen) == 6 and len(set(seen)) == 6  # the rest, each once
+    assert app.subscriber_position("policy:counting") == event_log(app).head()
