@@ -197,9 +197,11 @@ class Client:
             raise RuntimeError(f"inject {kind}: {answer}")
         return dict(answer["result"])
 
-    async def calls(self, method: str | None = None) -> list[dict[str, Any]]:
+    async def calls(self, method: str | None = None, since: int = 0) -> list[dict[str, Any]]:
         url = f"{self.api_url}/local/bot{TOKEN}/calls"
         params = {"method": method} if method else {}
+        if since:
+            params["since"] = str(since)
         async with self.session.get(url, params=params) as response:
             answer = await response.json()
         return list(answer["result"])
@@ -316,12 +318,14 @@ def cpu_seconds(process: subprocess.Popen[bytes]) -> float | None:
 
 
 def cpu_of(processes: Processes, bot: str, store: Store | None = None) -> dict[str, float]:
-    """CPU seconds so far of the bot (the last process started), Diana's workers and the
-    PostgreSQL server processes serving them."""
-    roles = {"bot": processes.started[-1]}
+    """CPU seconds so far of the bot (the last process started), Diana's workers, the
+    PostgreSQL server processes serving them, the local Bot API and this client."""
+    roles = {"bot": processes.started[-1], "api": processes.started[0]}
     if bot == "diana":
         roles["workers"] = processes.started[-2]
     found = {role: cpu_seconds(process) for role, process in roles.items()}
+    times = os.times()  # this process: the injecting client
+    found["client"] = times.user + times.system
     if store is not None:  # one entry a server process: one opened later counts from zero
         found.update({f"server:{pid}": s for pid, s in store.server_cpu().items()})
     return {role: seconds for role, seconds in found.items() if seconds is not None}
@@ -450,8 +454,9 @@ async def one_run(
                     injected.append(await inject_planned(client, item, posts))
             expected = len(injected)
             deadline = time.monotonic() + args.timeout
-            while True:
-                calls = (await client.calls())[before:]
+            calls: list[dict[str, Any]] = []
+            while True:  # only the calls since the last look: the whole list costs both sides
+                calls.extend(await client.calls(since=before + len(calls)))
                 found, last = latencies(injected, calls)
                 if len(found) >= expected or time.monotonic() > deadline:
                     break
@@ -512,6 +517,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         "bot_cpu_us",
         "workers_cpu_us",
         "server_cpu_us",
+        "api_cpu_us",
+        "client_cpu_us",
     ]
     lines = [" | ".join(columns), " | ".join("---" for _ in columns)]
     for row in rows:
