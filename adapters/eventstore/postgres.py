@@ -33,8 +33,10 @@ snapshot fetches in little more than half the time in binary: item 14).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
@@ -62,7 +64,7 @@ from eventsourcing.postgres import (
     PostgresFactory,
     PostgresProcessRecorder,
 )
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -104,9 +106,12 @@ def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:
     )
 
 
-def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | None:
-    """The rows as a SELECT over array literals (see module docstring), or None when a value
-    is not one of the plain kinds that can be written into a literal safely."""
+def literal_arrays(
+    stored_events: Sequence[StoredEvent], id_type: str
+) -> tuple[str, str, str, str] | None:
+    """The columns as the bodies of four array literals (ids, versions, topics, hex states;
+    see module docstring), or None when a value is not one of the plain kinds that can be
+    written into a literal safely."""
     if id_type != "uuid":
         return None
     ids, versions, topics, states = [], [], [], []
@@ -122,11 +127,24 @@ def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | No
         versions.append(str(version))
         topics.append(event.topic)
         states.append(event.state.hex())
+    return ",".join(ids), ",".join(versions), ",".join(topics), ",".join(states)
+
+
+def select_arrays(arrays: tuple[str, str, str, str]) -> str:
+    """`literal_arrays` as a SELECT of the rows."""
+    ids, versions, topics, states = arrays
     return (
         "SELECT i, v, t, decode(h, 'hex') FROM unnest("
-        f"'{{{','.join(ids)}}}'::uuid[], '{{{','.join(versions)}}}'::bigint[], "
-        f"'{{{','.join(topics)}}}'::text[], '{{{','.join(states)}}}'::text[]) AS r(i, v, t, h)"
+        f"'{{{ids}}}'::uuid[], '{{{versions}}}'::bigint[], "
+        f"'{{{topics}}}'::text[], '{{{states}}}'::text[]) AS r(i, v, t, h)"
     )
+
+
+def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | None:
+    """The rows as a SELECT over array literals (see module docstring), or None when a value
+    is not one of the plain kinds that can be written into a literal safely."""
+    arrays = literal_arrays(stored_events, id_type)
+    return select_arrays(arrays) if arrays is not None else None
 
 
 class BinarySelect(PostgresAggregateRecorder):
@@ -248,6 +266,21 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         self.chainer = Chainer(KeyFile(None))  # the factory gives the key file
         self._chain_cache: Link | None = None
         """The chain's head as this process last wrote it (see `_predicted`)."""
+        chained = (
+            "(uuid[], bigint[], text[], text[], bigint[], bigint[], bigint, text[], bigint) AS "
+            f"WITH ins AS (INSERT INTO {self._table} {COLUMNS} "
+            "SELECT i, v, t, decode(h, 'hex') FROM unnest($1, $2, $3, $4) AS r(i, v, t, h) "
+            f"RETURNING notification_id) INSERT INTO {self._chain} "
+            "SELECT p, q, $7, decode(l, 'hex') FROM unnest($5, $6, $8) AS v(p, q, l) "
+            "WHERE 1 / (CASE WHEN (SELECT array_agg(notification_id ORDER BY notification_id) "
+            f"FROM ins) = $5 AND (SELECT max(position) FROM {self._chain}) = $9 "
+            "THEN 1 ELSE 0 END) = 1"
+        )
+        # Named by its text: recorders of one table (one pool) share it, others cannot clash.
+        self._chained_name = "dianabot_chained_" + hashlib.sha1(chained.encode()).hexdigest()[:16]
+        self._prepare_chained = f"PREPARE {self._chained_name} {chained}"
+        self._prepared_on: weakref.WeakSet[Connection[Any]] = weakref.WeakSet()
+        """Connections whose session holds `_prepare_chained` (as far as this process knows)."""
 
     def _one_round_trip(self, rows: str) -> str:
         return (
@@ -266,44 +299,60 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         curs.execute(f"INSERT INTO {self._chain} VALUES {values_literal(links)}; COMMIT")
         self._chain_cache = links[-1] if links else self._chain_cache
 
-    def _predicted(self, rows: str, head: Link, links: Sequence[Link]) -> str:
+    def _predicted(
+        self, arrays: tuple[str, str, str, str], head: Link, links: Sequence[Link]
+    ) -> str:
         """One round trip with the links computed beforehand from the head this process last
-        wrote, for the positions that follow it; the statement fails (division by zero, so the
-        whole transaction rolls back) unless the chain's head is still that one and the events
-        got exactly those positions."""
-        expected = ",".join(str(int(link.position)) for link in links)
+        wrote, for the positions that follow it: the session's prepared `_prepare_chained`
+        with literal arguments (no parse or plan of the insert on the server; every waiting
+        microsecond costs the writing process CPU too: docs/performance.md, "The chained write
+        in one round trip"). It fails (division by zero, so the whole transaction rolls back)
+        unless the chain's head is still that one and the events got exactly those positions.
+        The arguments hold only integers and hexadecimal digits besides `literal_arrays`."""
+        ids, versions, topics, states = arrays
+        positions = ",".join(str(int(link.position)) for link in links)
+        previous = ",".join(str(int(link.prev_position)) for link in links)
+        digests = ",".join(link.digest.hex() for link in links)
         return (
-            f"{self._begin_and_lock}; WITH ins AS (INSERT INTO {self._table} {COLUMNS} {rows} "
-            f"RETURNING notification_id) INSERT INTO {self._chain} "
-            f"SELECT * FROM (VALUES {values_literal(links)}) AS v(p, q, c, l) WHERE 1 / ("
-            "CASE WHEN (SELECT array_agg(notification_id ORDER BY notification_id) FROM ins) "
-            f"= '{{{expected}}}'::bigint[] AND (SELECT max(position) FROM {self._chain}) = "
-            f"{int(head.position)} THEN 1 ELSE 0 END) = 1 RETURNING position; COMMIT"
+            f"{self._begin_and_lock}; EXECUTE {self._chained_name}('{{{ids}}}', "
+            f"'{{{versions}}}', '{{{topics}}}', '{{{states}}}', '{{{positions}}}', "
+            f"'{{{previous}}}', {int(links[0].committed_at)}, '{{{digests}}}', "
+            f"{int(head.position)}); COMMIT"
         )
+
+    def _prepare(self, conn: Connection[Any]) -> None:
+        """`_prepare_chained` in this connection's session, once (outside a transaction)."""
+        if conn in self._prepared_on:
+            return
+        with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
+            conn.execute(self._prepare_chained)  # (a duplicate has the same text: its name)
+        self._prepared_on.add(conn)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
-        rows = literal_rows(stored_events, self.datastore.originator_id_type)
+        arrays = literal_arrays(stored_events, self.datastore.originator_id_type)
         with self.datastore.get_connection() as conn:
             head = self._chain_cache
-            if rows is not None and head is not None:
+            if arrays is not None and head is not None:
                 # Usually this process wrote the last transaction: one round trip.
                 self._chain_cache = None
                 start = head.position + 1
                 positions = list(range(start, start + len(stored_events)))
                 links = self.chainer.links(head, positions, stored_events)
                 try:
-                    with conn.cursor() as curs:
-                        curs.execute(self._predicted(rows, head, links))
-                        for _ in range(self._results_before_insert):
-                            curs.nextset()
-                        written = [row["position"] for row in curs.fetchall()]
+                    self._prepare(conn)
+                    conn.execute(self._predicted(arrays, head, links))
                     self._chain_cache = links[-1]
-                    return written
+                    return positions
                 except psycopg.errors.DivisionByZero:  # another writer, or a gap: two trips
+                    conn.execute("ROLLBACK")
+                except psycopg.errors.InvalidSqlStatementName:
+                    # Deallocated (psycopg clears the session's prepared statements on every
+                    # ROLLBACK once it has prepared one of its own): two trips this time.
+                    self._prepared_on.discard(conn)
                     conn.execute("ROLLBACK")
                 except BaseException:
                     with contextlib.suppress(Exception):
@@ -311,8 +360,8 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
                     raise
             try:
                 with conn.cursor() as curs:
-                    if rows is not None:  # the events and the chain's head in one round trip
-                        curs.execute(self._one_round_trip(rows))
+                    if arrays is not None:  # the events and the chain's head in one round trip
+                        curs.execute(self._one_round_trip(select_arrays(arrays)))
                         for _ in range(self._results_before_insert):
                             curs.nextset()
                         notification_ids = [row["notification_id"] for row in curs.fetchall()]

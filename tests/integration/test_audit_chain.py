@@ -429,3 +429,68 @@ def test_a_state_rewritten_as_text_with_the_same_bytes_still_verifies(tmp_path: 
         assert tables.run("SELECT typeof(state) FROM {e} WHERE {p} = 2") == [("text",)]
         report = verify(wired)
         assert report.ok, report.problem
+
+
+def _counting(calls: list[str], name: str, function: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return function(*args, **kwargs)
+
+    return counted
+
+
+@pytest.mark.postgres
+def test_postgres_one_round_trip_falls_back_when_its_prediction_or_statement_is_gone(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's one-round-trip write predicts the head and positions and runs a statement
+    prepared in the session: when another process wrote in between, or the session lost the
+    statement (psycopg deallocates all on a ROLLBACK), it rolls back and takes two round trips;
+    the chain holds either way, and the next write is one round trip again."""
+    clock = ManualClock()
+    settings = make_settings(postgres_url)
+    with (
+        bootstrap(settings, clock=clock, projections=False, policies=False) as wired,
+        bootstrap(settings, clock=clock, projections=False, policies=False) as other,
+    ):
+        app, recorder = wired.app, wired.app.recorder
+        calls: list[str] = []
+        monkeypatch.setattr(recorder, "_predicted", _counting(calls, "one", recorder._predicted))
+        monkeypatch.setattr(
+            recorder, "_one_round_trip", _counting(calls, "two", recorder._one_round_trip)
+        )
+        updates = iter(range(1, 1000))
+
+        def react(user: int) -> None:
+            assert app.react(
+                user, f"-100:{next(updates)}", "x", Origin.telegram(next(updates), user)
+            ).ok
+
+        for user in (1, 2):
+            assert app.register_player(user, f"u{user}", Origin.telegram(next(updates), user)).ok
+        react(1)
+        assert calls[-1] == "one"  # predicted, and right: one round trip
+
+        assert other.app.register_player(3, "u3", Origin.telegram(next(updates), 3)).ok
+        react(1)  # the head moved under this process's prediction
+        assert calls[-2:] == ["one", "two"]
+        react(2)
+        assert calls[-1] == "one"
+
+        pool = recorder.datastore.pool
+        pool.wait()
+        held = [pool.getconn() for _ in range(pool.get_stats()["pool_available"])]
+        session = next(c for c in held if c in recorder._prepared_on)
+        session.execute("DEALLOCATE ALL")
+        pool.putconn(session)  # the only connection the next writes can have
+        react(1)  # the prepared statement is gone from the session
+        assert calls[-2:] == ["one", "two"]
+        react(2)
+        assert calls[-1] == "one"
+        for connection in held:
+            if connection is not session:
+                pool.putconn(connection)
+
+        report = AuditChain(app).verify()
+        assert report.ok, report.problem
+        assert report.checked == len(recorder.select_notifications(1, 1000))
