@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import logging
 import re
-import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
@@ -279,8 +278,6 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         # Named by its text: recorders of one table (one pool) share it, others cannot clash.
         self._chained_name = "dianabot_chained_" + hashlib.sha1(chained.encode()).hexdigest()[:16]
         self._prepare_chained = f"PREPARE {self._chained_name} {chained}"
-        self._prepared_on: weakref.WeakSet[Connection[Any]] = weakref.WeakSet()
-        """Connections whose session holds `_prepare_chained` (as far as this process knows)."""
 
     def _one_round_trip(self, rows: str) -> str:
         return (
@@ -300,33 +297,54 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         self._chain_cache = links[-1] if links else self._chain_cache
 
     def _predicted(
-        self, arrays: tuple[str, str, str, str], head: Link, links: Sequence[Link]
-    ) -> str:
-        """One round trip with the links computed beforehand from the head this process last
-        wrote, for the positions that follow it: the session's prepared `_prepare_chained`
-        with literal arguments (no parse or plan of the insert on the server; every waiting
-        microsecond costs the writing process CPU too: docs/performance.md, "The chained write
-        in one round trip"). It fails (division by zero, so the whole transaction rolls back)
-        unless the chain's head is still that one and the events got exactly those positions.
-        The arguments hold only integers and hexadecimal digits besides `literal_arrays`."""
+        self, arrays: tuple[str, str, str, str], head: Link, stored_events: Sequence[StoredEvent]
+    ) -> tuple[str, Link]:
+        """The events and their links in one round trip, the links computed beforehand from
+        the head this process last wrote, for the positions that follow it; and the last link.
+
+        The statement runs `_prepare_chained` (prepared once in the session) with literal
+        arguments in the simple protocol: no parse or plan of the insert per write, and
+        every microsecond the writer waits for the server costs it CPU too
+        (docs/performance.md, "The chained write in one pipeline"). It fails (division by
+        zero, so the whole transaction rolls back) unless the chain's head is still that one
+        and the events got exactly those positions. The arguments hold only integers and
+        hexadecimal digits besides `literal_arrays`."""
+        committed, digests = self.chainer.following(head, stored_events)
         ids, versions, topics, states = arrays
-        positions = ",".join(str(int(link.position)) for link in links)
-        previous = ",".join(str(int(link.prev_position)) for link in links)
-        digests = ",".join(link.digest.hex() for link in links)
-        return (
+        start = head.position + 1
+        end = start + len(digests)
+        positions = ",".join(map(str, range(start, end)))
+        previous = ",".join(map(str, range(start - 1, end - 1)))
+        hexes = ",".join([digest.hex() for digest in digests])
+        statement = (
             f"{self._begin_and_lock}; EXECUTE {self._chained_name}('{{{ids}}}', "
             f"'{{{versions}}}', '{{{topics}}}', '{{{states}}}', '{{{positions}}}', "
-            f"'{{{previous}}}', {int(links[0].committed_at)}, '{{{digests}}}', "
-            f"{int(head.position)}); COMMIT"
+            f"'{{{previous}}}', {int(committed)}, '{{{hexes}}}', {int(head.position)}); COMMIT"
         )
+        return statement, Link(end - 1, end - 2, committed, digests[-1])
 
-    def _prepare(self, conn: Connection[Any]) -> None:
-        """`_prepare_chained` in this connection's session, once (outside a transaction)."""
-        if conn in self._prepared_on:
-            return
-        with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
-            conn.execute(self._prepare_chained)  # (a duplicate has the same text: its name)
-        self._prepared_on.add(conn)
+    def _write_predicted(self, conn: Connection[Any], statement: str) -> bool:
+        """Run `_predicted`'s statement: True when it committed, False when it rolled back
+        (the head or positions were not the predicted ones, or the session cannot keep the
+        prepared statement). A session without it (new, or psycopg deallocated all on a
+        ROLLBACK once it had prepared statements of its own) prepares it and tries again."""
+        for attempt in range(2):
+            try:
+                conn.execute(statement)
+                return True
+            except psycopg.errors.InvalidSqlStatementName:
+                conn.execute("ROLLBACK")  # (before PREPARE: psycopg may DEALLOCATE ALL here)
+                if attempt == 0:
+                    with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
+                        conn.execute(self._prepare_chained)
+            except psycopg.errors.DivisionByZero:  # another writer, or a gap
+                conn.execute("ROLLBACK")
+                return False
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+                raise
+        return False
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -339,25 +357,10 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
             if arrays is not None and head is not None:
                 # Usually this process wrote the last transaction: one round trip.
                 self._chain_cache = None
-                start = head.position + 1
-                positions = list(range(start, start + len(stored_events)))
-                links = self.chainer.links(head, positions, stored_events)
-                try:
-                    self._prepare(conn)
-                    conn.execute(self._predicted(arrays, head, links))
-                    self._chain_cache = links[-1]
-                    return positions
-                except psycopg.errors.DivisionByZero:  # another writer, or a gap: two trips
-                    conn.execute("ROLLBACK")
-                except psycopg.errors.InvalidSqlStatementName:
-                    # Deallocated (psycopg clears the session's prepared statements on every
-                    # ROLLBACK once it has prepared one of its own): two trips this time.
-                    self._prepared_on.discard(conn)
-                    conn.execute("ROLLBACK")
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        conn.execute("ROLLBACK")
-                    raise
+                statement, last = self._predicted(arrays, head, stored_events)
+                if self._write_predicted(conn, statement):
+                    self._chain_cache = last
+                    return list(range(head.position + 1, last.position + 1))
             try:
                 with conn.cursor() as curs:
                     if arrays is not None:  # the events and the chain's head in one round trip

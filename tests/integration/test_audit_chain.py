@@ -444,9 +444,9 @@ def test_postgres_one_round_trip_falls_back_when_its_prediction_or_statement_is_
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL's one-round-trip write predicts the head and positions and runs a statement
-    prepared in the session: when another process wrote in between, or the session lost the
-    statement (psycopg deallocates all on a ROLLBACK), it rolls back and takes two round trips;
-    the chain holds either way, and the next write is one round trip again."""
+    prepared in the session: when another process wrote in between it rolls back and takes two
+    round trips; a session that lost the statement (psycopg deallocates all on a ROLLBACK)
+    prepares it again, one that cannot keep it takes two round trips. The chain holds."""
     clock = ManualClock()
     settings = make_settings(postgres_url)
     with (
@@ -460,6 +460,10 @@ def test_postgres_one_round_trip_falls_back_when_its_prediction_or_statement_is_
             recorder, "_one_round_trip", _counting(calls, "two", recorder._one_round_trip)
         )
         updates = iter(range(1, 1000))
+
+        def prepared(connection: Any) -> bool:
+            names = connection.execute("SELECT name FROM pg_prepared_statements").fetchall()
+            return any(recorder._chained_name in str(name) for name in names)
 
         def react(user: int) -> None:
             assert app.react(
@@ -480,13 +484,20 @@ def test_postgres_one_round_trip_falls_back_when_its_prediction_or_statement_is_
         pool = recorder.datastore.pool
         pool.wait()
         held = [pool.getconn() for _ in range(pool.get_stats()["pool_available"])]
-        session = next(c for c in held if c in recorder._prepared_on)
+        session = next(c for c in held if prepared(c))
         session.execute("DEALLOCATE ALL")
         pool.putconn(session)  # the only connection the next writes can have
-        react(1)  # the prepared statement is gone from the session
-        assert calls[-2:] == ["one", "two"]
-        react(2)
+        react(1)  # the session prepares the statement again: still one write, no two trips
         assert calls[-1] == "one"
+        assert prepared(session)
+
+        # A session that cannot keep it (say, a pooler between): two trips every time.
+        monkeypatch.setattr(recorder, "_prepare_chained", "PREPARE elsewhere AS SELECT 1")
+        session.execute("DEALLOCATE ALL")
+        react(2)
+        assert calls[-2:] == ["one", "two"]
+        react(1)
+        assert calls[-2:] == ["one", "two"]
         for connection in held:
             if connection is not session:
                 pool.putconn(connection)
