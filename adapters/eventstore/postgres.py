@@ -33,7 +33,6 @@ snapshot fetches in little more than half the time in binary: item 14).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -265,19 +264,27 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         self.chainer = Chainer(KeyFile(None))  # the factory gives the key file
         self._chain_cache: Link | None = None
         """The chain's head as this process last wrote it (see `_predicted`)."""
-        chained = (
-            "(uuid[], bigint[], text[], text[], bigint[], bigint[], bigint, text[], bigint) AS "
-            f"WITH ins AS (INSERT INTO {self._table} {COLUMNS} "
+        # The one-round-trip write (`_predicted`) as a function: PL/pgSQL keeps its plan for
+        # the session, which no DEALLOCATE ALL drops (psycopg sends one on every ROLLBACK).
+        self._chained = (
+            SQL("{}.{}")
+            .format(
+                Identifier(self.datastore.schema), Identifier(f"{self.events_table_name}_chained")
+            )
+            .as_string(None)
+        )
+        function = (
+            f"CREATE OR REPLACE FUNCTION {self._chained}(uuid[], bigint[], text[], text[], "
+            "bigint[], bigint[], bigint, text[], bigint) RETURNS void LANGUAGE plpgsql AS $$ "
+            f"BEGIN WITH ins AS (INSERT INTO {self._table} {COLUMNS} "
             "SELECT i, v, t, decode(h, 'hex') FROM unnest($1, $2, $3, $4) AS r(i, v, t, h) "
             f"RETURNING notification_id) INSERT INTO {self._chain} "
-            "SELECT p, q, $7, decode(l, 'hex') FROM unnest($5, $6, $8) AS v(p, q, l) "
-            "WHERE 1 / (CASE WHEN (SELECT array_agg(notification_id ORDER BY notification_id) "
-            f"FROM ins) = $5 AND (SELECT max(position) FROM {self._chain}) = $9 "
-            "THEN 1 ELSE 0 END) = 1"
+            "SELECT p, q, $7, decode(l, 'hex') FROM unnest($5, $6, $8) AS x(p, q, l) "
+            "WHERE 1 / (CASE WHEN (SELECT array_agg(notification_id ORDER BY "
+            f"notification_id) FROM ins) = $5 AND (SELECT max(position) FROM {self._chain}) "
+            "= $9 THEN 1 ELSE 0 END) = 1; END $$"
         )
-        # Named by its text: recorders of one table (one pool) share it, others cannot clash.
-        self._chained_name = "dianabot_chained_" + hashlib.sha1(chained.encode()).hexdigest()[:16]
-        self._prepare_chained = f"PREPARE {self._chained_name} {chained}"
+        self.sql_create_statements.append(Composed([SQL(function)]))
 
     def _one_round_trip(self, rows: str) -> str:
         return (
@@ -302,9 +309,9 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         """The events and their links in one round trip, the links computed beforehand from
         the head this process last wrote, for the positions that follow it; and the last link.
 
-        The statement runs `_prepare_chained` (prepared once in the session) with literal
-        arguments in the simple protocol: no parse or plan of the insert per write, and
-        every microsecond the writer waits for the server costs it CPU too
+        The statement calls the function `_chained` with literal arguments in the simple
+        protocol: no parse or plan of the insert per write, and every microsecond the
+        writer waits for the server costs it CPU too
         (docs/performance.md, "The chained write in one pipeline"). It fails (division by
         zero, so the whole transaction rolls back) unless the chain's head is still that one
         and the events got exactly those positions. The arguments hold only integers and
@@ -317,7 +324,7 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         previous = ",".join(map(str, range(start - 1, end - 1)))
         hexes = ",".join([digest.hex() for digest in digests])
         statement = (
-            f"{self._begin_and_lock}; EXECUTE {self._chained_name}('{{{ids}}}', "
+            f"{self._begin_and_lock}; SELECT {self._chained}('{{{ids}}}', "
             f"'{{{versions}}}', '{{{topics}}}', '{{{states}}}', '{{{positions}}}', "
             f"'{{{previous}}}', {int(committed)}, '{{{hexes}}}', {int(head.position)}); COMMIT"
         )
@@ -325,26 +332,18 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
 
     def _write_predicted(self, conn: Connection[Any], statement: str) -> bool:
         """Run `_predicted`'s statement: True when it committed, False when it rolled back
-        (the head or positions were not the predicted ones, or the session cannot keep the
-        prepared statement). A session without it (new, or psycopg deallocated all on a
-        ROLLBACK once it had prepared statements of its own) prepares it and tries again."""
-        for attempt in range(2):
-            try:
-                conn.execute(statement)
-                return True
-            except psycopg.errors.InvalidSqlStatementName:
-                conn.execute("ROLLBACK")  # (before PREPARE: psycopg may DEALLOCATE ALL here)
-                if attempt == 0:
-                    with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
-                        conn.execute(self._prepare_chained)
-            except psycopg.errors.DivisionByZero:  # another writer, or a gap
+        (the head or positions were not the predicted ones, or the function is missing: a
+        store created before it, opened without creating tables)."""
+        try:
+            conn.execute(statement)
+            return True
+        except (psycopg.errors.DivisionByZero, psycopg.errors.UndefinedFunction):
+            conn.execute("ROLLBACK")
+            return False
+        except BaseException:
+            with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")
-                return False
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    conn.execute("ROLLBACK")
-                raise
-        return False
+            raise
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
