@@ -333,13 +333,47 @@ class Chainer:
         stored_events: Sequence[StoredEvent],
     ) -> list[Link]:
         hashed = keyed(self.key.load(create=head is None)).digest
-        committed = time.time_ns() // 1000 if self.now is utc_now else micros(self.now())
+        committed = self._commit_time(head)
         if head is not None:
-            committed = max(committed, head.committed_at)
             prev_position, prev_digest = head.position, head.digest
         else:
             prev_position, prev_digest = 0, GENESIS
-        links = []
+        digests = self._digests(
+            hashed, prev_position, prev_digest, committed, positions, stored_events
+        )
+        previous = [prev_position, *positions][: len(positions)]
+        return [
+            Link(position, before, committed, digest)
+            for position, before, digest in zip(positions, previous, digests, strict=True)
+        ]
+
+    def following(
+        self, head: Link, stored_events: Sequence[StoredEvent]
+    ) -> tuple[int, list[bytes]]:
+        """The commit time and digests of the links of events at the positions right after
+        `head`'s: `links` without a `Link` per event (the PostgreSQL write's common case)."""
+        hashed = keyed(self.key.load()).digest
+        committed = self._commit_time(head)
+        start = head.position + 1
+        positions = range(start, start + len(stored_events))
+        return committed, self._digests(
+            hashed, head.position, head.digest, committed, positions, stored_events
+        )
+
+    def _commit_time(self, head: Link | None) -> int:
+        committed = time.time_ns() // 1000 if self.now is utc_now else micros(self.now())
+        return max(committed, head.committed_at) if head is not None else committed
+
+    @staticmethod
+    def _digests(
+        hashed: Callable[[bytes], bytes],
+        prev_position: int,
+        prev_digest: bytes,
+        committed: int,
+        positions: Sequence[int],
+        stored_events: Sequence[StoredEvent],
+    ) -> list[bytes]:
+        digests = []
         for position, stored in zip(positions, stored_events, strict=True):
             originator_id, state = stored.originator_id, stored.state
             if type(originator_id) is UUID and type(state) is bytes:
@@ -364,10 +398,10 @@ class Chainer:
                     state,
                 )
                 text = message(prev_digest, prev_position, committed, row)
-            digest = hashed(text)
-            links.append(Link(position, prev_position, committed, digest))
-            prev_position, prev_digest = position, digest
-        return links
+            prev_digest = hashed(text)
+            digests.append(prev_digest)
+            prev_position = position
+        return digests
 
 
 class Chained(Protocol):

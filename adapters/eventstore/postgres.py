@@ -69,7 +69,7 @@ from eventsourcing.postgres import (
     PostgresProcessRecorder,
     PostgresTrackingRecorder,
 )
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -111,9 +111,12 @@ def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:
     )
 
 
-def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | None:
-    """The rows as a SELECT over array literals (see module docstring), or None when a value
-    is not one of the plain kinds that can be written into a literal safely."""
+def literal_arrays(
+    stored_events: Sequence[StoredEvent], id_type: str
+) -> tuple[str, str, str, str] | None:
+    """The columns as the bodies of four array literals (ids, versions, topics, hex states;
+    see module docstring), or None when a value is not one of the plain kinds that can be
+    written into a literal safely."""
     if id_type != "uuid":
         return None
     ids, versions, topics, states = [], [], [], []
@@ -129,11 +132,24 @@ def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | No
         versions.append(str(version))
         topics.append(event.topic)
         states.append(event.state.hex())
+    return ",".join(ids), ",".join(versions), ",".join(topics), ",".join(states)
+
+
+def select_arrays(arrays: tuple[str, str, str, str]) -> str:
+    """`literal_arrays` as a SELECT of the rows."""
+    ids, versions, topics, states = arrays
     return (
         "SELECT i, v, t, decode(h, 'hex') FROM unnest("
-        f"'{{{','.join(ids)}}}'::uuid[], '{{{','.join(versions)}}}'::bigint[], "
-        f"'{{{','.join(topics)}}}'::text[], '{{{','.join(states)}}}'::text[]) AS r(i, v, t, h)"
+        f"'{{{ids}}}'::uuid[], '{{{versions}}}'::bigint[], "
+        f"'{{{topics}}}'::text[], '{{{states}}}'::text[]) AS r(i, v, t, h)"
     )
+
+
+def literal_rows(stored_events: Sequence[StoredEvent], id_type: str) -> str | None:
+    """The rows as a SELECT over array literals (see module docstring), or None when a value
+    is not one of the plain kinds that can be written into a literal safely."""
+    arrays = literal_arrays(stored_events, id_type)
+    return select_arrays(arrays) if arrays is not None else None
 
 
 class BinarySelect(PostgresAggregateRecorder):
@@ -258,6 +274,27 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         self.chainer = Chainer(KeyFile(None))  # the factory gives the key file
         self._chain_cache: Link | None = None
         """The chain's head as this process last wrote it (see `_predicted`)."""
+        # The one-round-trip write (`_predicted`) as a function: PL/pgSQL keeps its plan for
+        # the session, which no DEALLOCATE ALL drops (psycopg sends one on every ROLLBACK).
+        self._chained = (
+            SQL("{}.{}")
+            .format(
+                Identifier(self.datastore.schema), Identifier(f"{self.events_table_name}_chained")
+            )
+            .as_string(None)
+        )
+        function = (
+            f"CREATE OR REPLACE FUNCTION {self._chained}(uuid[], bigint[], text[], text[], "
+            "bigint[], bigint[], bigint, text[], bigint) RETURNS void LANGUAGE plpgsql AS $$ "
+            f"BEGIN WITH ins AS (INSERT INTO {self._table} {COLUMNS} "
+            "SELECT i, v, t, decode(h, 'hex') FROM unnest($1, $2, $3, $4) AS r(i, v, t, h) "
+            f"RETURNING notification_id) INSERT INTO {self._chain} "
+            "SELECT p, q, $7, decode(l, 'hex') FROM unnest($5, $6, $8) AS x(p, q, l) "
+            "WHERE 1 / (CASE WHEN (SELECT array_agg(notification_id ORDER BY "
+            f"notification_id) FROM ins) = $5 AND (SELECT max(position) FROM {self._chain}) "
+            "= $9 THEN 1 ELSE 0 END) = 1; END $$"
+        )
+        self.sql_create_statements.append(Composed([SQL(function)]))
 
     def _one_round_trip(self, rows: str) -> str:
         return (
@@ -276,53 +313,67 @@ class ArrayInsertPostgresRecorder(BinarySelect, PostgresApplicationRecorder):
         curs.execute(f"INSERT INTO {self._chain} VALUES {values_literal(links)}; COMMIT")
         self._chain_cache = links[-1] if links else self._chain_cache
 
-    def _predicted(self, rows: str, head: Link, links: Sequence[Link]) -> str:
-        """One round trip with the links computed beforehand from the head this process last
-        wrote, for the positions that follow it; the statement fails (division by zero, so the
-        whole transaction rolls back) unless the chain's head is still that one and the events
-        got exactly those positions."""
-        expected = ",".join(str(int(link.position)) for link in links)
-        return (
-            f"{self._begin_and_lock}; WITH ins AS (INSERT INTO {self._table} {COLUMNS} {rows} "
-            f"RETURNING notification_id) INSERT INTO {self._chain} "
-            f"SELECT * FROM (VALUES {values_literal(links)}) AS v(p, q, c, l) WHERE 1 / ("
-            "CASE WHEN (SELECT array_agg(notification_id ORDER BY notification_id) FROM ins) "
-            f"= '{{{expected}}}'::bigint[] AND (SELECT max(position) FROM {self._chain}) = "
-            f"{int(head.position)} THEN 1 ELSE 0 END) = 1 RETURNING position; COMMIT"
+    def _predicted(
+        self, arrays: tuple[str, str, str, str], head: Link, stored_events: Sequence[StoredEvent]
+    ) -> tuple[str, Link]:
+        """The events and their links in one round trip, the links computed beforehand from
+        the head this process last wrote, for the positions that follow it; and the last link.
+
+        The statement calls the function `_chained` with literal arguments in the simple
+        protocol: no parse or plan of the insert per write, and every microsecond the
+        writer waits for the server costs it CPU too
+        (docs/performance.md, "The chained write in one pipeline"). It fails (division by
+        zero, so the whole transaction rolls back) unless the chain's head is still that one
+        and the events got exactly those positions. The arguments hold only integers and
+        hexadecimal digits besides `literal_arrays`."""
+        committed, digests = self.chainer.following(head, stored_events)
+        ids, versions, topics, states = arrays
+        start = head.position + 1
+        end = start + len(digests)
+        positions = ",".join(map(str, range(start, end)))
+        previous = ",".join(map(str, range(start - 1, end - 1)))
+        hexes = ",".join([digest.hex() for digest in digests])
+        statement = (
+            f"{self._begin_and_lock}; SELECT {self._chained}('{{{ids}}}', "
+            f"'{{{versions}}}', '{{{topics}}}', '{{{states}}}', '{{{positions}}}', "
+            f"'{{{previous}}}', {int(committed)}, '{{{hexes}}}', {int(head.position)}); COMMIT"
         )
+        return statement, Link(end - 1, end - 2, committed, digests[-1])
+
+    def _write_predicted(self, conn: Connection[Any], statement: str) -> bool:
+        """Run `_predicted`'s statement: True when it committed, False when it rolled back
+        (the head or positions were not the predicted ones, or the function is missing: a
+        store created before it, opened without creating tables)."""
+        try:
+            conn.execute(statement)
+            return True
+        except (psycopg.errors.DivisionByZero, psycopg.errors.UndefinedFunction):
+            conn.execute("ROLLBACK")
+            return False
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            raise
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
-        rows = literal_rows(stored_events, self.datastore.originator_id_type)
+        arrays = literal_arrays(stored_events, self.datastore.originator_id_type)
         with self.datastore.get_connection() as conn:
             head = self._chain_cache
-            if rows is not None and head is not None:
+            if arrays is not None and head is not None:
                 # Usually this process wrote the last transaction: one round trip.
                 self._chain_cache = None
-                start = head.position + 1
-                positions = list(range(start, start + len(stored_events)))
-                links = self.chainer.links(head, positions, stored_events)
-                try:
-                    with conn.cursor() as curs:
-                        curs.execute(self._predicted(rows, head, links))
-                        for _ in range(self._results_before_insert):
-                            curs.nextset()
-                        written = [row["position"] for row in curs.fetchall()]
-                    self._chain_cache = links[-1]
-                    return written
-                except psycopg.errors.DivisionByZero:  # another writer, or a gap: two trips
-                    conn.execute("ROLLBACK")
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        conn.execute("ROLLBACK")
-                    raise
+                statement, last = self._predicted(arrays, head, stored_events)
+                if self._write_predicted(conn, statement):
+                    self._chain_cache = last
+                    return list(range(head.position + 1, last.position + 1))
             try:
                 with conn.cursor() as curs:
-                    if rows is not None:  # the events and the chain's head in one round trip
-                        curs.execute(self._one_round_trip(rows))
+                    if arrays is not None:  # the events and the chain's head in one round trip
+                        curs.execute(self._one_round_trip(select_arrays(arrays)))
                         for _ in range(self._results_before_insert):
                             curs.nextset()
                         notification_ids = [row["notification_id"] for row in curs.fetchall()]

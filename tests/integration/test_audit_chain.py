@@ -429,3 +429,61 @@ def test_a_state_rewritten_as_text_with_the_same_bytes_still_verifies(tmp_path: 
         assert tables.run("SELECT typeof(state) FROM {e} WHERE {p} = 2") == [("text",)]
         report = verify(wired)
         assert report.ok, report.problem
+
+
+def _counting(calls: list[str], name: str, function: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return function(*args, **kwargs)
+
+    return counted
+
+
+@pytest.mark.postgres
+def test_postgres_one_round_trip_falls_back_when_its_prediction_or_function_fails(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's one-round-trip write predicts the head and positions and calls a function
+    of the store: when another process wrote in between, or the function is missing, it rolls
+    back and takes two round trips. The chain holds either way."""
+    clock = ManualClock()
+    settings = make_settings(postgres_url)
+    with (
+        bootstrap(settings, clock=clock, projections=False, policies=False) as wired,
+        bootstrap(settings, clock=clock, projections=False, policies=False) as other,
+    ):
+        app, recorder = wired.app, wired.app.recorder
+        calls: list[str] = []
+        monkeypatch.setattr(recorder, "_predicted", _counting(calls, "one", recorder._predicted))
+        monkeypatch.setattr(
+            recorder, "_one_round_trip", _counting(calls, "two", recorder._one_round_trip)
+        )
+        updates = iter(range(1, 1000))
+
+        def react(user: int) -> None:
+            assert app.react(
+                user, f"-100:{next(updates)}", "x", Origin.telegram(next(updates), user)
+            ).ok
+
+        for user in (1, 2):
+            assert app.register_player(user, f"u{user}", Origin.telegram(next(updates), user)).ok
+        react(1)
+        assert calls[-1] == "one"  # predicted, and right: one round trip
+
+        assert other.app.register_player(3, "u3", Origin.telegram(next(updates), 3)).ok
+        react(1)  # the head moved under this process's prediction
+        assert calls[-2:] == ["one", "two"]
+        react(2)
+        assert calls[-1] == "one"
+
+        pool = recorder.datastore.pool
+        with pool.connection() as session:  # a store from before the function, say
+            session.execute(f"DROP FUNCTION {recorder._chained}")
+        react(2)
+        assert calls[-2:] == ["one", "two"]
+        react(1)
+        assert calls[-2:] == ["one", "two"]
+
+        report = AuditChain(app).verify()
+        assert report.ok, report.problem
+        assert report.checked == len(recorder.select_notifications(1, 1000))
