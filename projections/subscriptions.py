@@ -4,7 +4,8 @@ Each policy (`application.policies`) has its own position: the application's tra
 under `policy:<name>`, written in the same transaction as the command it issues (the bus's
 `tracking`), so its effect and its new position are recorded together or not at all; a worker
 killed between the two, or an event seen twice, never applies an effect twice. Events a policy
-had nothing to do for move its position in one tracking-only transaction per page.
+had nothing to do for move its position at the end of the step (every policy's in one
+statement, `SubscriberPositions`).
 
 A step reads one page of the log (through the same `EventLog` port the projectors read),
 decodes each event once for every policy that wants it, and lets each policy react in log
