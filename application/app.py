@@ -45,11 +45,9 @@ from eventsourcing.application import AggregateNotFoundError, Application, Repos
 from eventsourcing.domain import Aggregate, OriginatorIDError, OriginatorVersionError
 from eventsourcing.persistence import (
     InfrastructureFactory,
-    IntegrityError,
     MapperDeserialisationError,
     Notification,
     Recording,
-    Tracking,
     TrackingRecorder,
 )
 from eventsourcing.utils import Environment, TopicError
@@ -206,11 +204,7 @@ class CoreApplication(Application[UUID]):
     def advance_subscriber(self, name: str, position: int) -> bool:
         """Move a subscriber past notifications it had nothing to do for (a transaction with
         no events). False if its position is already there (another process moved it)."""
-        try:
-            self._record_guarded(Write(Tracking(name, position)))
-        except IntegrityError:
-            return False
-        return True
+        return name in self.advance_subscribers({name: position})
 
     def _committed(self, write: Write) -> None:
         """A transaction committed: cache the aggregates it saved (a stale copy of an aggregate

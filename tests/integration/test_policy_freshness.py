@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from dianabot.adapters.bootstrap import bootstrap
+from dianabot.adapters.bootstrap import Services, bootstrap
 from dianabot.adapters.eventstore.log import event_log
 from dianabot.application.clock import ManualClock
 from dianabot.application.commands import GrantPoints, RegisterPlayer, RevokeBadge
@@ -22,6 +22,12 @@ from tests.conftest import ADMIN_ID, make_settings
 ANA = 611
 
 
+def grant(bot: Services, amount: int) -> None:
+    """Ana gets `amount` besitos through the bot's process (not the workers')."""
+    command = GrantPoints(ANA, admin_id=ADMIN_ID, amount=amount, reason="prueba")
+    assert bot.app.bus.handle(command, Origin.admin(ADMIN_ID)).ok
+
+
 def test_a_policy_sees_what_another_process_wrote_after_it_cached_the_stream(
     shared_database_url: str, clock: ManualClock
 ) -> None:
@@ -33,15 +39,11 @@ def test_a_policy_sees_what_another_process_wrote_after_it_cached_the_stream(
         app = workers.app
         runner = PolicyRunner(app, event_log(app), build(app))
 
-        def grant(amount: int) -> None:
-            command = GrantPoints(ANA, admin_id=ADMIN_ID, amount=amount, reason="prueba")
-            assert bot.app.bus.handle(command, Origin.admin(ADMIN_ID)).ok
-
         assert bot.app.bus.handle(RegisterPlayer(ANA, "Ana"), Origin.telegram(1, ANA)).ok
-        grant(60)
+        grant(bot, 60)
         runner.catch_up()  # the workers' process loads (and caches) Ana at 60 besitos
         assert app.get_award("primeros-besitos", ANA) is not None
-        grant(60)  # written by the bot's process: the workers' cached copy is behind
+        grant(bot, 60)  # written by the bot's process: the workers' cached copy is behind
         runner.catch_up()
         award = app.get_award("besitos-100", ANA)
         assert award is not None and award.held
@@ -77,18 +79,14 @@ def test_the_policies_follow_another_processs_writes_without_loading_again(
 
         monkeypatch.setattr(app, "get_award", asked_for)
 
-        def grant(amount: int) -> None:
-            command = GrantPoints(ANA, admin_id=ADMIN_ID, amount=amount, reason="prueba")
-            assert bot.app.bus.handle(command, Origin.admin(ADMIN_ID)).ok
-
         assert bot.app.bus.handle(RegisterPlayer(ANA, "Ana"), Origin.telegram(1, ANA)).ok
-        grant(120)
+        grant(bot, 120)
         runner.catch_up()
         assert app.get_award("besitos-100", ANA) is not None  # awarded, with its first badge
         loads.clear()
         asked.clear()
         for _ in range(5):
-            grant(10)  # written by the bot's process, below the next badge (500)
+            grant(bot, 10)  # written by the bot's process, below the next badge (500)
         runner.catch_up()
         assert player_id(ANA) not in loads, "the player was loaded again"
         for slug in ("primeros-besitos", "besitos-100"):  # found held once, then remembered
@@ -97,7 +95,7 @@ def test_the_policies_follow_another_processs_writes_without_loading_again(
 
         revoke = RevokeBadge("besitos-100", ANA, reason="prueba")
         assert bot.app.bus.handle(revoke, Origin.admin(ADMIN_ID)).ok
-        grant(10)
+        grant(bot, 10)
         runner.catch_up()
         award = app.get_award("besitos-100", ANA)
         assert award is not None and award.held, "the revoked badge was not awarded again"
